@@ -1,0 +1,3 @@
+"""Headroom: a load management controller for EV charging sites."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,117 @@
+"""The ``headroom`` command: run the service, the demo, or check a config file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from controller.config import load_config
+from controller.errors import ConfigError
+from controller.logs import configure_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="headroom", description="Load management controller for EV charging sites."
+    )
+    parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the controller for the site in a config file")
+    run.add_argument("--config", required=True, help="the site's YAML config")
+    run.add_argument("--console-logs", action="store_true", help="readable logs instead of JSON")
+
+    demo = sub.add_parser("demo", help="a simulated site and the controller, in one process")
+    demo.add_argument("--chargers", type=int, default=10, help="simulated chargers (default 10)")
+    demo.add_argument("--duration", type=float, default=60.0, help="seconds to run (default 60)")
+    demo.add_argument("--report", help="write the run's KPIs as JSON to this file")
+    demo.add_argument("--seed", type=int, default=1, help="random seed for the EVs")
+    demo.add_argument("--log-json", action="store_true", help="controller logs as JSON on stderr")
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("file")
+    return parser
+
+
+def _check_config(path: str) -> int:
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print("OK")
+    return 0
+
+
+async def _run_until_signalled(service: Coroutine[Any, Any, None]) -> None:
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(service)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _run(path: str, console_logs: bool, level: str) -> int:
+    from controller.service import SiteController
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return 1
+    configure_logging(level, json_lines=not console_logs)
+    asyncio.run(_run_until_signalled(SiteController(config).run_forever()))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from hil.demo import run_demo
+
+    if args.chargers < 1 or args.duration <= 0:
+        print("demo: --chargers must be ≥ 1 and --duration > 0", file=sys.stderr)
+        return 2
+    configure_logging(
+        "warning" if args.log_level == "info" else args.log_level, json_lines=args.log_json
+    )
+    report = asyncio.run(run_demo(args.chargers, args.duration, args.report, args.seed, out=print))
+    keys = (
+        "limit_kw",
+        "peak_site_kw",
+        "seconds_over_limit",
+        "seconds_over_limit_unexplained",
+        "delivered_kwh",
+        "available_kwh",
+        "utilization",
+        "setpoint_commands",
+    )
+    print(json.dumps({k: report[k] for k in keys}))
+    if args.report:
+        print(f"report written to {args.report}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``headroom`` console script."""
+    args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        return _check_config(args.file)
+    if args.command == "run":
+        return _run(args.config, args.console_logs, args.log_level)
+    if args.command == "demo":
+        return _demo(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""The site configuration: one YAML file per deployment, validated at load.
+
+Every error names the key path and the reason (``chargers[2].max_current_a:
+Input should be a valid number``); :func:`load_config` collects all of them at
+once so an operator fixes a file in one pass. The models forbid unknown keys:
+a typo is an error, never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from controller.errors import ConfigError
+
+IEC_61851_MIN_CURRENT_A = 6.0  # below it the EV stops: a fail-safe is 0 or at least this
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteLimits(_Strict):
+    """The grid connection: its limits and the electrical basics."""
+
+    id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    voltage_v: Annotated[float, Field(gt=0, le=1000)] = 230.0
+    phases: Literal[1, 3] = 3
+    max_power_kw: Annotated[float, Field(gt=0)] | None = None
+    max_current_a: Annotated[float, Field(gt=0)] | None = None
+    safety_margin_a: Annotated[float, Field(ge=0)] = 0.0
+    failsafe_current_a: Annotated[float, Field(ge=0)] = 0.0
+    base_load_reserve_a: Annotated[float, Field(ge=0)] = 0.0
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.max_power_kw is None and self.max_current_a is None:
+            raise ValueError(
+                "no limit: set site.max_power_kw and/or site.max_current_a "
+                "(the site must have a maximum demand)"
+            )
+        if 0 < self.failsafe_current_a < IEC_61851_MIN_CURRENT_A:
+            raise ValueError(
+                f"site.failsafe_current_a is {self.failsafe_current_a} A: use 0 or at least "
+                f"{IEC_61851_MIN_CURRENT_A} A (below it the EV stops, IEC 61851)"
+            )
+        if self.max_current_a is not None and self.safety_margin_a >= self.max_current_a:
+            raise ValueError("site.safety_margin_a must be below site.max_current_a")
+        return self
+
+    @property
+    def max_power_w(self) -> float | None:
+        """The power limit in W, if any."""
+        return None if self.max_power_kw is None else self.max_power_kw * 1000.0
+
+
+class ControlSettings(_Strict):
+    """How the loop decides and commands."""
+
+    policy: str = "weighted_fair"
+    interval_s: Annotated[float, Field(ge=0.1, le=60)] = 1.0
+    lease_s: Annotated[float, Field(ge=2, le=3600)] = 120.0
+    deadband_a: Annotated[float, Field(ge=0, le=10)] = 0.5
+    min_increase_interval_s: Annotated[float, Field(ge=0, le=600)] = 5.0
+    base_load_window_s: Annotated[float, Field(ge=0, le=60)] = 3.0
+    meter_stale_s: Annotated[float, Field(ge=0.5, le=600)] = 3.0
+    failsafe_after_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    ev_probe_a: Annotated[float, Field(ge=0.5, le=16)] = 2.0
+    ev_settle_s: Annotated[float, Field(ge=1, le=600)] = 10.0
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        from policies import POLICIES
+
+        if self.policy not in POLICIES:
+            known = ", ".join(sorted(POLICIES))
+            raise ValueError(f"control.policy {self.policy!r} is unknown; known: {known}")
+        return self
+
+
+class OcppSettings(_Strict):
+    """The OCPP websocket endpoint chargers connect to."""
+
+    host: str = "0.0.0.0"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9000
+    admit_unknown: bool = False
+    call_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+
+class MeterSettings(_Strict):
+    """The grid-connection meter, read over Modbus TCP."""
+
+    id: Annotated[str, Field(min_length=1)] = "grid"
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 502
+    unit_id: Annotated[int, Field(ge=0, le=255)] = 1
+    map: Annotated[str, Field(min_length=1)] = "sdm630"
+    poll_interval_s: Annotated[float, Field(ge=0.25, le=60)] = 1.0
+    timeout_s: Annotated[float, Field(gt=0, le=10)] = 0.5
+
+
+class ChargerSettings(_Strict):
+    """One charger: its rating, wiring and priority."""
+
+    id: Annotated[str, Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    max_current_a: Annotated[float, Field(ge=IEC_61851_MIN_CURRENT_A, le=1000)] = 32.0
+    phases: Literal[1, 3] = 3
+    connectors: Annotated[int, Field(ge=1, le=8)] = 1
+    priority: Annotated[float, Field(gt=0, le=100)] = 1.0
+    phase_rotation: Literal["L1L2L3", "L2L3L1", "L3L1L2", "L1L3L2", "L3L2L1", "L2L1L3"] = "L1L2L3"
+
+    def site_phases(self) -> tuple[int, ...]:
+        """The site phases (0=L1) that this charger's L1, L2, L3 are wired to."""
+        wired = tuple(int(self.phase_rotation[i + 1]) - 1 for i in range(0, 6, 2))
+        return wired[: self.phases]
+
+
+class HeadroomConfig(_Strict):
+    """One site: its limits, meter, chargers and the control settings."""
+
+    site: SiteLimits
+    control: ControlSettings = Field(default_factory=ControlSettings)
+    ocpp: OcppSettings = Field(default_factory=OcppSettings)
+    meter: MeterSettings
+    chargers: Annotated[list[ChargerSettings], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        ids = [c.id for c in self.chargers]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"chargers: duplicate id(s) {', '.join(duplicates)}")
+        if self.site.id in ids:
+            raise ValueError(f"chargers: id {self.site.id!r} is the site's id; use another")
+        self._check_failsafe_fits()
+        return self
+
+    def _check_failsafe_fits(self) -> None:
+        """Invariant 3: the fail-safe profiles of every charger together stay under the limit."""
+        site = self.site
+        per_phase = [0.0, 0.0, 0.0]
+        for charger in self.chargers:
+            for phase in charger.site_phases():
+                per_phase[phase] += site.failsafe_current_a * charger.connectors
+        worst_a = max(per_phase) + site.base_load_reserve_a
+        if site.max_current_a is not None and worst_a > site.max_current_a - site.safety_margin_a:
+            raise ValueError(
+                f"site.failsafe_current_a: {site.failsafe_current_a} A on every connector adds up "
+                f"to {worst_a:.1f} A on one phase (with site.base_load_reserve_a), over "
+                f"max_current_a − safety_margin_a = "
+                f"{site.max_current_a - site.safety_margin_a:.1f} A"
+            )
+        total_w = (sum(per_phase) + 3 * site.base_load_reserve_a) * site.voltage_v
+        max_w = site.max_power_w
+        if max_w is not None and total_w > max_w - 3 * site.safety_margin_a * site.voltage_v:
+            raise ValueError(
+                f"site.failsafe_current_a: the fail-safe profiles add up to "
+                f"{total_w / 1000:.1f} kW (with site.base_load_reserve_a), over max_power_kw "
+                f"minus the margin"
+            )
+
+    def charger(self, charger_id: str) -> ChargerSettings | None:
+        """The settings of a configured charger."""
+        return next((c for c in self.chargers if c.id == charger_id), None)
+
+
+def _location(loc: Sequence[int | str]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path or "(top level)"
+
+
+def format_errors(error: ValidationError) -> list[str]:
+    """One line per problem: ``key.path: reason``."""
+    lines = []
+    for item in error.errors():
+        loc = [p for p in item["loc"] if isinstance(p, int | str)]
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see docs/configuration.md)"
+        lines.append(f"{_location(loc)}: {message}")
+    return lines
+
+
+def parse_config(data: Any, source: str = "<config>") -> HeadroomConfig:
+    """Validate already-parsed YAML; raises ConfigError listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): expected a mapping of keys to values"])
+    try:
+        return HeadroomConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, format_errors(exc)) from exc
+
+
+def load_config(path: str | Path) -> HeadroomConfig:
+    """Read and validate a YAML config file; raises ConfigError listing every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [f"cannot read the file: {exc.strerror or exc}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [f"{where}not valid YAML: {problem}"]) from exc
+    return parse_config(data, source)

@@ -1,0 +1,250 @@
+"""From a frozen site snapshot to the current each session may draw. Pure.
+
+This module owns three decisions that sit between the site state and the
+policy:
+
+* **How far the meter can be trusted** (:func:`meter_mode`). Good data →
+  ``normal``. Doubtful data (stale, NaN, out of range, failed polls) →
+  ``hold``: no session gets more than it holds now. Doubtful for longer
+  than ``control.failsafe_after_s``, or no reading since start → ``failsafe``:
+  every session gets the fail-safe current that the config proved fits
+  under the limit. A missing reading is never read as 0 W.
+* **The non-controllable load** (:func:`base_load_a`): site meter minus the
+  chargers' draw measured at the time of that meter reading, per site phase.
+  A session with no measurement from then is left inside the base load (its
+  draw is counted twice at worst, which errs on the safe side).
+* **The problem the policy solves** (:func:`build_problem`): the site node,
+  one node per charger (its rating shared by its connectors) and one demand
+  per session, with the phases and maximum learned from the car.
+
+The policy's answer is checked against the invariants before it is used; a
+broken answer is replaced by the fail-safe allocation and reported.
+"""
+
+from __future__ import annotations
+
+import enum
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from controller.config import HeadroomConfig
+from controller.state import SessionView, SiteSnapshot
+from policies import Allocation, AllocationProblem, ConnectorAllocation, LimitNode, Policy
+from policies.problem import SessionDemand
+from policies.verify import violations
+
+Phases = tuple[float, float, float]
+
+
+class Mode(enum.Enum):
+    """How the loop treats the site, by how far it trusts the meter."""
+
+    NORMAL = "normal"
+    HOLD = "hold"
+    FAILSAFE = "failsafe"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The limit one session should hold, and where to send it."""
+
+    charger_id: str
+    connector_id: int
+    transaction_id: int
+    limit_a: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One decision of the loop: the mode, what was solved and the targets."""
+
+    at: float
+    mode: Mode
+    mode_reason: str
+    base_load_a: Phases
+    problem: AllocationProblem
+    allocation: Allocation
+    targets: Mapping[str, Target]
+    rejected: tuple[str, ...] = ()
+
+
+def meter_mode(snapshot: SiteSnapshot, config: HeadroomConfig) -> tuple[Mode, str]:
+    """How far the loop may trust the site meter now, and why."""
+    meter = snapshot.meter
+    if meter.good_at is None:
+        detail = f": {meter.problem}" if meter.problem else ""
+        return Mode.FAILSAFE, f"no good meter reading yet{detail}"
+    if not meter.problem:
+        return Mode.NORMAL, ""
+    since = meter.problem_since if meter.problem_since is not None else snapshot.at
+    doubtful_s = snapshot.at - since
+    if doubtful_s >= config.control.failsafe_after_s:
+        return Mode.FAILSAFE, f"meter doubtful for {doubtful_s:.0f} s: {meter.problem}"
+    return Mode.HOLD, f"meter doubtful: {meter.problem}"
+
+
+def _site_phases(
+    config: HeadroomConfig, charger_id: str, charger_phases: tuple[int, ...]
+) -> tuple[int, ...]:
+    charger = config.charger(charger_id)
+    wiring = charger.site_phases() if charger else (0, 1, 2)
+    return tuple(sorted({wiring[p] for p in charger_phases if p < len(wiring)}))
+
+
+def smoothed_base_a(
+    history: Sequence[tuple[float, Phases]], now: float, window_s: float, over_limit: bool
+) -> Phases:
+    """The base load to plan with: the median of the raw estimates of the last ``window_s``.
+
+    The chargers report their draw less often than the meter, and not at the same
+    instants, so a raw estimate jumps whenever a car changes its draw between two of
+    its reports. The median removes those jumps; a real step in the building load
+    shows within half the window. When the meter shows the site over its limit, the
+    latest raw estimate is used if it is higher, so a step up is answered at once.
+    """
+    recent = [base for at, base in history if now - at <= window_s]
+    if not recent:
+        return (0.0, 0.0, 0.0)
+    median = tuple(statistics.median(b[p] for b in recent) for p in range(3))
+    if over_limit:
+        latest = recent[-1]
+        median = tuple(max(median[p], latest[p]) for p in range(3))
+    return (median[0], median[1], median[2])
+
+
+def base_load_a(snapshot: SiteSnapshot, config: HeadroomConfig) -> Phases:
+    """Site meter minus the chargers' draw at the time of that reading, per site phase, ≥ 0.
+
+    A session's draw is its reports interpolated to the time of the reading. (Capping
+    it at the held setpoint would look safer, but a car follows a decrease only
+    seconds later: the estimate would jump up after every decrease and drive the
+    next one, an oscillation.) What noise is left, :func:`smoothed_base_a` removes.
+    """
+    meter = snapshot.meter
+    if meter.current_a is not None and all(v is not None for v in meter.current_a):
+        load = [float(v or 0.0) for v in meter.current_a]
+    else:
+        # A meter with only total power: spread it evenly (the config docs say so).
+        per_phase = (meter.power_w or 0.0) / config.site.voltage_v / 3
+        load = [per_phase] * 3
+    for session in snapshot.sessions:
+        if session.draw_at_meter_a is None:
+            continue  # not seen since the meter reading: left inside the base load
+        charger = config.charger(session.charger_id)
+        wiring = charger.site_phases() if charger else (0, 1, 2)
+        for charger_phase, value in enumerate(session.draw_at_meter_a):
+            if value and charger_phase < len(wiring):
+                load[wiring[charger_phase]] -= value
+    return (max(load[0], 0.0), max(load[1], 0.0), max(load[2], 0.0))
+
+
+def _demand(session: SessionView, config: HeadroomConfig, cap_a: float | None) -> SessionDemand:
+    charger = config.charger(session.charger_id)
+    rating_a = charger.max_current_a if charger else config.site.failsafe_current_a
+    charger_phases = session.belief.phases or tuple(range(charger.phases if charger else 3))
+    max_a = rating_a
+    if session.belief.ev_max_a is not None:
+        max_a = min(max_a, session.belief.ev_max_a)
+    if cap_a is not None:
+        max_a = min(max_a, cap_a)
+    return SessionDemand(
+        connector_id=session.key,
+        node=session.charger_id if charger else config.site.id,
+        phases=_site_phases(config, session.charger_id, charger_phases),
+        max_current_a=max_a,
+        weight=charger.priority if charger else 1.0,
+    )
+
+
+def build_problem(
+    snapshot: SiteSnapshot,
+    config: HeadroomConfig,
+    base_a: tuple[float, float, float],
+    caps_a: Mapping[str, float] | None = None,
+) -> AllocationProblem:
+    """The site as a limit tree with one demand per running session."""
+    site = config.site
+    nodes = [
+        LimitNode(
+            id=site.id,
+            max_current_a=site.max_current_a,
+            max_power_w=site.max_power_w,
+            margin_a=site.safety_margin_a,
+            base_load_a=base_a,
+            label="site",
+        )
+    ]
+    nodes += [
+        LimitNode(id=c.id, parent=site.id, max_current_a=c.max_current_a, label=c.id)
+        for c in config.chargers
+    ]
+    caps = caps_a or {}
+    sessions = tuple(_demand(s, config, caps.get(s.key)) for s in snapshot.sessions)
+    return AllocationProblem(tuple(nodes), sessions, site.voltage_v)
+
+
+def failsafe_allocation(problem: AllocationProblem, current_a: float, why: str) -> Allocation:
+    """Every session at the fail-safe current (0 where its maximum is below it)."""
+    return Allocation(
+        {
+            s.connector_id: ConnectorAllocation(
+                s.connector_id,
+                current_a if current_a <= s.max_current_a else 0.0,
+                f"fail-safe: {why}",
+            )
+            for s in problem.sessions
+        }
+    )
+
+
+def decide(
+    snapshot: SiteSnapshot,
+    config: HeadroomConfig,
+    policy: Policy,
+    held_a: Mapping[str, float],
+    base_a: Phases | None = None,
+) -> Decision:
+    """One decision: trust the meter as far as it deserves, solve, check, and target.
+
+    ``base_a`` is the base load to plan with (the loop passes the smoothed one);
+    without it the raw estimate from this snapshot is used.
+    """
+    mode, why = meter_mode(snapshot, config)
+    if mode is Mode.FAILSAFE:
+        base: Phases = (0.0, 0.0, 0.0)
+    else:
+        base = base_a if base_a is not None else base_load_a(snapshot, config)
+    # Only a booted charger can be commanded; a session on a charger that is away keeps
+    # its last lease or falls back to its fail-safe, and its draw stays in the base load.
+    snapshot = replace(
+        snapshot, sessions=tuple(s for s in snapshot.sessions if s.charger_id in snapshot.booted)
+    )
+    caps = None
+    if mode is Mode.HOLD:
+        failsafe = config.site.failsafe_current_a
+        caps = {s.key: held_a.get(s.key, failsafe) for s in snapshot.sessions}
+    problem = build_problem(snapshot, config, base, caps)
+    rejected: tuple[str, ...] = ()
+    if mode is Mode.FAILSAFE:
+        allocation = failsafe_allocation(problem, config.site.failsafe_current_a, why)
+    else:
+        allocation = policy(problem)
+        rejected = tuple(violations(problem, allocation))
+        if rejected:
+            mode, why = Mode.FAILSAFE, "policy answer broke an invariant"
+            allocation = failsafe_allocation(problem, config.site.failsafe_current_a, why)
+    by_key = {s.key: s for s in snapshot.sessions}
+    targets = {
+        key: Target(
+            by_key[key].charger_id,
+            by_key[key].connector_id,
+            by_key[key].transaction_id,
+            entry.current_a,
+            entry.reason,
+        )
+        for key, entry in allocation.connectors.items()
+        if key in by_key
+    }
+    return Decision(snapshot.at, mode, why, base, problem, allocation, targets, rejected)

@@ -1,0 +1,96 @@
+"""Which setpoints to send, in which order. Pure: targets and held setpoints in, changes out.
+
+Rules this module owns:
+
+* A change that lowers a limit is a **decrease** and always goes out, however
+  small: the allocation kept the site under its limit only if it is followed.
+* A change that raises a limit goes out only if it is larger than the
+  deadband (it suppresses noise-driven chatter) and only after every decrease
+  has been acknowledged (:mod:`controller.dispatcher` enforces the order).
+* A session without a held setpoint runs on its fail-safe default, so its
+  first setpoint is compared with the fail-safe current.
+* A held setpoint is **renewed** once half its lease has passed, so the lease
+  never runs out while the controller lives (invariant 3).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from controller.decide import Target
+
+
+class ChangeKind(enum.Enum):
+    """Why a setpoint goes out."""
+
+    DECREASE = "decrease"
+    INCREASE = "increase"
+    RENEW = "renew"
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A setpoint a charger acknowledged, with the transaction it belongs to."""
+
+    limit_a: float
+    acked_at: float
+    transaction_id: int
+    increased_at: float = float("-inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One setpoint to send."""
+
+    key: str
+    target: Target
+    old_a: float
+    kind: ChangeKind
+
+
+def plan_changes(
+    targets: Mapping[str, Target],
+    held: Mapping[str, Held],
+    now: float,
+    failsafe_a: float,
+    deadband_a: float,
+    renew_after_s: float,
+    min_increase_interval_s: float = 0.0,
+) -> list[Change]:
+    """Every change to send now: decreases first, then increases, then renewals.
+
+    An increase waits until ``min_increase_interval_s`` has passed since the
+    connector's last accepted increase: the car needs time to follow (IEC 61851
+    lets a charger change its signal only every few seconds), and chasing every
+    wobble of the estimate makes a site oscillate. A decrease does not restart
+    that wait: the share it gave up may come back as soon as it is free.
+    """
+    changes = []
+    for key, target in targets.items():
+        previous = held.get(key)
+        if previous is not None and previous.transaction_id != target.transaction_id:
+            previous = None  # a new transaction: the old TxProfile ended with the old one
+        old_a = previous.limit_a if previous else failsafe_a
+        new_a = target.limit_a
+        if new_a < old_a - 1e-9:
+            kind = ChangeKind.DECREASE
+        elif new_a > old_a + deadband_a or (old_a == 0.0 and new_a > 0.0):
+            if previous is not None and now - previous.increased_at < min_increase_interval_s:
+                continue
+            kind = ChangeKind.INCREASE
+        elif previous is None or now - previous.acked_at >= renew_after_s:
+            # No TxProfile yet (the charger runs on its default), or its lease is half gone:
+            # send the held value again.
+            kind = ChangeKind.RENEW
+            new_a = old_a if previous else new_a
+            target = Target(
+                target.charger_id, target.connector_id, target.transaction_id, new_a, target.reason
+            )
+        else:
+            continue
+        changes.append(Change(key, target, old_a, kind))
+    order = {ChangeKind.DECREASE: 0, ChangeKind.INCREASE: 1, ChangeKind.RENEW: 2}
+    changes.sort(key=lambda c: (order[c.kind], c.key))
+    return changes

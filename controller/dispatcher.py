@@ -1,0 +1,227 @@
+"""The dispatcher: sends planned setpoints to chargers and records every answer.
+
+It owns the I/O half of commanding (the pure half is :mod:`controller.dispatch`):
+
+* one task per charger at a time, so a slow charger never blocks the loop or
+  the others, and each connection has at most one call in flight;
+* decreases go out first; increases and renewals wait until no decrease is
+  in flight anywhere, and the loop is woken as soon as the last one is
+  answered so the increases follow at once;
+* every command ends in a recorded :class:`CommandResult`; a setpoint counts
+  as held only once the charger accepted it, so anything not accepted is
+  planned and sent again on the next decision (the retry), and repeated
+  failures are escalated in the log;
+* on boot each charger gets its fail-safe default profile before any setpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import structlog
+
+from controller.clock import Clock
+from controller.dispatch import Change, ChangeKind, Held
+from controller.model import (
+    ChargerLink,
+    CommandResult,
+    CommandStatus,
+    ProfileCommand,
+    ProfilePurpose,
+)
+
+log = structlog.get_logger(__name__)
+
+FAILSAFE_PROFILE_ID = 1
+FAILSAFE_STACK_LEVEL = 0
+SETPOINT_PROFILE_ID_BASE = 10  # + connector id: one leased TxProfile per connector
+SETPOINT_STACK_LEVEL = 1
+ESCALATE_AFTER = 3  # consecutive failures before a command problem is logged as an error
+
+
+class Dispatcher:
+    """Sends changes through each charger's :class:`ChargerLink`."""
+
+    def __init__(
+        self,
+        links: Callable[[str], ChargerLink | None],
+        clock: Clock,
+        failsafe_a: float,
+        lease_s: float,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._links = links
+        self._clock = clock
+        self._failsafe_a = failsafe_a
+        self._lease_s = lease_s
+        self._wake = wake
+        self.held: dict[str, Held] = {}
+        self._busy: dict[str, asyncio.Task[None]] = {}
+        self._decreasing: set[str] = set()
+        self._decrease_failed = False
+        self._failures: Counter[str] = Counter()
+        self.results: Counter[str] = Counter()
+        self.sent = 0
+
+    def held_a(self) -> dict[str, float]:
+        """The acknowledged limit per connector key."""
+        return {key: h.limit_a for key, h in self.held.items()}
+
+    def submit(self, changes: Sequence[Change]) -> None:
+        """Start sending; returns at once. A charger with a call in flight waits a round."""
+        by_charger: dict[str, list[Change]] = {}
+        for change in changes:
+            by_charger.setdefault(change.target.charger_id, []).append(change)
+        decreases = {
+            cid: [c for c in cs if c.kind is ChangeKind.DECREASE] for cid, cs in by_charger.items()
+        }
+        for cid, batch in decreases.items():
+            if batch and cid not in self._busy:
+                self._decreasing.add(cid)
+                self._start(cid, self._send_changes(cid, batch))
+        if self._decreasing:
+            return  # increases wait until every decrease is answered
+        for cid, batch in by_charger.items():
+            if cid not in self._busy:
+                self._start(cid, self._send_changes(cid, batch))
+
+    def install_failsafe(self, charger_id: str) -> None:
+        """Forget what the charger held; give it its fail-safe default after any call in flight."""
+        self.forget_charger(charger_id)
+        self._start(charger_id, self._send_failsafe(charger_id), after=self._busy.get(charger_id))
+
+    def forget_charger(self, charger_id: str) -> None:
+        """The charger reconnected or left: nothing it held can be assumed."""
+        prefix = f"{charger_id}/"
+        for key in [k for k in self.held if k.startswith(prefix)]:
+            del self.held[key]
+
+    def forget_ended(self, live_keys: set[str]) -> None:
+        """Drop held setpoints of sessions that ended (their TxProfile ended with them)."""
+        for key in [k for k in self.held if k not in live_keys]:
+            del self.held[key]
+
+    @property
+    def busy(self) -> bool:
+        """True while any command is in flight."""
+        return bool(self._busy)
+
+    async def drain(self) -> None:
+        """Wait until every command in flight is answered."""
+        while self._busy:
+            await asyncio.gather(*self._busy.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel whatever is in flight."""
+        tasks = list(self._busy.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._busy.clear()
+
+    def _start(
+        self,
+        charger_id: str,
+        work: Coroutine[Any, Any, None],
+        after: asyncio.Task[None] | None = None,
+    ) -> None:
+        async def runner() -> None:
+            if after is not None:
+                await asyncio.gather(after, return_exceptions=True)
+            try:
+                await work
+            finally:
+                if self._busy.get(charger_id) is task:
+                    del self._busy[charger_id]
+                if charger_id in self._decreasing:
+                    self._decreasing.discard(charger_id)
+                    if not self._decreasing:
+                        if not self._decrease_failed:
+                            self._wake()  # the increases held back can go now
+                        self._decrease_failed = False  # a failed one is retried at the next tick
+
+        task = asyncio.create_task(runner(), name=f"dispatch:{charger_id}")
+        self._busy[charger_id] = task
+
+    async def _send_changes(self, charger_id: str, changes: list[Change]) -> None:
+        for change in changes:
+            t = change.target
+            command = ProfileCommand(
+                charger_id=charger_id,
+                connector_id=t.connector_id,
+                purpose=ProfilePurpose.TX,
+                limit_a=t.limit_a,
+                stack_level=SETPOINT_STACK_LEVEL,
+                profile_id=SETPOINT_PROFILE_ID_BASE + t.connector_id,
+                lease_s=self._lease_s,
+                transaction_id=t.transaction_id,
+            )
+            result = await self._send(command)
+            if result.ok:
+                now = self._clock.monotonic()
+                before = self.held.get(change.key)
+                increased_at = (
+                    now
+                    if change.kind is ChangeKind.INCREASE
+                    else (before.increased_at if before else float("-inf"))
+                )
+                self.held[change.key] = Held(t.limit_a, now, t.transaction_id, increased_at)
+            elif change.kind is ChangeKind.DECREASE:
+                self._decrease_failed = True
+            log.info(
+                "setpoint",
+                charger_id=charger_id,
+                connector_id=t.connector_id,
+                kind=change.kind.value,
+                old_a=change.old_a,
+                limit_a=t.limit_a,
+                reason=t.reason,
+                result=result.status.value,
+                latency_ms=round(result.latency_s * 1000, 1),
+            )
+
+    async def _send_failsafe(self, charger_id: str) -> None:
+        command = ProfileCommand(
+            charger_id=charger_id,
+            connector_id=0,
+            purpose=ProfilePurpose.TX_DEFAULT,
+            limit_a=self._failsafe_a,
+            stack_level=FAILSAFE_STACK_LEVEL,
+            profile_id=FAILSAFE_PROFILE_ID,
+        )
+        result = await self._send(command)
+        log.info(
+            "fail-safe profile",
+            charger_id=charger_id,
+            limit_a=self._failsafe_a,
+            result=result.status.value,
+            detail=result.detail,
+        )
+
+    async def _send(self, command: ProfileCommand) -> CommandResult:
+        link = self._links(command.charger_id)
+        if link is None:
+            result = CommandResult(command, CommandStatus.NOT_CONNECTED, 0.0, "no connection")
+        else:
+            result = await link.set_profile(command)
+        self.sent += 1
+        self.results[result.status.value] += 1
+        key = f"{command.charger_id}/{command.connector_id}"
+        if result.ok:
+            self._failures.pop(key, None)
+        else:
+            self._failures[key] += 1
+            level = log.error if self._failures[key] >= ESCALATE_AFTER else log.warning
+            level(
+                "command failed",
+                charger_id=command.charger_id,
+                connector_id=command.connector_id,
+                purpose=command.purpose.value,
+                status=result.status.value,
+                detail=result.detail,
+                consecutive=self._failures[key],
+            )
+        return result

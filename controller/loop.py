@@ -1,0 +1,160 @@
+"""The control loop: freeze, decide, plan, dispatch — and measure each step.
+
+A decision runs every ``control.interval_s`` and at once when an event
+calls for it (:func:`is_urgent`: an over-limit reading, a session start or
+stop, a charger booting or leaving, doubtful meter data). Wakes that arrive
+while a decision runs coalesce into one more decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from controller.clock import Clock
+from controller.config import HeadroomConfig
+from controller.decide import Decision, Mode, Phases, base_load_a, decide, smoothed_base_a
+from controller.dispatch import plan_changes
+from controller.dispatcher import Dispatcher
+from controller.model import (
+    ChargerBooted,
+    ChargerDisconnected,
+    Event,
+    MeterFailed,
+    MeterReading,
+    Quality,
+    SessionStarted,
+    SessionStopped,
+)
+from controller.state import SiteState
+from policies import Policy
+
+log = structlog.get_logger(__name__)
+
+
+def is_urgent(event: Event, config: HeadroomConfig) -> bool:
+    """True when the event must be decided on now rather than at the next tick."""
+    match event:
+        case SessionStarted() | SessionStopped() | ChargerBooted() | ChargerDisconnected():
+            return True
+        case MeterFailed():
+            return True
+        case MeterReading(quality=quality) if quality is not Quality.GOOD:
+            return True
+        case MeterReading():
+            return over_limit(event, config)
+    return False
+
+
+def over_limit(reading: MeterReading, config: HeadroomConfig) -> bool:
+    """True when a reading shows the site above its limit less the margin (invariant 5)."""
+    site = config.site
+    if site.max_current_a is not None:
+        bound_a = site.max_current_a - site.safety_margin_a
+        if any(v is not None and v > bound_a for v in reading.current_a):
+            return True
+    max_w = site.max_power_w
+    if max_w is not None and reading.power_w is not None:
+        return reading.power_w > max_w - 3 * site.safety_margin_a * site.voltage_v
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class StepTimes:
+    """How long each step of one decision took, in seconds."""
+
+    snapshot_s: float
+    solve_s: float
+    plan_s: float
+    dispatch_s: float
+
+
+class ControlLoop:
+    """Runs decisions for one site."""
+
+    def __init__(
+        self,
+        config: HeadroomConfig,
+        state: SiteState,
+        policy: Policy,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        on_decision: Callable[[Decision, StepTimes], None] | None = None,
+    ) -> None:
+        self._config = config
+        self._state = state
+        self._policy = policy
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._on_decision = on_decision
+        self._wake = asyncio.Event()
+        self._base_history: deque[tuple[float, Phases]] = deque(maxlen=256)
+        self._over_limit = False
+        self.last: Decision | None = None
+        self.decisions = 0
+
+    def wake(self, over_limit: bool = False) -> None:
+        """Ask for a decision now; ``over_limit`` when a reading showed the site over its limit."""
+        self._over_limit = self._over_limit or over_limit
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Decide every interval and on every wake, until cancelled."""
+        interval_s = self._config.control.interval_s
+        while True:
+            self.decide_once()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that races with the wake, and the loop would outlive its service.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval_s):
+                    await self._wake.wait()
+
+    def decide_once(self) -> Decision:
+        """One full cycle; sending continues in the background."""
+        self._wake.clear()
+        t0 = time.perf_counter()
+        now = self._clock.monotonic()
+        snapshot = self._state.snapshot(now)
+        t1 = time.perf_counter()
+        control = self._config.control
+        if snapshot.meter.good_at is not None and not snapshot.meter.problem:
+            self._base_history.append((now, base_load_a(snapshot, self._config)))
+        base = smoothed_base_a(
+            self._base_history, now, control.base_load_window_s, self._over_limit
+        )
+        self._over_limit = False
+        decision = decide(snapshot, self._config, self._policy, self._dispatcher.held_a(), base)
+        t2 = time.perf_counter()
+        self._dispatcher.forget_ended(set(decision.targets))
+        changes = plan_changes(
+            decision.targets,
+            self._dispatcher.held,
+            now,
+            self._config.site.failsafe_current_a,
+            control.deadband_a,
+            control.lease_s / 2,
+            control.min_increase_interval_s,
+        )
+        t3 = time.perf_counter()
+        self._dispatcher.submit(changes)
+        t4 = time.perf_counter()
+        self._log_changes(decision)
+        self.last = decision
+        self.decisions += 1
+        if self._on_decision is not None:
+            self._on_decision(decision, StepTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3))
+        return decision
+
+    def _log_changes(self, decision: Decision) -> None:
+        previous = self.last
+        if previous is None or previous.mode is not decision.mode:
+            level = log.info if decision.mode is Mode.NORMAL else log.warning
+            level("mode", mode=decision.mode.value, reason=decision.mode_reason)
+        if decision.rejected:
+            log.error("policy answer rejected", violations=list(decision.rejected)[:5])

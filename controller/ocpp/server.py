@@ -1,0 +1,208 @@
+"""The OCPP 1.6J central system: a websockets server at ``/ocpp/{charge_point_id}``.
+
+The handshake is where a charger is admitted or refused: a malformed path or
+an id the site does not know gets HTTP 404, a client that does not offer the
+``ocpp1.6`` subprotocol gets HTTP 400, each with a log line saying why.
+An admitted charger gets a :class:`ChargePointConnection`; its connect and
+disconnect become :class:`ChargerConnected` / :class:`ChargerDisconnected`
+events. A second connection with the same id replaces the first: the old one
+is closed and reported disconnected before the new one is reported connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from http import HTTPStatus
+from urllib.parse import unquote, urlsplit
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from controller.clock import Clock
+from controller.model import ChargerConnected, ChargerDisconnected, ChargerLink, EventSink
+from controller.ocpp.v16 import DEFAULT_CALL_TIMEOUT_S, ChargePointConnection
+
+OCPP16 = Subprotocol("ocpp1.6")
+PATH_PREFIX = "/ocpp/"
+MAX_ID_LENGTH = 48  # OCPP 2.0.1 caps the identity at 48 characters; 1.6 chargers stay within
+
+_log = structlog.get_logger(__name__)
+
+
+def charger_id_from_path(path: str) -> str | None:
+    """The charge point id in ``/ocpp/{id}`` (query ignored), or ``None`` if malformed."""
+    raw = urlsplit(path).path
+    if not raw.startswith(PATH_PREFIX):
+        return None
+    charger_id = unquote(raw[len(PATH_PREFIX) :])
+    valid = 0 < len(charger_id) <= MAX_ID_LENGTH and charger_id.isprintable()
+    return charger_id if valid and "/" not in charger_id and " " not in charger_id else None
+
+
+def offered_subprotocols(headers: Headers) -> list[str]:
+    """The subprotocols a client offers in its ``Sec-WebSocket-Protocol`` headers."""
+    return [
+        item.strip()
+        for value in headers.get_all("Sec-WebSocket-Protocol")
+        for item in value.split(",")
+        if item.strip()
+    ]
+
+
+def _refuse(
+    connection: ServerConnection, status: HTTPStatus, reason: str, **context: str
+) -> Response:
+    """Log a refused handshake and build its HTTP answer."""
+    _log.warning(
+        "ocpp_connection_refused",
+        reason=reason,
+        http_status=int(status),
+        remote=str(connection.remote_address),
+        **context,
+    )
+    return connection.respond(status, f"{reason}\n")
+
+
+class _Live:
+    """One admitted connection and the moment its handler has finished."""
+
+    def __init__(self, link: ChargePointConnection) -> None:
+        self.link = link
+        self.finished = asyncio.Event()
+
+
+class OcppServer:
+    """Accepts OCPP 1.6J chargers and keeps one live :class:`ChargerLink` per charger id."""
+
+    def __init__(
+        self,
+        sink: EventSink,
+        clock: Clock,
+        admit: Callable[[str], bool],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+        first_transaction_id: int = 1,
+    ) -> None:
+        self._sink = sink
+        self._clock = clock
+        self._admit = admit
+        self._host = host
+        self._port = port
+        self._call_timeout_s = call_timeout_s
+        # Site-wide, so a transaction id names one session whichever charger runs it.
+        self._transaction_ids = itertools.count(first_transaction_id)
+        self._live: dict[str, _Live] = {}
+        self._register_lock = asyncio.Lock()
+        self._server: Server | None = None
+
+    async def start(self) -> None:
+        """Listen; when this returns chargers can connect (port 0: the OS picks one)."""
+        self._server = await serve(
+            self._serve_connection,
+            self._host,
+            self._port,
+            subprotocols=[OCPP16],
+            process_request=self._process_request,
+        )
+        _log.info("ocpp_server_listening", host=self._host, port=self.port)
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        if self._server is None:
+            raise RuntimeError("the OCPP server is not started")
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def stop(self) -> None:
+        """Close every connection and wait until each handler has finished."""
+        if self._server is None:
+            return
+        self._server.close()
+        await self._server.wait_closed()
+        self._server = None
+        _log.info("ocpp_server_stopped")
+
+    def link(self, charger_id: str) -> ChargerLink | None:
+        """The live connection to ``charger_id``, if any."""
+        live = self._live.get(charger_id)
+        return live.link if live is not None else None
+
+    @property
+    def connected(self) -> frozenset[str]:
+        """The ids of the chargers connected now."""
+        return frozenset(self._live)
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Refuse malformed paths, unknown ids and clients without ``ocpp1.6`` at the handshake."""
+        charger_id = charger_id_from_path(request.path)
+        if charger_id is None:
+            return _refuse(connection, HTTPStatus.NOT_FOUND, "malformed path", path=request.path)
+        if not self._admit(charger_id):
+            return _refuse(
+                connection, HTTPStatus.NOT_FOUND, "unknown charger", charger_id=charger_id
+            )
+        offered = offered_subprotocols(request.headers)
+        if OCPP16 not in offered:
+            reason = f"subprotocol ocpp1.6 not offered (offered: {offered or 'none'})"
+            return _refuse(connection, HTTPStatus.BAD_REQUEST, reason, charger_id=charger_id)
+        return None
+
+    async def _serve_connection(self, connection: ServerConnection) -> None:
+        """Run one admitted connection from ChargerConnected to ChargerDisconnected."""
+        path = connection.request.path if connection.request is not None else ""
+        charger_id = charger_id_from_path(path) or path  # admitted in _process_request
+        live = _Live(
+            ChargePointConnection(
+                charger_id,
+                connection,
+                sink=self._sink,
+                clock=self._clock,
+                next_transaction_id=lambda: next(self._transaction_ids),
+                call_timeout_s=self._call_timeout_s,
+            )
+        )
+        await self._register(charger_id, live)
+        log = _log.bind(charger_id=charger_id)
+        log.info("charger_connected", remote=str(connection.remote_address))
+        self._sink(
+            ChargerConnected(charger_id, self._clock.monotonic(), connection.subprotocol or OCPP16)
+        )
+        reason = "connection lost"
+        try:
+            reason = await self._run(live.link, log)
+        finally:
+            if self._live.get(charger_id) is live:
+                del self._live[charger_id]
+            log.info("charger_disconnected", reason=reason)
+            self._sink(ChargerDisconnected(charger_id, self._clock.monotonic(), reason))
+            live.finished.set()
+
+    async def _register(self, charger_id: str, live: _Live) -> None:
+        """Make ``live`` the charger's link, closing (and awaiting) a previous one first."""
+        async with self._register_lock:
+            previous = self._live.get(charger_id)
+            if previous is not None:
+                _log.warning("charger_connection_replaced", charger_id=charger_id)
+                await previous.link.close("replaced by a new connection")
+                await previous.finished.wait()
+            self._live[charger_id] = live
+
+    @staticmethod
+    async def _run(link: ChargePointConnection, log: structlog.typing.FilteringBoundLogger) -> str:
+        """Run the receive loop; the reason it ended."""
+        try:
+            await link.run()
+        except ConnectionClosed as exc:
+            return str(exc)
+        except Exception as exc:  # a handler bug must end this connection, not the server
+            log.exception("ocpp_connection_failed")
+            return f"internal error: {exc!r}"
+        return "receive loop ended"

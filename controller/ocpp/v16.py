@@ -1,0 +1,319 @@
+"""One OCPP 1.6J charger connection, central-system side: wire messages ↔ domain events.
+
+:class:`ChargePointConnection` wraps the ``ocpp`` library's untyped
+``ChargePoint`` (one instance per websocket). Its ``@on`` handlers answer the
+charger and turn each message into a :mod:`controller.model` event for the
+:data:`EventSink`; its :meth:`~ChargePointConnection.set_profile` is the
+:class:`ChargerLink` the dispatcher commands the charger through.
+
+Two rules of the library shape this module: a handler must never await
+``self.call()`` (handlers run inside the receive loop, which would wait for
+its own answer), and ``call()`` must get ``suppress=False``, or a charger's
+CALLERROR comes back as ``None``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import structlog
+from ocpp.charge_point import snake_to_camel_case
+from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError
+from ocpp.routing import after, on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.datatypes import IdTagInfo
+from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+from controller.clock import Clock
+from controller.model import (
+    ChargerBooted,
+    ChargerMeasurement,
+    CommandResult,
+    CommandStatus,
+    ConnectorStatusChanged,
+    EventSink,
+    ProfileCommand,
+    SessionStarted,
+    SessionStopped,
+)
+from controller.ocpp.measurands import parse_meter_values
+from controller.ocpp.profiles import DEFAULT_SKEW_S, set_charging_profile_payload, wire_time
+
+HEARTBEAT_INTERVAL_S = 30
+"""Heartbeat interval we give chargers at boot: a silent link shows within a minute."""
+
+DEFAULT_CALL_TIMEOUT_S = 10.0
+"""How long a charger has to answer a command before it counts as ignored."""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _LinkClosed(Exception):
+    """The connection closed before the charger answered."""
+
+
+def on_action(action: Action) -> Callable[[_F], _F]:
+    """The library's untyped ``@on`` decorator, typed so handlers keep their signatures."""
+    return cast("Callable[[_F], _F]", on(action))
+
+
+def after_action(action: Action) -> Callable[[_F], _F]:
+    """The library's untyped ``@after`` decorator, typed likewise."""
+    return cast("Callable[[_F], _F]", after(action))
+
+
+class ChargePointConnection(ChargePoint):  # type: ignore[misc]  # the ocpp library is untyped
+    """The central system's side of one live OCPP 1.6J connection."""
+
+    charger_id: str
+
+    def __init__(
+        self,
+        charger_id: str,
+        connection: ServerConnection,
+        *,
+        sink: EventSink,
+        clock: Clock,
+        next_transaction_id: Callable[[], int],
+        call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+        skew_s: float = DEFAULT_SKEW_S,
+    ) -> None:
+        super().__init__(charger_id, connection, response_timeout=call_timeout_s)
+        self.charger_id = charger_id
+        self._ws = connection
+        self._sink = sink
+        self._clock = clock
+        self._next_transaction_id = next_transaction_id
+        self._call_timeout_s = call_timeout_s
+        self._skew_s = skew_s
+        self._started: dict[str, SessionStarted] = {}  # by CALL id, until the answer is out
+        self._log = structlog.get_logger(__name__).bind(charger_id=charger_id)
+
+    async def run(self) -> None:
+        """Receive and answer messages until the connection closes (raises ConnectionClosed)."""
+        await self.start()
+
+    async def close(self, reason: str) -> None:
+        """Close the websocket (normal closure) and wait for the close handshake."""
+        await self._ws.close(reason=reason)
+
+    # --- the ChargerLink port ---------------------------------------------
+
+    async def set_profile(self, command: ProfileCommand) -> CommandResult:
+        """Send one SetChargingProfile and record the answer; never raises for the answer."""
+        started_s = self._clock.monotonic()
+        payload = set_charging_profile_payload(command, self._clock.now(), self._skew_s)
+        request = call.SetChargingProfile(
+            connector_id=payload["connectorId"],
+            cs_charging_profiles=payload["csChargingProfiles"],
+        )
+        status, detail = await self._send_profile(request)
+        result = CommandResult(command, status, self._clock.monotonic() - started_s, detail)
+        log = self._log.info if result.ok else self._log.warning
+        log(
+            "set_charging_profile",
+            connector_id=command.connector_id,
+            purpose=command.purpose.value,
+            limit_a=command.limit_a,
+            status=status.value,
+            detail=detail,
+            latency_s=round(result.latency_s, 3),
+        )
+        return result
+
+    async def _send_profile(self, request: Any) -> tuple[CommandStatus, str]:
+        """The outcome of one CALL as a status and a human-readable detail."""
+        try:
+            response = await self._call_while_open(request)
+        except TimeoutError:
+            return CommandStatus.TIMEOUT, f"no answer within {self._call_timeout_s} s"
+        except (ConnectionClosed, _LinkClosed):
+            return CommandStatus.NOT_CONNECTED, "connection closed"
+        except OCPPError as exc:
+            return CommandStatus.CALL_ERROR, f"{exc.code}: {exc.description}"
+        except UnknownCallErrorCodeError as exc:  # a CALLERROR with a code OCPP does not define
+            return CommandStatus.CALL_ERROR, str(exc)
+        status = str(response.status)
+        if status == "Accepted":
+            return CommandStatus.ACCEPTED, ""
+        return CommandStatus.REJECTED, status
+
+    async def _call_while_open(self, request: Any) -> Any:
+        """``call()`` bounded by the timeout, given up at once when the connection closes.
+
+        The library would wait out its full timeout for an answer that can no
+        longer come; racing the call against the close frees the dispatcher.
+        """
+        if self._ws.state is not State.OPEN:
+            raise _LinkClosed
+        call_task = asyncio.ensure_future(self.call(request, suppress=False))
+        closed_task = asyncio.ensure_future(self._ws.wait_closed())
+        try:
+            done, _ = await asyncio.wait(
+                (call_task, closed_task),
+                timeout=self._call_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            call_task.cancel()
+            closed_task.cancel()
+            # Collect both so no task outlives this call or leaves an unretrieved error.
+            await asyncio.gather(call_task, closed_task, return_exceptions=True)
+        if call_task in done:
+            return call_task.result()
+        if closed_task in done:
+            raise _LinkClosed
+        raise TimeoutError
+
+    # --- handlers: each answers at once and hands an event to the sink -------
+
+    @on_action(Action.boot_notification)
+    def _on_boot_notification(self, **_: Any) -> call_result.BootNotification:
+        """Accept every boot of an admitted charger; the heartbeat keeps the link visible."""
+        return call_result.BootNotification(
+            current_time=wire_time(self._clock.now()),
+            interval=HEARTBEAT_INTERVAL_S,
+            status=RegistrationStatus.accepted,
+        )
+
+    @after_action(Action.boot_notification)
+    def _after_boot_notification(
+        self,
+        charge_point_vendor: str,
+        charge_point_model: str,
+        firmware_version: str = "",
+        **_: Any,
+    ) -> None:
+        """Announce the boot once the charger has its answer, so commands come after it."""
+        self._log.info("charger_booted", vendor=charge_point_vendor, model=charge_point_model)
+        self._sink(
+            ChargerBooted(
+                self.charger_id,
+                self._clock.monotonic(),
+                vendor=charge_point_vendor,
+                model=charge_point_model,
+                firmware=firmware_version,
+            )
+        )
+
+    @on_action(Action.heartbeat)
+    def _on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
+        """Give the charger our time."""
+        return call_result.Heartbeat(current_time=wire_time(self._clock.now()))
+
+    @on_action(Action.authorize)
+    def _on_authorize(self, **_: Any) -> call_result.Authorize:
+        """Accept every id tag: Headroom manages load, not access."""
+        return call_result.Authorize(id_tag_info=IdTagInfo(status=AuthorizationStatus.accepted))
+
+    @on_action(Action.status_notification)
+    def _on_status_notification(
+        self,
+        connector_id: int,
+        error_code: str,
+        status: str,
+        info: str = "",
+        vendor_error_code: str = "",
+        **_: Any,
+    ) -> call_result.StatusNotification:
+        """Report the connector's new status."""
+        self._sink(
+            ConnectorStatusChanged(
+                self.charger_id,
+                connector_id,
+                self._clock.monotonic(),
+                status=str(status),
+                error_code=str(error_code),
+                vendor_error_code=vendor_error_code,
+                info=info,
+            )
+        )
+        return call_result.StatusNotification()
+
+    @on_action(Action.start_transaction)
+    def _on_start_transaction(
+        self, connector_id: int, id_tag: str, meter_start: int, call_unique_id: str, **_: Any
+    ) -> call_result.StartTransaction:
+        """Give the transaction our site-wide id; the event follows the answer."""
+        transaction_id = self._next_transaction_id()
+        self._started[call_unique_id] = SessionStarted(
+            self.charger_id,
+            connector_id,
+            transaction_id,
+            self._clock.monotonic(),
+            id_tag=id_tag,
+            meter_start_wh=float(meter_start),
+        )
+        return call_result.StartTransaction(
+            transaction_id=transaction_id,
+            id_tag_info=IdTagInfo(status=AuthorizationStatus.accepted),
+        )
+
+    @after_action(Action.start_transaction)
+    def _after_start_transaction(self, call_unique_id: str, **_: Any) -> None:
+        """Announce the session once the charger knows its id (a TxProfile needs it)."""
+        event = self._started.pop(call_unique_id, None)
+        if event is not None:
+            self._log.info("session_started", **_session_fields(event))
+            self._sink(event)
+
+    @on_action(Action.stop_transaction)
+    def _on_stop_transaction(
+        self, meter_stop: int, transaction_id: int, reason: str = "", **_: Any
+    ) -> call_result.StopTransaction:
+        """Report the end of a transaction."""
+        self._log.info("session_stopped", transaction_id=transaction_id, reason=str(reason))
+        self._sink(
+            SessionStopped(
+                self.charger_id,
+                transaction_id,
+                self._clock.monotonic(),
+                meter_stop_wh=float(meter_stop),
+                reason=str(reason),
+            )
+        )
+        return call_result.StopTransaction(
+            id_tag_info=IdTagInfo(status=AuthorizationStatus.accepted)
+        )
+
+    @on_action(Action.meter_values)
+    def _on_meter_values(
+        self,
+        connector_id: int,
+        meter_value: list[dict[str, Any]],
+        transaction_id: int | None = None,
+        **_: Any,
+    ) -> call_result.MeterValues:
+        """Convert the latest sample set to A, W and Wh; log what could not be read."""
+        # The library hands nested keys over in snake_case; the parser reads the wire's camelCase.
+        fields = parse_meter_values(snake_to_camel_case(meter_value))
+        if fields.problems:
+            self._log.warning("meter_values_unreadable", problems=list(fields.problems))
+        self._sink(
+            ChargerMeasurement(
+                self.charger_id,
+                connector_id,
+                self._clock.monotonic(),
+                current_a=fields.current_a,
+                power_w=fields.power_w,
+                offered_a=fields.offered_a,
+                energy_wh=fields.energy_wh,
+                soc_percent=fields.soc_percent,
+                transaction_id=transaction_id,
+            )
+        )
+        return call_result.MeterValues()
+
+
+def _session_fields(event: SessionStarted) -> dict[str, Any]:
+    """Log fields of a session start."""
+    return {
+        "connector_id": event.connector_id,
+        "transaction_id": event.transaction_id,
+        "meter_start_wh": event.meter_start_wh,
+    }

@@ -1,0 +1,128 @@
+"""One site's controller: the OCPP server, the meter, the state and the loop, wired.
+
+:class:`SiteController` is what ``headroom run`` and ``headroom demo`` start.
+Adapters feed :meth:`SiteController.sink`; it records each event in the site
+state, reacts to the few that need a command at once (a booted charger gets
+its fail-safe profile) and wakes the loop when an event is urgent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import structlog
+
+from controller.clock import Clock, SystemClock
+from controller.config import HeadroomConfig
+from controller.decide import Decision
+from controller.dispatcher import Dispatcher
+from controller.loop import ControlLoop, StepTimes, is_urgent, over_limit
+from controller.meters import ModbusMeter, load_builtin_map
+from controller.model import ChargerBooted, ChargerDisconnected, Event, MeterReading
+from controller.ocpp import OcppServer
+from controller.state import SiteState
+from policies import get_policy
+
+log = structlog.get_logger(__name__)
+
+
+class SiteController:
+    """Everything that runs for one site, started and stopped together."""
+
+    def __init__(
+        self,
+        config: HeadroomConfig,
+        clock: Clock | None = None,
+        on_decision: Callable[[Decision, StepTimes], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.state = SiteState(config.control)
+        known = {c.id for c in config.chargers}
+        self.ocpp = OcppServer(
+            sink=self.sink,
+            clock=self.clock,
+            admit=lambda cid: cid in known or config.ocpp.admit_unknown,
+            host=config.ocpp.host,
+            port=config.ocpp.port,
+            call_timeout_s=config.ocpp.call_timeout_s,
+        )
+        self.dispatcher = Dispatcher(
+            links=self.ocpp.link,
+            clock=self.clock,
+            failsafe_a=config.site.failsafe_current_a,
+            lease_s=config.control.lease_s,
+            wake=self._wake_loop,
+        )
+        m = config.meter
+        self.meter = ModbusMeter(
+            meter_id=m.id,
+            host=m.host,
+            port=m.port,
+            unit_id=m.unit_id,
+            register_map=load_builtin_map(m.map),
+            sink=self.sink,
+            clock=self.clock,
+            poll_interval_s=m.poll_interval_s,
+            timeout_s=m.timeout_s,
+        )
+        self.loop = ControlLoop(
+            config,
+            self.state,
+            get_policy(config.control.policy),
+            self.dispatcher,
+            self.clock,
+            on_decision,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _wake_loop(self) -> None:
+        self.loop.wake()
+
+    def sink(self, event: Event) -> None:
+        """Where every adapter puts its events."""
+        self.state.apply(event)
+        if isinstance(event, ChargerBooted):
+            self.dispatcher.install_failsafe(event.charger_id)
+        elif isinstance(event, ChargerDisconnected):
+            self.dispatcher.forget_charger(event.charger_id)
+        if is_urgent(event, self.config):
+            self.loop.wake(
+                over_limit=isinstance(event, MeterReading) and over_limit(event, self.config)
+            )
+
+    async def start(self) -> None:
+        """Listen for chargers, start polling the meter and deciding."""
+        await self.ocpp.start()
+        log.info(
+            "site controller started",
+            site=self.config.site.id,
+            ocpp_port=self.ocpp.port,
+            policy=self.config.control.policy,
+        )
+        self._tasks = [
+            asyncio.create_task(self.meter.run(), name=f"meter:{self.config.meter.id}"),
+            asyncio.create_task(self.loop.run(), name="loop"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop deciding, polling and serving; leaves no task behind."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.dispatcher.close()
+        await self.meter.close()
+        await self.ocpp.stop()
+
+    async def run_forever(self) -> None:
+        """Start and run until cancelled (SIGINT/SIGTERM in the CLI)."""
+        await self.start()
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            await self.stop()

@@ -1,0 +1,243 @@
+"""SiteState: the one in-memory picture of a site, fed by adapter events.
+
+Adapters call :meth:`SiteState.apply` with domain events; the loop calls
+:meth:`SiteState.snapshot` to freeze what it decides on. Applying an event
+never blocks and never raises for odd input: an event about an unknown
+charger or transaction is recorded as a problem and otherwise ignored.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import structlog
+
+from controller.config import ControlSettings
+from controller.learning import EvBelief, observe
+from controller.model import (
+    ChargerBooted,
+    ChargerConnected,
+    ChargerDisconnected,
+    ChargerMeasurement,
+    ConnectorStatusChanged,
+    Event,
+    MeterFailed,
+    MeterReading,
+    PhaseValues,
+    Quality,
+    SessionStarted,
+    SessionStopped,
+    connector_key,
+)
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """A running session as the loop sees it (charger phases, 0=L1)."""
+
+    key: str
+    charger_id: str
+    connector_id: int
+    transaction_id: int
+    started_at: float
+    status: str
+    measured_a: PhaseValues | None
+    measured_at: float | None
+    offered_a: float | None
+    belief: EvBelief
+    draw_at_meter_a: PhaseValues | None = None
+    """The draw at the time of the last good meter reading (for the base load)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeterView:
+    """The last good reading of the site meter and the current doubt, if any."""
+
+    current_a: PhaseValues | None = None
+    power_w: float | None = None
+    good_at: float | None = None
+    problem: str = ""
+    problem_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSnapshot:
+    """A frozen picture of the site at ``at``: the loop decides on this alone."""
+
+    at: float
+    meter: MeterView
+    sessions: tuple[SessionView, ...]
+    connected: frozenset[str]
+    booted: frozenset[str]
+
+
+HISTORY = 8  # measurements kept per connector: enough to line one up with the meter reading
+
+
+@dataclass
+class _Connector:
+    status: str = "Unknown"
+    transaction_id: int | None = None
+    started_at: float = 0.0
+    history: deque[ChargerMeasurement] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    belief: EvBelief = field(default_factory=EvBelief)
+
+    @property
+    def measurement(self) -> ChargerMeasurement | None:
+        return self.history[-1] if self.history else None
+
+    def draw_at(self, at: float | None) -> PhaseValues | None:
+        """The draw per phase at ``at``, interpolated between the reports around it.
+
+        The meter and the charger sample at different instants; the best estimate
+        of what the meter saw of this charger lies between the report before the
+        reading and the one after (once it has arrived).
+        """
+        if at is None:
+            return None
+        before = next((m for m in reversed(self.history) if m.at <= at), None)
+        if before is None:
+            return None
+        after = next((m for m in self.history if m.at > at), None)
+        if after is None:
+            return before.current_a
+        share = (at - before.at) / (after.at - before.at)
+        return tuple(  # type: ignore[return-value]
+            (b or 0.0) + share * ((a or 0.0) - (b or 0.0))
+            for b, a in zip(before.current_a, after.current_a, strict=True)
+        )
+
+
+@dataclass
+class _Charger:
+    connected: bool = False
+    booted: bool = False
+    connectors: dict[int, _Connector] = field(default_factory=dict)
+
+    def connector(self, connector_id: int) -> _Connector:
+        return self.connectors.setdefault(connector_id, _Connector())
+
+
+class SiteState:
+    """Mutable site state; only :meth:`apply` changes it."""
+
+    def __init__(self, control: ControlSettings) -> None:
+        self._control = control
+        self._chargers: dict[str, _Charger] = {}
+        self._meter = MeterView()
+        self.problems: list[str] = []
+
+    def _charger(self, charger_id: str) -> _Charger:
+        return self._chargers.setdefault(charger_id, _Charger())
+
+    def apply(self, event: Event) -> None:
+        """Record one event."""
+        match event:
+            case MeterReading() | MeterFailed():
+                self._apply_meter(event)
+            case ChargerConnected(charger_id=cid):
+                charger = self._charger(cid)
+                charger.connected, charger.booted = True, False
+            case ChargerBooted(charger_id=cid):
+                self._charger(cid).booted = True
+            case ChargerDisconnected(charger_id=cid):
+                charger = self._charger(cid)
+                charger.connected, charger.booted = False, False
+            case ConnectorStatusChanged():
+                self._charger(event.charger_id).connector(event.connector_id).status = event.status
+            case SessionStarted():
+                connector = self._charger(event.charger_id).connector(event.connector_id)
+                connector.transaction_id = event.transaction_id
+                connector.started_at = event.at
+                connector.history.clear()
+                connector.belief = EvBelief()
+            case SessionStopped():
+                self._stop(event)
+            case ChargerMeasurement():
+                self._measure(event)
+
+    def _apply_meter(self, event: MeterReading | MeterFailed) -> None:
+        if isinstance(event, MeterReading) and event.quality is Quality.GOOD:
+            if self._meter.problem:
+                log.info("meter recovered", meter=event.meter_id, was=self._meter.problem)
+            self._meter = MeterView(event.current_a, event.power_w, event.at)
+            return
+        detail = event.detail or (event.quality.value if isinstance(event, MeterReading) else "")
+        if not self._meter.problem:
+            log.warning("meter reading rejected", meter=event.meter_id, reason=detail)
+        since = self._meter.problem_since if self._meter.problem else event.at
+        self._meter = MeterView(
+            self._meter.current_a, self._meter.power_w, self._meter.good_at, detail, since
+        )
+
+    def _stop(self, event: SessionStopped) -> None:
+        for connector in self._charger(event.charger_id).connectors.values():
+            if connector.transaction_id == event.transaction_id:
+                connector.transaction_id = None
+                connector.history.clear()
+                return
+        self._problem(
+            f"{event.charger_id}: StopTransaction for unknown transaction {event.transaction_id}"
+        )
+
+    def _measure(self, event: ChargerMeasurement) -> None:
+        connector = self._charger(event.charger_id).connector(event.connector_id)
+        connector.history.append(event)
+        if connector.transaction_id is not None:
+            connector.belief = observe(
+                connector.belief,
+                event.current_a,
+                event.offered_a,
+                event.at,
+                self._control.ev_settle_s,
+                self._control.ev_probe_a,
+            )
+
+    def _problem(self, text: str) -> None:
+        log.warning("state problem", problem=text)
+        self.problems = [*self.problems[-99:], text]
+
+    def snapshot(self, at: float) -> SiteSnapshot:
+        """Freeze the state as of ``at``."""
+        meter = self._meter
+        if meter.good_at is not None and not meter.problem:
+            stale_after = meter.good_at + self._control.meter_stale_s
+            if at > stale_after:
+                meter = MeterView(
+                    meter.current_a,
+                    meter.power_w,
+                    meter.good_at,
+                    f"stale: no good reading for {at - meter.good_at:.1f} s",
+                    stale_after,
+                )
+        sessions = []
+        for cid, charger in self._chargers.items():
+            for conn_id, c in charger.connectors.items():
+                if c.transaction_id is None:
+                    continue
+                m = c.measurement
+                sessions.append(
+                    SessionView(
+                        key=connector_key(cid, conn_id),
+                        charger_id=cid,
+                        connector_id=conn_id,
+                        transaction_id=c.transaction_id,
+                        started_at=c.started_at,
+                        status=c.status,
+                        measured_a=m.current_a if m else None,
+                        measured_at=m.at if m else None,
+                        offered_a=m.offered_a if m else None,
+                        belief=c.belief,
+                        draw_at_meter_a=c.draw_at(meter.good_at),
+                    )
+                )
+        return SiteSnapshot(
+            at=at,
+            meter=meter,
+            sessions=tuple(sessions),
+            connected=frozenset(c for c, s in self._chargers.items() if s.connected),
+            booted=frozenset(c for c, s in self._chargers.items() if s.booted),
+        )

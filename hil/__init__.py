@@ -1,0 +1,1 @@
+"""The HIL rig: simulated chargers, EVs and meters, scenarios and their runner."""

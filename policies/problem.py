@@ -1,0 +1,127 @@
+"""The allocation problem and its answer, as plain frozen data.
+
+This module owns the vocabulary every policy speaks. It holds no I/O, no
+clock and no asyncio: the control loop builds an :class:`AllocationProblem`
+from a frozen snapshot of the site, a policy turns it into an
+:class:`Allocation`, and the dispatcher turns that into commands.
+
+Electrical model (see docs/architecture.md):
+
+* The control variable is the current in amperes per phase that one
+  connector may draw; a session draws that current on each of its phases.
+* Limits form a tree of :class:`LimitNode` (site → groups → chargers).
+  A node may carry a per-phase current limit (every phase) and/or a total
+  power limit. Power is derived as nominal voltage × the sum of the phase
+  currents (unity power factor: the conservative reading for a fuse).
+* ``base_load_a`` is the measured non-controllable load on a node, per site
+  phase, already excluding every session below it. It is measured, never
+  assumed zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+PHASES = 3
+"""Site phases L1, L2, L3 are indexed 0, 1, 2 everywhere."""
+
+IEC_61851_MIN_CURRENT_A = 6.0
+"""The lowest AC current a charger can signal: below it the EV stops charging."""
+
+CURRENT_STEP_A = 0.1
+"""OCPP 1.6 limits are multiples of 0.1; policies floor to it so sums never round up."""
+
+
+@dataclass(frozen=True, slots=True)
+class LimitNode:
+    """One node of the limit tree: the site, a feeder, a panel or a charger.
+
+    ``max_current_a`` holds on every phase; ``max_power_w`` on the sum of the
+    phases. ``margin_a`` is kept free on every phase (and ``margin_a`` × voltage
+    × phases on the power limit). ``parent`` is ``None`` only for the root.
+    """
+
+    id: str
+    parent: str | None = None
+    max_current_a: float | None = None
+    max_power_w: float | None = None
+    margin_a: float = 0.0
+    base_load_a: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    label: str = ""
+
+    def name(self) -> str:
+        """The label used in explanations, e.g. ``site`` or ``feeder-a``."""
+        return self.label or self.id
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDemand:
+    """A connector with a car that wants current.
+
+    ``phases`` are the site phases the car draws on (after the charger's
+    phase rotation): ``(0, 1, 2)`` for a three-phase car, ``(1,)`` for a
+    single-phase car on site L2. ``max_current_a`` is already the lowest of
+    charger, cable and what the EV has shown it can take. ``weight`` is the
+    priority: a session with twice the weight gets twice the share.
+    """
+
+    connector_id: str
+    node: str
+    phases: tuple[int, ...] = (0, 1, 2)
+    max_current_a: float = 32.0
+    min_current_a: float = IEC_61851_MIN_CURRENT_A
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationProblem:
+    """Everything a policy may look at: the limit tree and the sessions.
+
+    ``nodes`` lists the root first and every parent before its children.
+    """
+
+    nodes: tuple[LimitNode, ...]
+    sessions: tuple[SessionDemand, ...]
+    voltage_v: float = 230.0
+
+    def node_map(self) -> dict[str, LimitNode]:
+        """Nodes by id."""
+        return {node.id: node for node in self.nodes}
+
+    def ancestors(self, node_id: str) -> list[LimitNode]:
+        """The node itself and every node above it, nearest first."""
+        nodes = self.node_map()
+        chain: list[LimitNode] = []
+        current: str | None = node_id
+        while current is not None:
+            node = nodes[current]
+            chain.append(node)
+            current = node.parent
+        return chain
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorAllocation:
+    """The current one connector may draw per phase, and why.
+
+    ``reason`` names the constraint that bound it, e.g. ``site L2``,
+    ``feeder-a power``, ``session max`` or
+    ``paused: minimum not available, priority 1``.
+    """
+
+    connector_id: str
+    current_a: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """A policy's answer: one entry per session of the problem."""
+
+    connectors: Mapping[str, ConnectorAllocation] = field(default_factory=dict)
+
+    def current_a(self, connector_id: str) -> float:
+        """The current given to a connector (0 if it has none)."""
+        entry = self.connectors.get(connector_id)
+        return entry.current_a if entry else 0.0

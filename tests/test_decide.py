@@ -1,0 +1,136 @@
+"""From a snapshot to targets: meter trust, base load, the problem, and the invariant check."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.decide import Mode, base_load_a, build_problem, decide, meter_mode
+from controller.learning import EvBelief
+from policies import POLICIES, Allocation, AllocationProblem, ConnectorAllocation, get_policy
+from policies.verify import violations
+from tests.helpers import session, site_config, snapshot
+
+CONFIG = site_config()
+FAIR = get_policy("weighted_fair")
+
+
+def test_good_meter_is_normal() -> None:
+    """A fresh good reading means the loop trusts the meter."""
+    assert meter_mode(snapshot([]), CONFIG) == (Mode.NORMAL, "")
+
+
+def test_no_reading_yet_is_failsafe() -> None:
+    """Before the first good reading the site runs on fail-safe limits (start conservative)."""
+    mode, why = meter_mode(snapshot([], meter_a=None, meter_at=None), CONFIG)
+    assert mode is Mode.FAILSAFE
+    assert "no good meter reading" in why
+
+
+def test_doubtful_meter_holds_then_fails_safe() -> None:
+    """Doubtful data stops increases at once and becomes fail-safe after failsafe_after_s."""
+    held = snapshot([], at=110.0, problem="stale", problem_since=103.0)
+    assert meter_mode(held, CONFIG)[0] is Mode.HOLD
+    late = snapshot([], at=133.0, problem="stale", problem_since=103.0)
+    mode, why = meter_mode(late, CONFIG)
+    assert mode is Mode.FAILSAFE
+    assert "30 s" in why
+
+
+def test_base_load_subtracts_fresh_charger_draw_through_rotation() -> None:
+    """cp-1 is wired L2L3L1: its L1 draw is site L2; a draw measured after the meter
+    reading is left in the base load (the meter has not seen it yet)."""
+    snap = snapshot(
+        [
+            session(1, measured_a=(16.0, 0.0, 0.0)),
+            session(0, measured_a=(5.0, 5.0, 5.0), aligned=False),
+        ],
+        meter_a=(30.0, 40.0, 20.0),
+    )
+    assert base_load_a(snap, CONFIG) == (30.0, 24.0, 20.0)
+
+
+def test_base_load_is_never_negative() -> None:
+    """A charger measuring more than the meter (timing skew) does not create headroom."""
+    snap = snapshot([session(0, measured_a=(20.0, 20.0, 20.0))], meter_a=(10.0, 30.0, 30.0))
+    assert base_load_a(snap, CONFIG) == (0.0, 10.0, 10.0)
+
+
+def test_learned_single_phase_car_loads_one_site_phase() -> None:
+    """A car learned to draw on its charger's L1 only, on a rotated charger, loads site L3."""
+    belief = EvBelief(phases=(0,), ev_max_a=20.0)
+    problem = build_problem(snapshot([session(2, belief=belief)]), CONFIG, (0.0, 0.0, 0.0))
+    [demand] = problem.sessions
+    assert demand.phases == (2,)
+    assert demand.max_current_a == 20.0
+
+
+def test_decide_normal_gives_everyone_a_fair_share() -> None:
+    """Three 3-phase sessions on a 63 A site with 10 A base share 63-2-10 = 51 A: 17 A each."""
+    snap = snapshot([session(i) for i in range(3)])
+    decision = decide(snap, CONFIG, FAIR, {})
+    assert decision.mode is Mode.NORMAL
+    assert [t.limit_a for t in decision.targets.values()] == [17.0, 17.0, 17.0]
+
+
+def test_decide_hold_never_raises_a_session() -> None:
+    """With doubtful data, no session gets more than it holds now (new ones: the fail-safe)."""
+    snap = snapshot([session(0), session(1)], at=105.0, problem="NaN", problem_since=104.0)
+    decision = decide(snap, CONFIG, FAIR, {"cp-0/1": 10.0})
+    assert decision.mode is Mode.HOLD
+    assert decision.targets["cp-0/1"].limit_a <= 10.0
+    assert decision.targets["cp-1/1"].limit_a <= 6.0
+
+
+def test_decide_failsafe_gives_the_failsafe_current() -> None:
+    """In fail-safe mode every session gets the fail-safe current, with the reason."""
+    snap = snapshot([session(0), session(1)], meter_a=None, meter_at=None)
+    decision = decide(snap, CONFIG, FAIR, {"cp-0/1": 20.0})
+    assert {t.limit_a for t in decision.targets.values()} == {6.0}
+    assert all(t.reason.startswith("fail-safe") for t in decision.targets.values())
+
+
+def test_a_broken_policy_answer_is_replaced_by_the_failsafe() -> None:
+    """A policy that breaks an invariant is caught before anything is sent."""
+
+    def greedy(problem: AllocationProblem) -> Allocation:
+        return Allocation(
+            {
+                s.connector_id: ConnectorAllocation(s.connector_id, 32.0, "greedy")
+                for s in problem.sessions
+            }
+        )
+
+    decision = decide(snapshot([session(i) for i in range(3)]), CONFIG, greedy, {})
+    assert decision.mode is Mode.FAILSAFE
+    assert decision.rejected
+    assert {t.limit_a for t in decision.targets.values()} == {6.0}
+
+
+phase_a = st.floats(min_value=0, max_value=120, allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    policy=st.sampled_from(sorted(POLICIES)),
+    meter=st.tuples(phase_a, phase_a, phase_a),
+    draws=st.lists(
+        st.tuples(st.floats(0, 32), st.floats(0, 32), st.floats(0, 32)), min_size=0, max_size=6
+    ),
+    phases=st.lists(st.sampled_from([(0,), (1,), (0, 1, 2)]), min_size=6, max_size=6),
+)
+def test_decisions_keep_every_invariant(
+    policy: str,
+    meter: tuple[float, float, float],
+    draws: list[tuple[float, float, float]],
+    phases: list[tuple[int, ...]],
+) -> None:
+    """Invariants 1 and 2 hold on every decision: no node or phase over its limit less margin,
+    every session at 0 or between its minimum and maximum, whatever the meter and the cars say."""
+    config = site_config(chargers=6)
+    sessions = [
+        session(i, measured_a=draw, belief=EvBelief(phases=phases[i]))
+        for i, draw in enumerate(draws)
+    ]
+    decision = decide(snapshot(sessions, meter_a=meter), config, get_policy(policy), {})
+    assert violations(decision.problem, decision.allocation) == []

@@ -1,0 +1,54 @@
+"""`headroom demo`: the simulated site held under its limit, end to end, as the README runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_holds_the_limit_and_uses_it(tmp_path: Path) -> None:
+    """Ten chargers for a minute: utilisation ≥ 0.9, and every second over the limit falls
+    within an EV's response delay (plus the time to see it) after an arrival or a load step."""
+    report_path = tmp_path / "r.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "controller.cli",
+            "demo",
+            "--chargers",
+            "10",
+            "--duration",
+            "60",
+            "--report",
+            str(report_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    status_lines = [line for line in result.stdout.splitlines() if line.startswith("t=")]
+    assert len(status_lines) >= 55  # one a second
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    for key in (
+        "limit_kw",
+        "peak_site_kw",
+        "seconds_over_limit",
+        "delivered_kwh",
+        "available_kwh",
+        "utilization",
+        "setpoint_commands",
+    ):
+        assert key in report
+    assert report["utilization"] >= 0.9
+    assert report["seconds_over_limit_unexplained"] == 0.0
+    assert report["setpoint_commands"] > 10
+    assert report["command_results"] == {"Accepted": report["setpoint_commands"]}
+    assert report["delivered_kwh"] > 0.5

@@ -1,0 +1,176 @@
+"""The whole loop over real sockets: meter over Modbus TCP, chargers over OCPP websockets.
+
+Each test starts a SiteController against simulated devices on loopback and
+checks a safety behaviour end to end: fail-safe on boot, leases, an
+immediate decrease on an over-limit reading, hold and fail-safe on a meter
+outage with recovery, and chargers falling back by themselves when the
+controller dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from controller.config import HeadroomConfig, parse_config
+from controller.decide import Mode
+from controller.service import SiteController
+from hil.charge_point import SimulatedChargePoint
+from hil.ev import EV
+from hil.meter import SimulatedMeter
+from hil.site import SimulatedSite, WiredCharger
+
+
+def config_for(meter_port: int, chargers: int = 1, **control: Any) -> HeadroomConfig:
+    """A 3-phase 63 A site with fast timings so the tests run in seconds."""
+    return parse_config(
+        {
+            "site": {"id": "t", "max_current_a": 63, "safety_margin_a": 1, "failsafe_current_a": 6},
+            "control": {
+                "interval_s": 0.5,
+                "meter_stale_s": 1.0,
+                "failsafe_after_s": 2.0,
+                "min_increase_interval_s": 0.5,
+                "base_load_window_s": 0.5,
+                **control,
+            },
+            "ocpp": {"host": "127.0.0.1", "port": 0, "call_timeout_s": 2},
+            "meter": {"host": "127.0.0.1", "port": meter_port, "poll_interval_s": 0.25},
+            "chargers": [{"id": f"cp-{i}", "max_current_a": 32} for i in range(chargers)],
+        }
+    )
+
+
+@dataclass
+class Rig:
+    """A running controller with its simulated site."""
+
+    controller: SiteController
+    meter: SimulatedMeter
+    site: SimulatedSite
+    charge_points: list[SimulatedChargePoint]
+    base_a: list[float]
+
+
+@asynccontextmanager
+async def rig(chargers: int = 1, **control: Any) -> AsyncIterator[Rig]:
+    """Start meter, controller and chargers; stop all of them afterwards."""
+    base_a = [10.0, 10.0, 10.0]
+    site = SimulatedSite(lambda _t: (base_a[0], base_a[1], base_a[2]), [], time.monotonic)
+    meter = SimulatedMeter(source=site.meter_values)
+    await meter.start()
+    controller = SiteController(config_for(meter.port, chargers, **control))
+    await controller.start()
+    url = f"ws://127.0.0.1:{controller.ocpp.port}/ocpp"
+    cps = [SimulatedChargePoint(f"cp-{i}", url, meter_interval_s=0.25) for i in range(chargers)]
+    site.chargers.extend(WiredCharger(cp) for cp in cps)
+    try:
+        await asyncio.gather(*(cp.start() for cp in cps))
+        yield Rig(controller, meter, site, cps, base_a)
+    finally:
+        await asyncio.gather(*(cp.stop() for cp in cps), return_exceptions=True)
+        await controller.stop()
+        await meter.stop()
+
+
+async def until(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+    """Wait until ``condition()`` holds; the seconds it took. Fails naming ``what``."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout_s:
+            raise AssertionError(f"not within {timeout_s} s: {what}")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - start
+
+
+def purposes(cp: SimulatedChargePoint) -> list[str]:
+    """The purposes of the profiles a simulated charger received, in order."""
+    return [p["chargingProfilePurpose"] for _, p in cp.received_profiles]
+
+
+async def test_boot_gets_failsafe_then_session_gets_a_lease() -> None:
+    """Invariant 3: the fail-safe default comes first; each live setpoint is a bounded lease."""
+    async with rig(lease_s=60) as r:
+        [cp] = r.charge_points
+        await until(lambda: bool(cp.received_profiles), 5, "fail-safe profile on boot")
+        connector, first = cp.received_profiles[0]
+        assert (connector, first["chargingProfilePurpose"]) == (0, "TxDefaultProfile")
+        assert first["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 6.0
+        assert "validTo" not in first
+        await cp.plug_in(1, EV(response_delay_s=0.1))
+        await until(lambda: "TxProfile" in purposes(cp), 5, "a TxProfile for the session")
+        _, lease = next(
+            p for p in cp.received_profiles if p[1]["chargingProfilePurpose"] == "TxProfile"
+        )
+        assert lease["chargingSchedule"]["duration"] <= 60 + 5
+        assert "validTo" in lease
+        # 63 A − 1 A margin − 10 A base = 52 A free; the charger's rating is 32 A.
+        await until(lambda: cp.offered_a(1) == 32.0, 5, "offer of 32 A")
+
+
+async def test_over_limit_reading_is_answered_at_once() -> None:
+    """Invariant 5: a reading over the limit triggers a decrease without waiting for a tick."""
+    async with rig(interval_s=30) as r:  # ticks too slow to matter: only the wake can act
+        [cp] = r.charge_points
+        await cp.plug_in(1, EV(response_delay_s=0.1))
+        await until(lambda: cp.offered_a(1) == 32.0, 5, "offer of 32 A")
+        await until(lambda: max(cp.draw_a()) == 32.0, 5, "EV drawing 32 A")
+        r.base_a[:] = [45.0, 10.0, 10.0]  # 45 + 32 = 77 A on L1: over 63 A
+        took_s = await until(lambda: cp.offered_a(1) <= 17.0, 3, "decrease to 17 A")
+        assert took_s < 2.0
+        assert r.controller.loop.last is not None
+        assert r.controller.loop.last.targets["cp-0/1"].reason == "site L1"
+
+
+async def test_meter_outage_holds_then_fails_safe_then_recovers() -> None:
+    """Invariant 4: doubtful data stops increases, then fail-safe; good data brings recovery."""
+    async with rig() as r:
+        [cp] = r.charge_points
+        await cp.plug_in(1, EV(response_delay_s=0.1))
+        await until(lambda: cp.offered_a(1) == 32.0, 5, "offer of 32 A")
+        r.meter.fault = "silent"
+        loop = r.controller.loop
+        await until(lambda: loop.last is not None and loop.last.mode is Mode.HOLD, 3, "hold")
+        await until(
+            lambda: loop.last is not None and loop.last.mode is Mode.FAILSAFE, 4, "fail-safe"
+        )
+        await until(lambda: cp.offered_a(1) == 6.0, 3, "charger at its fail-safe 6 A")
+        r.meter.fault = None
+        await until(
+            lambda: loop.last is not None and loop.last.mode is Mode.NORMAL, 5, "normal again"
+        )
+        await until(lambda: cp.offered_a(1) == 32.0, 5, "offer back to 32 A")
+
+
+async def test_chargers_fall_back_by_themselves_when_the_controller_dies() -> None:
+    """Invariant 3: with the controller gone, each lease runs out and the fail-safe applies."""
+    async with rig(chargers=2, lease_s=2) as r:
+        for cp in r.charge_points:
+            await cp.plug_in(1, EV(response_delay_s=0.1))
+        await until(
+            lambda: all(cp.offered_a(1) > 6.0 for cp in r.charge_points),
+            5,
+            "setpoints above the fail-safe",
+        )
+        await r.controller.stop()  # the controller dies; nothing renews the leases
+        took_s = await until(
+            lambda: all(cp.offered_a(1) == 6.0 for cp in r.charge_points),
+            5,
+            "both chargers back on their 6 A fail-safe",
+        )
+        assert took_s <= 2.5
+
+
+async def test_leases_are_renewed_while_the_controller_lives() -> None:
+    """Invariant 3: a live controller renews each lease before it runs out."""
+    async with rig(lease_s=2) as r:
+        [cp] = r.charge_points
+        await cp.plug_in(1, EV(response_delay_s=0.1))
+        await until(lambda: cp.offered_a(1) == 32.0, 5, "offer of 32 A")
+        await asyncio.sleep(3.0)  # longer than one lease
+        assert cp.offered_a(1) == 32.0
+        assert purposes(cp).count("TxProfile") >= 2
