@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from controller.config import load_config
@@ -36,6 +37,16 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file")
+
+    audit = sub.add_parser("audit", help="print or export the audit log of decisions and commands")
+    source = audit.add_mutually_exclusive_group(required=True)
+    source.add_argument("--db", help="the audit database file")
+    source.add_argument("--config", help="the site config (its audit.path is read)")
+    audit.add_argument("--since", help="ISO time, e.g. 2026-11-21T18:00")
+    audit.add_argument("--until", help="ISO time (exclusive)")
+    audit.add_argument("--charger", help="only this charger's commands")
+    audit.add_argument("--kind", choices=["all", "decisions", "commands"], default="all")
+    audit.add_argument("--format", choices=["table", "csv", "json"], default="table")
     return parser
 
 
@@ -101,6 +112,28 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from controller.audit import AuditQuery, format_records, read_audit
+
+    path = args.db
+    if path is None:
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print("\n".join(f"{exc.source}: {p}" for p in exc.problems), file=sys.stderr)
+            return 1
+        if config.audit is None:
+            print(f"{args.config}: no audit section: nothing is recorded", file=sys.stderr)
+            return 1
+        path = config.audit.path
+    if not Path(path).exists():
+        print(f"audit: no database at {path}", file=sys.stderr)
+        return 1
+    query = AuditQuery(args.since, args.until, args.charger, args.kind)
+    sys.stdout.write(format_records(list(read_audit(path, query)), args.format))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``headroom`` console script."""
     args = _parser().parse_args(argv)
@@ -110,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args.config, args.console_logs, args.log_level)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "audit":
+        return _audit(args)
     return 2
 
 

@@ -103,6 +103,20 @@ class MeterSettings(_Strict):
     timeout_s: Annotated[float, Field(gt=0, le=10)] = 0.5
 
 
+class MetricsSettings(_Strict):
+    """Prometheus text at http://HOST:PORT/metrics."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9100
+
+
+class AuditSettings(_Strict):
+    """Where every decision and command is recorded (SQLite, write-ahead log)."""
+
+    path: Annotated[str, Field(min_length=1)] = "headroom-audit.db"
+    fsync: bool = False
+
+
 class ChargerSettings(_Strict):
     """One charger: its rating, wiring and priority."""
 
@@ -126,6 +140,8 @@ class HeadroomConfig(_Strict):
     control: ControlSettings = Field(default_factory=ControlSettings)
     ocpp: OcppSettings = Field(default_factory=OcppSettings)
     meter: MeterSettings
+    metrics: MetricsSettings | None = None
+    audit: AuditSettings | None = None
     chargers: Annotated[list[ChargerSettings], Field(min_length=1)]
 
     @model_validator(mode="after")

@@ -52,12 +52,14 @@ class Dispatcher:
         failsafe_a: float,
         lease_s: float,
         wake: Callable[[], None] = lambda: None,
+        on_result: Callable[[CommandResult], None] | None = None,
     ) -> None:
         self._links = links
         self._clock = clock
         self._failsafe_a = failsafe_a
         self._lease_s = lease_s
         self._wake = wake
+        self._on_result = on_result
         self.held: dict[str, Held] = {}
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._decreasing: set[str] = set()
@@ -209,6 +211,8 @@ class Dispatcher:
             result = await link.set_profile(command)
         self.sent += 1
         self.results[result.status.value] += 1
+        if self._on_result is not None:
+            self._on_result(result)
         key = f"{command.charger_id}/{command.connector_id}"
         if result.ok:
             self._failures.pop(key, None)

@@ -32,7 +32,7 @@ from controller.model import (
     SessionStarted,
     SessionStopped,
 )
-from controller.state import SiteState
+from controller.state import SiteSnapshot, SiteState
 from policies import Policy
 
 log = structlog.get_logger(__name__)
@@ -52,16 +52,20 @@ def is_urgent(event: Event, config: HeadroomConfig) -> bool:
     return False
 
 
-def over_limit(reading: MeterReading, config: HeadroomConfig) -> bool:
-    """True when a reading shows the site above its limit less the margin (invariant 5)."""
+def over_limit(reading: MeterReading, config: HeadroomConfig, margin: bool = True) -> bool:
+    """True when a reading shows the site above its limit (less the margin, by default).
+
+    With the margin it is the trigger of invariant 5; without it, the breach itself.
+    """
     site = config.site
+    margin_a = site.safety_margin_a if margin else 0.0
     if site.max_current_a is not None:
-        bound_a = site.max_current_a - site.safety_margin_a
+        bound_a = site.max_current_a - margin_a
         if any(v is not None and v > bound_a for v in reading.current_a):
             return True
     max_w = site.max_power_w
     if max_w is not None and reading.power_w is not None:
-        return reading.power_w > max_w - 3 * site.safety_margin_a * site.voltage_v
+        return reading.power_w > max_w - 3 * margin_a * site.voltage_v
     return False
 
 
@@ -85,7 +89,7 @@ class ControlLoop:
         policy: Policy,
         dispatcher: Dispatcher,
         clock: Clock,
-        on_decision: Callable[[Decision, StepTimes], None] | None = None,
+        on_decision: Callable[[Decision, StepTimes, SiteSnapshot], None] | None = None,
     ) -> None:
         self._config = config
         self._state = state
@@ -148,7 +152,7 @@ class ControlLoop:
         self.last = decision
         self.decisions += 1
         if self._on_decision is not None:
-            self._on_decision(decision, StepTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3))
+            self._on_decision(decision, StepTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3), snapshot)
         return decision
 
     def _log_changes(self, decision: Decision) -> None:

@@ -11,18 +11,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from wsgiref.simple_server import WSGIServer
 
 import structlog
+from prometheus_client import start_http_server
 
+from controller.audit import AuditLog
 from controller.clock import Clock, SystemClock
 from controller.config import HeadroomConfig
 from controller.decide import Decision
 from controller.dispatcher import Dispatcher
 from controller.loop import ControlLoop, StepTimes, is_urgent, over_limit
 from controller.meters import ModbusMeter, load_builtin_map
-from controller.model import ChargerBooted, ChargerDisconnected, Event, MeterReading
+from controller.metrics import SiteMetrics
+from controller.model import (
+    ChargerBooted,
+    ChargerDisconnected,
+    CommandResult,
+    Event,
+    MeterReading,
+)
 from controller.ocpp import OcppServer
-from controller.state import SiteState
+from controller.state import SiteSnapshot, SiteState
 from policies import get_policy
 
 log = structlog.get_logger(__name__)
@@ -35,11 +45,18 @@ class SiteController:
         self,
         config: HeadroomConfig,
         clock: Clock | None = None,
-        on_decision: Callable[[Decision, StepTimes], None] | None = None,
+        on_decision: Callable[[Decision, StepTimes, SiteSnapshot], None] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.state = SiteState(config.control)
+        self.metrics = SiteMetrics(config)
+        self.audit = (
+            AuditLog(config.audit.path, config.site.id, config.audit.fsync)
+            if config.audit
+            else None
+        )
+        self._on_decision = on_decision
         known = {c.id for c in config.chargers}
         self.ocpp = OcppServer(
             sink=self.sink,
@@ -55,6 +72,7 @@ class SiteController:
             failsafe_a=config.site.failsafe_current_a,
             lease_s=config.control.lease_s,
             wake=self._wake_loop,
+            on_result=self._commanded,
         )
         m = config.meter
         self.meter = ModbusMeter(
@@ -74,16 +92,36 @@ class SiteController:
             get_policy(config.control.policy),
             self.dispatcher,
             self.clock,
-            on_decision,
+            self._decided,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._metrics_server: WSGIServer | None = None
 
     def _wake_loop(self) -> None:
         self.loop.wake()
 
+    def _decided(self, decision: Decision, times: StepTimes, snapshot: SiteSnapshot) -> None:
+        self.metrics.observe_decision(decision, times, snapshot)
+        if self.audit is not None:
+            self.audit.record_decision(decision, self.clock.now())
+        if self._on_decision is not None:
+            self._on_decision(decision, times, snapshot)
+
+    def _commanded(self, result: CommandResult) -> None:
+        self.metrics.observe_command(result)
+        if self.audit is not None:
+            self.audit.record_command(result, self.clock.now())
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port /metrics is served on, if it is."""
+        return self._metrics_server.server_port if self._metrics_server else None
+
     def sink(self, event: Event) -> None:
         """Where every adapter puts its events."""
         self.state.apply(event)
+        if isinstance(event, MeterReading):
+            self.metrics.observe_reading(event)
         if isinstance(event, ChargerBooted):
             self.dispatcher.install_failsafe(event.charger_id)
         elif isinstance(event, ChargerDisconnected):
@@ -96,10 +134,14 @@ class SiteController:
     async def start(self) -> None:
         """Listen for chargers, start polling the meter and deciding."""
         await self.ocpp.start()
+        if self.config.metrics is not None:
+            m = self.config.metrics
+            self._metrics_server, _ = start_http_server(m.port, m.host, self.metrics.registry)
         log.info(
             "site controller started",
             site=self.config.site.id,
             ocpp_port=self.ocpp.port,
+            metrics_port=self.metrics_port,
             policy=self.config.control.policy,
         )
         self._tasks = [
@@ -118,6 +160,12 @@ class SiteController:
         await self.dispatcher.close()
         await self.meter.close()
         await self.ocpp.stop()
+        if self._metrics_server is not None:
+            server, self._metrics_server = self._metrics_server, None
+            await asyncio.to_thread(server.shutdown)
+            server.server_close()
+        if self.audit is not None:
+            self.audit.close()
 
     async def run_forever(self) -> None:
         """Start and run until cancelled (SIGINT/SIGTERM in the CLI)."""

@@ -185,6 +185,18 @@ class SiteState:
 
     def _measure(self, event: ChargerMeasurement) -> None:
         connector = self._charger(event.charger_id).connector(event.connector_id)
+        if event.transaction_id is not None and connector.transaction_id is None:
+            # A transaction we never saw start (Headroom restarted, or the charger was
+            # offline): adopt it, so the car is managed rather than left on its lease.
+            log.info(
+                "session adopted",
+                charger_id=event.charger_id,
+                connector_id=event.connector_id,
+                transaction_id=event.transaction_id,
+            )
+            connector.transaction_id = event.transaction_id
+            connector.started_at = event.at
+            connector.belief = EvBelief()
         connector.history.append(event)
         if connector.transaction_id is not None:
             connector.belief = observe(

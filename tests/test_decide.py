@@ -134,3 +134,18 @@ def test_decisions_keep_every_invariant(
     ]
     decision = decide(snapshot(sessions, meter_a=meter), config, get_policy(policy), {})
     assert violations(decision.problem, decision.allocation) == []
+
+
+def test_meter_values_of_an_unknown_transaction_adopt_the_session() -> None:
+    """After a restart, a charger's MeterValues for a running transaction make it a session."""
+    from controller.model import ChargerBooted, ChargerMeasurement
+    from controller.state import SiteState
+
+    state = SiteState(CONFIG.control)
+    state.apply(ChargerBooted("cp-0", at=1.0))
+    state.apply(
+        ChargerMeasurement("cp-0", 1, at=2.0, current_a=(16.0, 16.0, 16.0), transaction_id=4711)
+    )
+    [session] = state.snapshot(2.0).sessions
+    assert session.transaction_id == 4711
+    assert session.key == "cp-0/1"
