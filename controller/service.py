@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import structlog
@@ -26,6 +27,7 @@ from controller.meters import ModbusMeter, load_builtin_map
 from controller.metrics import SiteMetrics
 from controller.model import (
     ChargerBooted,
+    ChargerConnected,
     ChargerDisconnected,
     CommandResult,
     Event,
@@ -36,6 +38,9 @@ from controller.state import SiteSnapshot, SiteState
 from policies import get_policy
 
 log = structlog.get_logger(__name__)
+
+BOOT_WAIT_S = 2.0
+"""How long a newly connected charger has to send BootNotification before we command it anyway."""
 
 
 class SiteController:
@@ -95,6 +100,7 @@ class SiteController:
             self._decided,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._helpers: set[asyncio.Task[None]] = set()
         self._metrics_server: WSGIServer | None = None
 
     def _wake_loop(self) -> None:
@@ -122,6 +128,8 @@ class SiteController:
         self.state.apply(event)
         if isinstance(event, MeterReading):
             self.metrics.observe_reading(event)
+        if isinstance(event, ChargerConnected):
+            self._spawn(self._adopt_if_no_boot(event.charger_id), f"boot-wait:{event.charger_id}")
         if isinstance(event, ChargerBooted):
             self.dispatcher.install_failsafe(event.charger_id)
         elif isinstance(event, ChargerDisconnected):
@@ -130,6 +138,24 @@ class SiteController:
             self.loop.wake(
                 over_limit=isinstance(event, MeterReading) and over_limit(event, self.config)
             )
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
+
+    async def _adopt_if_no_boot(self, charger_id: str) -> None:
+        """A charger that reconnects (after a network drop, or our restart) need not boot again.
+
+        If no BootNotification follows the connection within ``BOOT_WAIT_S``, the
+        charger is treated as booted: it gets its fail-safe profile and its sessions
+        are managed again, as OCPP expects of a central system on reconnect.
+        """
+        await asyncio.sleep(BOOT_WAIT_S)
+        snapshot = self.state.snapshot(self.clock.monotonic())
+        if charger_id in snapshot.connected and charger_id not in snapshot.booted:
+            log.info("charger reconnected without boot", charger_id=charger_id)
+            self.sink(ChargerBooted(charger_id, self.clock.monotonic(), model="(reconnected)"))
 
     async def start(self) -> None:
         """Listen for chargers, start polling the meter and deciding."""
@@ -151,12 +177,13 @@ class SiteController:
 
     async def stop(self) -> None:
         """Stop deciding, polling and serving; leaves no task behind."""
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._helpers]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks = []
+        self._tasks, self._helpers = [], set()
         await self.dispatcher.close()
         await self.meter.close()
         await self.ocpp.stop()

@@ -104,3 +104,25 @@ async def test_leases_are_renewed_while_the_controller_lives() -> None:
         await asyncio.sleep(3.0)  # longer than one lease
         assert cp.offered_a(1) == 32.0
         assert purposes(cp).count("TxProfile") >= 2
+
+
+async def test_reconnect_without_boot_is_commanded_again() -> None:
+    """A charger that reconnects without BootNotification (our restart, a network drop) gets its
+    fail-safe profile all the same, within the boot wait."""
+    import json
+
+    from websockets.asyncio.client import connect
+
+    async with rig() as r:
+        # This connection replaces the rig's own cp-0, and never sends BootNotification.
+        url = f"ws://127.0.0.1:{r.controller.ocpp.port}/ocpp/cp-0"
+        async with connect(url, subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            for _ in range(10):
+                frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=5))
+                if frame[0] == 2 and frame[2] == "SetChargingProfile":
+                    await ws.send(json.dumps([3, frame[1], {"status": "Accepted"}]))
+                    profile = frame[3]["csChargingProfiles"]
+                    assert frame[3]["connectorId"] == 0
+                    assert profile["chargingProfilePurpose"] == "TxDefaultProfile"
+                    return
+        raise AssertionError("no fail-safe profile after a reconnect without boot")
