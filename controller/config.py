@@ -110,6 +110,17 @@ class MetricsSettings(_Strict):
     port: Annotated[int, Field(ge=0, le=65535)] = 9100
 
 
+class TelemetrySettings(_Strict):
+    """MQTT telemetry: site state each decision and events, under PREFIX/SITE/."""
+
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    prefix: Annotated[str, Field(min_length=1, pattern=r"^[^#+]+$")] = "headroom"
+    client_id: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+
 class AuditSettings(_Strict):
     """Where every decision and command is recorded (SQLite, write-ahead log)."""
 
@@ -142,6 +153,7 @@ class HeadroomConfig(_Strict):
     meter: MeterSettings
     metrics: MetricsSettings | None = None
     audit: AuditSettings | None = None
+    telemetry: TelemetrySettings | None = None
     chargers: Annotated[list[ChargerSettings], Field(min_length=1)]
 
     @model_validator(mode="after")

@@ -35,6 +35,7 @@ from controller.model import (
 )
 from controller.ocpp import OcppServer
 from controller.state import SiteSnapshot, SiteState
+from controller.telemetry import TelemetryPublisher
 from policies import get_policy
 
 log = structlog.get_logger(__name__)
@@ -60,6 +61,9 @@ class SiteController:
             AuditLog(config.audit.path, config.site.id, config.audit.fsync)
             if config.audit
             else None
+        )
+        self.telemetry = (
+            TelemetryPublisher(config.telemetry, config.site.id) if config.telemetry else None
         )
         self._on_decision = on_decision
         known = {c.id for c in config.chargers}
@@ -110,6 +114,8 @@ class SiteController:
         self.metrics.observe_decision(decision, times, snapshot)
         if self.audit is not None:
             self.audit.record_decision(decision, self.clock.now())
+        if self.telemetry is not None:
+            self.telemetry.publish_state(decision, snapshot, self.clock.now())
         if self._on_decision is not None:
             self._on_decision(decision, times, snapshot)
 
@@ -128,6 +134,8 @@ class SiteController:
         self.state.apply(event)
         if isinstance(event, MeterReading):
             self.metrics.observe_reading(event)
+        if self.telemetry is not None:
+            self.telemetry.publish_event(event, self.clock.now())
         if isinstance(event, ChargerConnected):
             self._spawn(self._adopt_if_no_boot(event.charger_id), f"boot-wait:{event.charger_id}")
         if isinstance(event, ChargerBooted):
@@ -174,6 +182,8 @@ class SiteController:
             asyncio.create_task(self.meter.run(), name=f"meter:{self.config.meter.id}"),
             asyncio.create_task(self.loop.run(), name="loop"),
         ]
+        if self.telemetry is not None:
+            self._tasks.append(asyncio.create_task(self.telemetry.run(), name="telemetry"))
 
     async def stop(self) -> None:
         """Stop deciding, polling and serving; leaves no task behind."""

@@ -21,12 +21,14 @@ def config_for(
     chargers: int = 1,
     metrics: bool = False,
     audit_path: str | None = None,
+    telemetry: tuple[str, int] | None = None,
     **control: Any,
 ) -> HeadroomConfig:
     """A 3-phase 63 A site with fast timings so the tests run in seconds."""
     return parse_config(
         {
             "audit": {"path": audit_path} if audit_path else None,
+            "telemetry": {"host": telemetry[0], "port": telemetry[1]} if telemetry else None,
             "metrics": {"host": "127.0.0.1", "port": 0} if metrics else None,
             "site": {"id": "t", "max_current_a": 63, "safety_margin_a": 1, "failsafe_current_a": 6},
             "control": {
@@ -57,14 +59,20 @@ class Rig:
 
 @asynccontextmanager
 async def rig(
-    chargers: int = 1, metrics: bool = False, audit_path: str | None = None, **control: Any
+    chargers: int = 1,
+    metrics: bool = False,
+    audit_path: str | None = None,
+    telemetry: tuple[str, int] | None = None,
+    **control: Any,
 ) -> AsyncIterator[Rig]:
     """Start meter, controller and chargers; stop all of them afterwards."""
     base_a = [10.0, 10.0, 10.0]
     site = SimulatedSite(lambda _t: (base_a[0], base_a[1], base_a[2]), [], time.monotonic)
     meter = SimulatedMeter(source=site.meter_values)
     await meter.start()
-    controller = SiteController(config_for(meter.port, chargers, metrics, audit_path, **control))
+    controller = SiteController(
+        config_for(meter.port, chargers, metrics, audit_path, telemetry, **control)
+    )
     await controller.start()
     url = f"ws://127.0.0.1:{controller.ocpp.port}/ocpp"
     cps = [SimulatedChargePoint(f"cp-{i}", url, meter_interval_s=0.25) for i in range(chargers)]
