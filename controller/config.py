@@ -35,6 +35,8 @@ class SiteLimits(_Strict):
     safety_margin_a: Annotated[float, Field(ge=0)] = 0.0
     failsafe_current_a: Annotated[float, Field(ge=0)] = 0.0
     base_load_reserve_a: Annotated[float, Field(ge=0)] = 0.0
+    demand_target_kw: Annotated[float, Field(gt=0)] | None = None
+    demand_window_min: Literal[15, 30, 60] = 15
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -163,8 +163,13 @@ def build_problem(
     config: HeadroomConfig,
     base_a: tuple[float, float, float],
     caps_a: Mapping[str, float] | None = None,
+    demand_cap_w: float | None = None,
 ) -> AllocationProblem:
-    """The site as a limit tree with one demand per running session."""
+    """The site as a limit tree with one demand per running session.
+
+    With a demand-charge target, a ``demand window`` node between the site and the
+    chargers carries the average power still allowed in the billing window.
+    """
     site = config.site
     nodes = [
         LimitNode(
@@ -176,8 +181,21 @@ def build_problem(
             label="site",
         )
     ]
+    parent = site.id
+    if demand_cap_w is not None:
+        parent = f"{site.id}/demand"
+        nodes.append(
+            LimitNode(
+                id=parent,
+                parent=site.id,
+                max_power_w=demand_cap_w,
+                margin_a=site.safety_margin_a,
+                base_load_a=base_a,
+                label="demand window",
+            )
+        )
     nodes += [
-        LimitNode(id=c.id, parent=site.id, max_current_a=c.max_current_a, label=c.id)
+        LimitNode(id=c.id, parent=parent, max_current_a=c.max_current_a, label=c.id)
         for c in config.chargers
     ]
     caps = caps_a or {}
@@ -205,11 +223,13 @@ def decide(
     policy: Policy,
     held_a: Mapping[str, float],
     base_a: Phases | None = None,
+    demand_cap_w: float | None = None,
 ) -> Decision:
     """One decision: trust the meter as far as it deserves, solve, check, and target.
 
     ``base_a`` is the base load to plan with (the loop passes the smoothed one);
-    without it the raw estimate from this snapshot is used.
+    without it the raw estimate from this snapshot is used. ``demand_cap_w`` is the
+    average power the demand-charge window still allows, if a target is set.
     """
     mode, why = meter_mode(snapshot, config)
     if mode is Mode.FAILSAFE:
@@ -225,7 +245,7 @@ def decide(
     if mode is Mode.HOLD:
         failsafe = config.site.failsafe_current_a
         caps = {s.key: held_a.get(s.key, failsafe) for s in snapshot.sessions}
-    problem = build_problem(snapshot, config, base, caps)
+    problem = build_problem(snapshot, config, base, caps, demand_cap_w)
     rejected: tuple[str, ...] = ()
     if mode is Mode.FAILSAFE:
         allocation = failsafe_allocation(problem, config.site.failsafe_current_a, why)

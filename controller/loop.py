@@ -20,6 +20,7 @@ import structlog
 from controller.clock import Clock
 from controller.config import HeadroomConfig
 from controller.decide import Decision, Mode, Phases, base_load_a, decide, smoothed_base_a
+from controller.demand import DemandWindow
 from controller.dispatch import plan_changes
 from controller.dispatcher import Dispatcher
 from controller.model import (
@@ -90,6 +91,7 @@ class ControlLoop:
         dispatcher: Dispatcher,
         clock: Clock,
         on_decision: Callable[[Decision, StepTimes, SiteSnapshot], None] | None = None,
+        demand: DemandWindow | None = None,
     ) -> None:
         self._config = config
         self._state = state
@@ -97,6 +99,7 @@ class ControlLoop:
         self._dispatcher = dispatcher
         self._clock = clock
         self._on_decision = on_decision
+        self._demand = demand
         self._wake = asyncio.Event()
         self._base_history: deque[tuple[float, Phases]] = deque(maxlen=256)
         self._over_limit = False
@@ -133,7 +136,14 @@ class ControlLoop:
             self._base_history, now, control.base_load_window_s, self._over_limit
         )
         self._over_limit = False
-        decision = decide(snapshot, self._config, self._policy, self._dispatcher.held_a(), base)
+        decision = decide(
+            snapshot,
+            self._config,
+            self._policy,
+            self._dispatcher.held_a(),
+            base,
+            self._demand_cap_w(),
+        )
         t2 = time.perf_counter()
         self._dispatcher.forget_ended(set(decision.targets))
         changes = plan_changes(
@@ -154,6 +164,12 @@ class ControlLoop:
         if self._on_decision is not None:
             self._on_decision(decision, StepTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3), snapshot)
         return decision
+
+    def _demand_cap_w(self) -> float | None:
+        target_kw = self._config.site.demand_target_kw
+        if self._demand is None or target_kw is None:
+            return None
+        return self._demand.allowed_power_w(self._clock.now().timestamp(), target_kw * 1000)
 
     def _log_changes(self, decision: Decision) -> None:
         previous = self.last

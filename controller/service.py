@@ -21,6 +21,7 @@ from controller.audit import AuditLog
 from controller.clock import Clock, SystemClock
 from controller.config import HeadroomConfig
 from controller.decide import Decision
+from controller.demand import DemandWindow
 from controller.dispatcher import Dispatcher
 from controller.loop import ControlLoop, StepTimes, is_urgent, over_limit
 from controller.meters import ModbusMeter, load_builtin_map
@@ -32,6 +33,7 @@ from controller.model import (
     CommandResult,
     Event,
     MeterReading,
+    Quality,
 )
 from controller.ocpp import OcppServer
 from controller.state import SiteSnapshot, SiteState
@@ -95,6 +97,7 @@ class SiteController:
             poll_interval_s=m.poll_interval_s,
             timeout_s=m.timeout_s,
         )
+        self.demand = DemandWindow(window_s=config.site.demand_window_min * 60.0)
         self.loop = ControlLoop(
             config,
             self.state,
@@ -102,6 +105,7 @@ class SiteController:
             self.dispatcher,
             self.clock,
             self._decided,
+            self.demand if config.site.demand_target_kw is not None else None,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._helpers: set[asyncio.Task[None]] = set()
@@ -134,6 +138,8 @@ class SiteController:
         self.state.apply(event)
         if isinstance(event, MeterReading):
             self.metrics.observe_reading(event)
+            if event.quality is Quality.GOOD and event.power_w is not None:
+                self.demand.add(self.clock.now().timestamp(), event.power_w)
         if self.telemetry is not None:
             self.telemetry.publish_event(event, self.clock.now())
         if isinstance(event, ChargerConnected):

@@ -22,6 +22,7 @@ def config_for(
     metrics: bool = False,
     audit_path: str | None = None,
     telemetry: tuple[str, int] | None = None,
+    site_keys: dict[str, Any] | None = None,
     **control: Any,
 ) -> HeadroomConfig:
     """A 3-phase 63 A site with fast timings so the tests run in seconds."""
@@ -30,7 +31,13 @@ def config_for(
             "audit": {"path": audit_path} if audit_path else None,
             "telemetry": {"host": telemetry[0], "port": telemetry[1]} if telemetry else None,
             "metrics": {"host": "127.0.0.1", "port": 0} if metrics else None,
-            "site": {"id": "t", "max_current_a": 63, "safety_margin_a": 1, "failsafe_current_a": 6},
+            "site": {
+                "id": "t",
+                "max_current_a": 63,
+                "safety_margin_a": 1,
+                "failsafe_current_a": 6,
+                **(site_keys or {}),
+            },
             "control": {
                 "interval_s": 0.5,
                 "meter_stale_s": 1.0,
@@ -63,6 +70,7 @@ async def rig(
     metrics: bool = False,
     audit_path: str | None = None,
     telemetry: tuple[str, int] | None = None,
+    site_keys: dict[str, Any] | None = None,
     **control: Any,
 ) -> AsyncIterator[Rig]:
     """Start meter, controller and chargers; stop all of them afterwards."""
@@ -71,7 +79,7 @@ async def rig(
     meter = SimulatedMeter(source=site.meter_values)
     await meter.start()
     controller = SiteController(
-        config_for(meter.port, chargers, metrics, audit_path, telemetry, **control)
+        config_for(meter.port, chargers, metrics, audit_path, telemetry, site_keys, **control)
     )
     await controller.start()
     url = f"ws://127.0.0.1:{controller.ocpp.port}/ocpp"
