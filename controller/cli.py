@@ -12,7 +12,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from controller.config import load_config
+from controller.config import load_sites
 from controller.errors import ConfigError
 from controller.logs import configure_logging
 
@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the controller for the site in a config file")
+    run = sub.add_parser("run", help="run the controller for the site(s) in a config file")
     run.add_argument("--config", required=True, help="the site's YAML config")
     run.add_argument("--console-logs", action="store_true", help="readable logs instead of JSON")
 
@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     source = audit.add_mutually_exclusive_group(required=True)
     source.add_argument("--db", help="the audit database file")
     source.add_argument("--config", help="the site config (its audit.path is read)")
+    audit.add_argument("--site", help="with --config of several sites: which one")
     audit.add_argument("--since", help="ISO time, e.g. 2026-11-21T18:00")
     audit.add_argument("--until", help="ISO time (exclusive)")
     audit.add_argument("--charger", help="only this charger's commands")
@@ -52,13 +53,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _check_config(path: str) -> int:
     try:
-        load_config(path)
+        sites = load_sites(path)
     except ConfigError as exc:
         print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
-    print("OK")
+    print("OK" if len(sites) == 1 else f"OK ({len(sites)} sites)")
     return 0
 
 
@@ -73,16 +74,16 @@ async def _run_until_signalled(service: Coroutine[Any, Any, None]) -> None:
 
 
 def _run(path: str, console_logs: bool, level: str) -> int:
-    from controller.service import SiteController
+    from controller.deployment import run_sites
 
     try:
-        config = load_config(path)
+        sites = load_sites(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
         return 1
     configure_logging(level, json_lines=not console_logs)
-    asyncio.run(_run_until_signalled(SiteController(config).run_forever()))
+    asyncio.run(_run_until_signalled(run_sites(sites)))
     return 0
 
 
@@ -118,9 +119,13 @@ def _audit(args: argparse.Namespace) -> int:
     path = args.db
     if path is None:
         try:
-            config = load_config(args.config)
+            sites = load_sites(args.config)
         except ConfigError as exc:
             print("\n".join(f"{exc.source}: {p}" for p in exc.problems), file=sys.stderr)
+            return 1
+        config = next((c for c in sites if args.site in (None, c.site.id)), None)
+        if config is None:
+            print(f"{args.config}: no site {args.site!r}", file=sys.stderr)
             return 1
         if config.audit is None:
             print(f"{args.config}: no audit section: nothing is recorded", file=sys.stderr)
