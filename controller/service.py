@@ -46,6 +46,19 @@ BOOT_WAIT_S = 2.0
 """How long a newly connected charger has to send BootNotification before we command it anyway."""
 
 
+TRANSACTION_ID_EPOCH_S = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+
+def first_transaction_id(clock: Clock) -> int:
+    """Where transaction ids start: seconds since 2026, so they keep rising across restarts.
+
+    A restarted controller must not hand out an id a charger may still hold for a
+    running transaction; unless a site averages more than one new transaction per
+    second, ids from this seed never repeat (and fit OCPP's 32-bit integer until 2094).
+    """
+    return max(int(clock.now().timestamp()) - TRANSACTION_ID_EPOCH_S, 1)
+
+
 class SiteController:
     """Everything that runs for one site, started and stopped together."""
 
@@ -76,6 +89,7 @@ class SiteController:
             host=config.ocpp.host,
             port=config.ocpp.port,
             call_timeout_s=config.ocpp.call_timeout_s,
+            first_transaction_id=first_transaction_id(self.clock),
         )
         self.dispatcher = Dispatcher(
             links=self.ocpp.link,
