@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import math
 import random
-from typing import Literal
 
 import structlog
 from pymodbus.client import AsyncModbusTcpClient
@@ -25,14 +24,11 @@ from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from controller.clock import Clock
-from controller.meters.registers import (
-    DecodedValues,
-    DecodeError,
-    RegisterMap,
-    decode,
-    plausibility_problems,
-    read_plan,
-)
+from controller.meters.backoff import jittered_backoff_s
+from controller.meters.decode import DecodedValues, decode, plausibility_problems, read_plan
+from controller.meters.health import HealthLog
+from controller.meters.registers import DecodeError, RegisterMap
+from controller.meters.sunspec import SunSpecError, SunSpecScan, locate
 from controller.model import EventSink, MeterFailed, MeterReading, Quality
 
 _log = structlog.get_logger(__name__)
@@ -45,8 +41,6 @@ RECONNECT_MIN_S = 0.2
 # the site in its conservative mode for no reason.
 RECONNECT_MAX_S = 5.0
 
-_State = Literal["good", "invalid", "failed"]
-
 
 class _PollError(Exception):
     """A read failed; ``drop`` says whether the connection is unusable."""
@@ -58,8 +52,7 @@ class _PollError(Exception):
 
 def reconnect_delay_s(failures: int, jitter: float) -> float:
     """Seconds before reconnect attempt ``failures`` + 1; ``jitter`` in [0, 1) spreads meters."""
-    ceiling = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2.0 ** max(failures - 1, 0))
-    return ceiling * (0.5 + 0.5 * jitter)
+    return jittered_backoff_s(failures, jitter, RECONNECT_MIN_S, RECONNECT_MAX_S)
 
 
 def _exception_name(code: int) -> str:
@@ -69,8 +62,49 @@ def _exception_name(code: int) -> str:
         return "unknown exception code"
 
 
+async def scan_sunspec(client: AsyncModbusTcpClient, unit_id: int) -> SunSpecScan:
+    """Walk the SunSpec models of the device behind ``client`` (holding registers).
+
+    An exception answer ends the walk where it happened (no marker there, or
+    no more models); a lost connection or a timeout raises
+    :class:`~pymodbus.exceptions.ModbusException`.
+    """
+    scan = SunSpecScan()
+    while (read := scan.next_read()) is not None:
+        start, count = read
+        response = await client.read_holding_registers(start, count=count, device_id=unit_id)
+        scan.feed(None if response.isError() else list(response.registers))
+    return scan
+
+
+async def locate_sunspec_map(
+    host: str, port: int, unit_id: int, register_map: RegisterMap, timeout_s: float = 1.0
+) -> RegisterMap:
+    """``register_map`` moved to where the device at ``host:port`` keeps its SunSpec model.
+
+    Raises :class:`~controller.meters.sunspec.SunSpecError` when the model is
+    not there and :class:`ConnectionError` when the device cannot be read.
+    """
+    client = AsyncModbusTcpClient(host, port=port, timeout=timeout_s, retries=CLIENT_RETRIES)
+    try:
+        if not await client.connect():
+            raise ConnectionError(f"cannot connect to {host}:{port}")
+        try:
+            scan = await scan_sunspec(client, unit_id)
+        except ModbusException as exc:
+            raise ConnectionError(f"SunSpec discovery at {host}:{port} failed: {exc}") from exc
+        return locate(register_map, scan)
+    finally:
+        client.close()
+
+
 class ModbusMeter:
-    """Polls one Modbus TCP meter and emits MeterReading / MeterFailed events."""
+    """Polls one Modbus TCP meter and emits MeterReading / MeterFailed events.
+
+    With a SunSpec map (one with ``sunspec``) and ``sunspec_discovery`` on,
+    each new connection first finds the model from the ``SunS`` marker and
+    reads the map moved there.
+    """
 
     def __init__(
         self,
@@ -85,11 +119,15 @@ class ModbusMeter:
         timeout_s: float = 0.5,
         max_current_a: float = 10_000.0,
         max_power_w: float = 10_000_000.0,
+        sunspec_discovery: bool = True,
     ) -> None:
         self.meter_id = meter_id
         self._host, self._port, self._unit_id = host, port, unit_id
-        self._map = register_map
+        self._configured_map = register_map
+        self._discover = sunspec_discovery and register_map.sunspec is not None
+        self._map = register_map  # the map in use: moved by discovery on each connection
         self._plan = read_plan(register_map)
+        self._located = not self._discover
         self._sink, self._clock = sink, clock
         self._interval_s, self._timeout_s = poll_interval_s, timeout_s
         self._max_current_a, self._max_power_w = max_current_a, max_power_w
@@ -99,8 +137,8 @@ class ModbusMeter:
         # backoff runs on the event loop's clock, not on ``clock``.
         self._retry_at = -math.inf
         self._last_error = ""
-        self._state: _State | None = None
         self._log = _log.bind(meter_id=meter_id, address=self._address)
+        self._health = HealthLog(self._log)
 
     @property
     def _address(self) -> str:
@@ -109,7 +147,7 @@ class ModbusMeter:
     async def poll_once(self) -> MeterReading | MeterFailed:
         """Read the plan once; emit the resulting event into the sink and return it."""
         event = await self._poll()
-        self._note_state(event)
+        self._health.note(event)
         self._sink(event)
         return event
 
@@ -139,6 +177,8 @@ class ModbusMeter:
         if isinstance(client, str):
             return self._failed(client)
         try:
+            if not self._located:
+                await self._locate(client)
             blocks = await self._read_blocks(client)
         except _PollError as exc:
             if exc.drop:
@@ -165,6 +205,23 @@ class ModbusMeter:
 
     def _failed(self, detail: str) -> MeterFailed:
         return MeterFailed(self.meter_id, self._clock.monotonic(), detail)
+
+    async def _locate(self, client: AsyncModbusTcpClient) -> None:
+        """Find the SunSpec model on this connection and read the map moved there."""
+        try:
+            scan = await scan_sunspec(client, self._unit_id)
+        except ModbusException as exc:
+            raise _PollError(
+                f"SunSpec discovery at {self._address} failed: {exc}", drop=True
+            ) from exc
+        try:
+            self._map = locate(self._configured_map, scan)
+        except SunSpecError as exc:
+            raise _PollError(f"SunSpec discovery at {self._address}: {exc}", drop=False) from exc
+        self._plan = read_plan(self._map)
+        self._located = True
+        assert self._map.sunspec is not None
+        self._log.info("sunspec model located", model_address=self._map.sunspec.model_address)
 
     async def _read_blocks(self, client: AsyncModbusTcpClient) -> dict[int, list[int]]:
         blocks: dict[int, list[int]] = {}
@@ -242,27 +299,9 @@ class ModbusMeter:
         self._last_error = detail
 
     def _drop_client(self) -> None:
+        # Another device may answer on this address after a reconnect: find the model anew.
+        self._located = not self._discover
         if self._client is not None:
             with contextlib.suppress(Exception):  # closing a dead socket may complain
                 self._client.close()
             self._client = None
-
-    # --- logging state changes ------------------------------------------------
-
-    def _note_state(self, event: MeterReading | MeterFailed) -> None:
-        state: _State = "failed" if isinstance(event, MeterFailed) else self._quality(event)
-        previous, self._state = self._state, state
-        if state == previous:
-            return
-        if state == "good":
-            message = "meter connected" if previous is None else "meter recovered"
-            self._log.info(message, previous=previous)
-        elif state == "failed":
-            message = "meter unreachable" if previous is None else "meter failing"
-            self._log.warning(message, previous=previous, detail=event.detail)
-        else:
-            self._log.warning("meter reading invalid", previous=previous, detail=event.detail)
-
-    @staticmethod
-    def _quality(reading: MeterReading) -> _State:
-        return "good" if reading.quality is Quality.GOOD else "invalid"
