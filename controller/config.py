@@ -16,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from controller.errors import ConfigError
+from controller.meters.mqtt_settings import MqttMeterSettings
+from controller.meters.registers import RegisterMap
 
 IEC_61851_MIN_CURRENT_A = 6.0  # below it the EV stops: a fail-safe is 0 or at least this
 
@@ -94,15 +96,42 @@ class OcppSettings(_Strict):
 
 
 class MeterSettings(_Strict):
-    """The grid-connection meter, read over Modbus TCP."""
+    """The grid-connection meter, read over Modbus TCP.
+
+    ``map`` names a built-in register map; ``map_file`` a YAML map of your own
+    (same format as ``controller/meters/maps/``), which wins when both are set.
+    """
 
     id: Annotated[str, Field(min_length=1)] = "grid"
     host: Annotated[str, Field(min_length=1)]
     port: Annotated[int, Field(ge=1, le=65535)] = 502
     unit_id: Annotated[int, Field(ge=0, le=255)] = 1
     map: Annotated[str, Field(min_length=1)] = "sdm630"
+    map_file: Annotated[str, Field(min_length=1)] | None = None
     poll_interval_s: Annotated[float, Field(ge=0.25, le=60)] = 1.0
     timeout_s: Annotated[float, Field(gt=0, le=10)] = 0.5
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        from controller.meters.registers import builtin_map_names, load_map_file
+
+        if self.map_file is not None:
+            try:
+                load_map_file(Path(self.map_file))
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"meter.map_file {self.map_file}: {exc}") from exc
+        elif self.map not in builtin_map_names():
+            known = ", ".join(builtin_map_names())
+            raise ValueError(f"meter.map {self.map!r} is not a built-in map; known: {known}")
+        return self
+
+    def register_map(self) -> RegisterMap:
+        """The register map to read with."""
+        from controller.meters.registers import load_builtin_map, load_map_file
+
+        if self.map_file is not None:
+            return load_map_file(Path(self.map_file))
+        return load_builtin_map(self.map)
 
 
 class MetricsSettings(_Strict):
@@ -152,7 +181,8 @@ class HeadroomConfig(_Strict):
     site: SiteLimits
     control: ControlSettings = Field(default_factory=ControlSettings)
     ocpp: OcppSettings = Field(default_factory=OcppSettings)
-    meter: MeterSettings
+    meter: MeterSettings | None = None
+    mqtt_meter: MqttMeterSettings | None = None
     metrics: MetricsSettings | None = None
     audit: AuditSettings | None = None
     telemetry: TelemetrySettings | None = None
@@ -160,6 +190,10 @@ class HeadroomConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if (self.meter is None) == (self.mqtt_meter is None):
+            raise ValueError(
+                "the grid meter: set exactly one of meter (Modbus TCP) and mqtt_meter (MQTT)"
+            )
         ids = [c.id for c in self.chargers]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:

@@ -24,7 +24,8 @@ from controller.decide import Decision
 from controller.demand import DemandWindow
 from controller.dispatcher import Dispatcher
 from controller.loop import ControlLoop, StepTimes, is_urgent, over_limit
-from controller.meters import ModbusMeter, load_builtin_map
+from controller.meters import ModbusMeter
+from controller.meters.mqtt import MqttMeter
 from controller.metrics import SiteMetrics
 from controller.model import (
     ChargerBooted,
@@ -99,18 +100,7 @@ class SiteController:
             wake=self._wake_loop,
             on_result=self._commanded,
         )
-        m = config.meter
-        self.meter = ModbusMeter(
-            meter_id=m.id,
-            host=m.host,
-            port=m.port,
-            unit_id=m.unit_id,
-            register_map=load_builtin_map(m.map),
-            sink=self.sink,
-            clock=self.clock,
-            poll_interval_s=m.poll_interval_s,
-            timeout_s=m.timeout_s,
-        )
+        self.meter = self._meter(config)
         self.demand = DemandWindow(window_s=config.site.demand_window_min * 60.0)
         self.loop = ControlLoop(
             config,
@@ -124,6 +114,23 @@ class SiteController:
         self._tasks: list[asyncio.Task[None]] = []
         self._helpers: set[asyncio.Task[None]] = set()
         self._metrics_server: WSGIServer | None = None
+
+    def _meter(self, config: HeadroomConfig) -> ModbusMeter | MqttMeter:
+        if config.mqtt_meter is not None:
+            return MqttMeter(config.mqtt_meter, self.sink, self.clock)
+        m = config.meter
+        assert m is not None  # the config holds exactly one of the two
+        return ModbusMeter(
+            meter_id=m.id,
+            host=m.host,
+            port=m.port,
+            unit_id=m.unit_id,
+            register_map=m.register_map(),
+            sink=self.sink,
+            clock=self.clock,
+            poll_interval_s=m.poll_interval_s,
+            timeout_s=m.timeout_s,
+        )
 
     def _wake_loop(self) -> None:
         self.loop.wake()
@@ -199,7 +206,7 @@ class SiteController:
             policy=self.config.control.policy,
         )
         self._tasks = [
-            asyncio.create_task(self.meter.run(), name=f"meter:{self.config.meter.id}"),
+            asyncio.create_task(self.meter.run(), name="meter"),
             asyncio.create_task(self.loop.run(), name="loop"),
         ]
         if self.telemetry is not None:
@@ -215,7 +222,8 @@ class SiteController:
                 await task
         self._tasks, self._helpers = [], set()
         await self.dispatcher.close()
-        await self.meter.close()
+        if isinstance(self.meter, ModbusMeter):
+            await self.meter.close()
         await self.ocpp.stop()
         if self._metrics_server is not None:
             server, self._metrics_server = self._metrics_server, None

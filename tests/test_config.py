@@ -143,3 +143,32 @@ def test_console_script_is_installed() -> None:
     )
     assert result.returncode == 1
     assert "site.max_power_kw" in result.stderr
+
+
+def test_exactly_one_grid_meter() -> None:
+    """A site reads its grid meter over Modbus or MQTT: neither, or both, is an error."""
+    data = minimal()
+    del data["meter"]
+    assert problems(data) == [
+        "(top level): the grid meter: set exactly one of meter (Modbus TCP) and mqtt_meter (MQTT)"
+    ]
+    data["mqtt_meter"] = {
+        "host": "127.0.0.1",
+        "topic": "site/grid",
+        "quantities": {"power_total": {"field": "p", "unit": "W"}},
+    }
+    assert parse_config(data).mqtt_meter is not None
+
+
+def test_meter_map_must_be_known_or_a_valid_file(tmp_path: Path) -> None:
+    """An unknown built-in map name lists the known ones; a broken map file is named."""
+    data = minimal()
+    data["meter"] = {"host": "127.0.0.1", "map": "sdm999"}
+    [problem] = problems(data)
+    assert "meter.map 'sdm999' is not a built-in map; known:" in problem
+    assert "em24" in problem
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("name: mine\n", encoding="utf-8")
+    data["meter"] = {"host": "127.0.0.1", "map_file": str(bad)}
+    [problem] = problems(data)
+    assert problem.startswith("meter: meter.map_file")
