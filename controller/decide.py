@@ -54,6 +54,7 @@ class Target:
     transaction_id: int
     limit_a: float
     reason: str
+    started_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +264,7 @@ def decide(
             by_key[key].transaction_id,
             entry.current_a,
             entry.reason,
+            by_key[key].started_at,
         )
         for key, entry in allocation.connectors.items()
         if key in by_key

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from controller.decide import Target
 
@@ -85,9 +85,7 @@ def plan_changes(
             # send the held value again.
             kind = ChangeKind.RENEW
             new_a = old_a if previous else new_a
-            target = Target(
-                target.charger_id, target.connector_id, target.transaction_id, new_a, target.reason
-            )
+            target = replace(target, limit_a=new_a)
         else:
             continue
         changes.append(Change(key, target, old_a, kind))

@@ -25,6 +25,13 @@ import structlog
 
 from controller.clock import Clock
 from controller.dispatch import Change, ChangeKind, Held
+from controller.fallback import (
+    LADDER,
+    REFUSALS_TO_STEP_DOWN,
+    ProfileRoute,
+    after_result,
+    setpoint_command,
+)
 from controller.model import (
     ChargerLink,
     CommandResult,
@@ -37,8 +44,6 @@ log = structlog.get_logger(__name__)
 
 FAILSAFE_PROFILE_ID = 1
 FAILSAFE_STACK_LEVEL = 0
-SETPOINT_PROFILE_ID_BASE = 10  # + connector id: one leased TxProfile per connector
-SETPOINT_STACK_LEVEL = 1
 ESCALATE_AFTER = 3  # consecutive failures before a command problem is logged as an error
 
 
@@ -65,6 +70,7 @@ class Dispatcher:
         self._decreasing: set[str] = set()
         self._decrease_failed = False
         self._failures: Counter[str] = Counter()
+        self.routes: dict[str, ProfileRoute] = {}
         self.results: Counter[str] = Counter()
         self.sent = 0
 
@@ -151,17 +157,7 @@ class Dispatcher:
     async def _send_changes(self, charger_id: str, changes: list[Change]) -> None:
         for change in changes:
             t = change.target
-            command = ProfileCommand(
-                charger_id=charger_id,
-                connector_id=t.connector_id,
-                purpose=ProfilePurpose.TX,
-                limit_a=t.limit_a,
-                stack_level=SETPOINT_STACK_LEVEL,
-                profile_id=SETPOINT_PROFILE_ID_BASE + t.connector_id,
-                lease_s=self._lease_s,
-                transaction_id=t.transaction_id,
-            )
-            result = await self._send(command)
+            result = await self._send_setpoint(charger_id, change)
             if result.ok:
                 now = self._clock.monotonic()
                 before = self.held.get(change.key)
@@ -181,9 +177,46 @@ class Dispatcher:
                 old_a=change.old_a,
                 limit_a=t.limit_a,
                 reason=t.reason,
+                purpose=result.command.purpose.value,
                 result=result.status.value,
                 latency_ms=round(result.latency_s * 1000, 1),
             )
+
+    async def _send_setpoint(self, charger_id: str, change: Change) -> CommandResult:
+        """Send by the charger's route; on a refusal, try again at once, stepping down the
+        ladder as :func:`controller.fallback.after_result` decides (a bounded number of tries)."""
+        t = change.target
+        for _ in range(len(LADDER) * REFUSALS_TO_STEP_DOWN):
+            route = self.routes.get(charger_id, ProfileRoute())
+            limit_a = t.limit_a
+            if route.purpose is ProfilePurpose.CHARGE_POINT_MAX:
+                # One limit for the whole charger: what its other connectors hold, plus this.
+                prefix = f"{charger_id}/"
+                limit_a += sum(
+                    h.limit_a
+                    for k, h in self.held.items()
+                    if k.startswith(prefix) and k != change.key
+                )
+            command = setpoint_command(
+                route, charger_id, t.connector_id, t.transaction_id, limit_a, self._lease_s
+            )
+            result = await self._send(command)
+            age_s = self._clock.monotonic() - t.started_at
+            new_route = after_result(route, result, age_s)
+            self.routes[charger_id] = new_route
+            if new_route.purpose is not route.purpose:
+                log.warning(
+                    "charger refuses a profile purpose; stepping down",
+                    charger_id=charger_id,
+                    refused=route.purpose.value,
+                    now_using=new_route.purpose.value,
+                    detail=result.detail,
+                )
+            elif new_route.refusals <= route.refusals or route.purpose is LADDER[-1]:
+                # Accepted, not a refusal that counts (timeout, start race), or refused at
+                # the bottom of the ladder: the next decision tries again.
+                return result
+        return result
 
     async def _send_failsafe(self, charger_id: str) -> None:
         command = ProfileCommand(
