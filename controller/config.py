@@ -75,6 +75,7 @@ class ControlSettings(_Strict):
     failsafe_after_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
     ev_probe_a: Annotated[float, Field(ge=0.5, le=16)] = 2.0
     ev_settle_s: Annotated[float, Field(ge=1, le=600)] = 10.0
+    compliance_timeout_s: Annotated[float, Field(ge=1, le=3600)] = 60.0
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -225,12 +225,15 @@ def decide(
     held_a: Mapping[str, float],
     base_a: Phases | None = None,
     demand_cap_w: float | None = None,
+    noncompliant: frozenset[str] = frozenset(),
 ) -> Decision:
     """One decision: trust the meter as far as it deserves, solve, check, and target.
 
     ``base_a`` is the base load to plan with (the loop passes the smoothed one);
     without it the raw estimate from this snapshot is used. ``demand_cap_w`` is the
     average power the demand-charge window still allows, if a target is set.
+    ``noncompliant`` sessions do not follow their setpoints: their charger's full
+    rating is reserved on their phases and they are told the fail-safe current.
     """
     mode, why = meter_mode(snapshot, config)
     if mode is Mode.FAILSAFE:
@@ -241,6 +244,10 @@ def decide(
     # its last lease or falls back to its fail-safe, and its draw stays in the base load.
     snapshot = replace(
         snapshot, sessions=tuple(s for s in snapshot.sessions if s.charger_id in snapshot.booted)
+    )
+    base, ignored = _reserve_noncompliant(snapshot, config, base, noncompliant)
+    snapshot = replace(
+        snapshot, sessions=tuple(s for s in snapshot.sessions if s.key not in ignored)
     )
     caps = None
     if mode is Mode.HOLD:
@@ -269,4 +276,28 @@ def decide(
         for key, entry in allocation.connectors.items()
         if key in by_key
     }
+    failsafe_a = config.site.failsafe_current_a
+    for key, session in ignored.items():
+        targets[key] = Target(
+            session.charger_id,
+            session.connector_id,
+            session.transaction_id,
+            failsafe_a,
+            "non-compliant: draws more than its setpoint; its rating is reserved",
+            session.started_at,
+        )
     return Decision(snapshot.at, mode, why, base, problem, allocation, targets, rejected)
+
+
+def _reserve_noncompliant(
+    snapshot: SiteSnapshot, config: HeadroomConfig, base: Phases, keys: frozenset[str]
+) -> tuple[Phases, dict[str, SessionView]]:
+    """Base load with the full rating of each non-compliant charger's phases added."""
+    ignored = {s.key: s for s in snapshot.sessions if s.key in keys}
+    load = list(base)
+    for session in ignored.values():
+        charger = config.charger(session.charger_id)
+        rating_a = charger.max_current_a if charger else 0.0
+        for phase in charger.site_phases() if charger else (0, 1, 2):
+            load[phase] += rating_a
+    return (load[0], load[1], load[2]), ignored

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from controller.clock import Clock
+from controller.compliance import Compliance, check
 from controller.config import HeadroomConfig
 from controller.decide import Decision, Mode, Phases, base_load_a, decide, smoothed_base_a
 from controller.demand import DemandWindow
@@ -100,6 +101,7 @@ class ControlLoop:
         self._clock = clock
         self._on_decision = on_decision
         self._demand = demand
+        self._compliance = Compliance({}, frozenset())
         self._wake = asyncio.Event()
         self._base_history: deque[tuple[float, Phases]] = deque(maxlen=256)
         self._over_limit = False
@@ -164,6 +166,25 @@ class ControlLoop:
         if self._on_decision is not None:
             self._on_decision(decision, StepTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3), snapshot)
         return decision
+
+    @property
+    def noncompliant(self) -> frozenset[str]:
+        """Sessions whose chargers do not follow their setpoints."""
+        return self._compliance.flagged
+
+    def _check_compliance(self, snapshot: SiteSnapshot, now: float) -> None:
+        before = self._compliance.flagged
+        self._compliance = check(
+            snapshot.sessions,
+            self._dispatcher.held,
+            self._compliance,
+            now,
+            self._config.control.compliance_timeout_s,
+        )
+        for key in self._compliance.flagged - before:
+            log.error("charger does not follow its setpoint; reserving its rating", session=key)
+        for key in before - self._compliance.flagged:
+            log.info("charger follows its setpoint again", session=key)
 
     def _demand_cap_w(self) -> float | None:
         target_kw = self._config.site.demand_target_kw
