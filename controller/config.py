@@ -76,6 +76,8 @@ class ControlSettings(_Strict):
     ev_probe_a: Annotated[float, Field(ge=0.5, le=16)] = 2.0
     ev_settle_s: Annotated[float, Field(ge=1, le=600)] = 10.0
     compliance_timeout_s: Annotated[float, Field(ge=1, le=3600)] = 60.0
+    meter_max_step_a: Annotated[float, Field(gt=0)] | None = None
+    meter_frozen_s: Annotated[float, Field(ge=1, le=3600)] = 60.0
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -227,6 +229,16 @@ class HeadroomConfig(_Strict):
                 f"{total_w / 1000:.1f} kW (with site.base_load_reserve_a), over max_power_kw "
                 f"minus the margin"
             )
+
+    def meter_max_step_a(self) -> float:
+        """The largest believable change of a phase current between two meter readings."""
+        if self.control.meter_max_step_a is not None:
+            return self.control.meter_max_step_a
+        site = self.site
+        fuse_a = site.max_current_a
+        if fuse_a is None and site.max_power_w is not None:
+            fuse_a = site.max_power_w / site.voltage_v / 3
+        return 1.5 * (fuse_a or 1000.0)
 
     def charger(self, charger_id: str) -> ChargerSettings | None:
         """The settings of a configured charger."""

@@ -71,7 +71,7 @@ class SiteController:
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.state = SiteState(config.control)
+        self.state = SiteState(config.control, config.meter_max_step_a())
         self.metrics = SiteMetrics(config)
         self.audit = (
             AuditLog(config.audit.path, config.site.id, config.audit.fsync)

@@ -30,6 +30,7 @@ from controller.model import (
     SessionStopped,
     connector_key,
 )
+from controller.quality import MeterHistory, judge
 
 log = structlog.get_logger(__name__)
 
@@ -124,10 +125,12 @@ class _Charger:
 class SiteState:
     """Mutable site state; only :meth:`apply` changes it."""
 
-    def __init__(self, control: ControlSettings) -> None:
+    def __init__(self, control: ControlSettings, meter_max_step_a: float = float("inf")) -> None:
         self._control = control
+        self._max_step_a = meter_max_step_a
         self._chargers: dict[str, _Charger] = {}
         self._meter = MeterView()
+        self._meter_history = MeterHistory()
         self.problems: list[str] = []
 
     def _charger(self, charger_id: str) -> _Charger:
@@ -161,6 +164,25 @@ class SiteState:
 
     def _apply_meter(self, event: MeterReading | MeterFailed) -> None:
         if isinstance(event, MeterReading) and event.quality is Quality.GOOD:
+            problem, self._meter_history = judge(
+                self._meter_history,
+                event.current_a,
+                event.power_w,
+                event.at,
+                self._chargers_draw_a(),
+                self._max_step_a,
+                self._control.meter_frozen_s,
+            )
+            if problem:
+                event = MeterReading(
+                    event.meter_id,
+                    event.at,
+                    event.current_a,
+                    event.power_w,
+                    Quality.INVALID,
+                    problem,
+                )
+        if isinstance(event, MeterReading) and event.quality is Quality.GOOD:
             if self._meter.problem:
                 log.info("meter recovered", meter=event.meter_id, was=self._meter.problem)
             self._meter = MeterView(event.current_a, event.power_w, event.at)
@@ -171,6 +193,15 @@ class SiteState:
         since = self._meter.problem_since if self._meter.problem else event.at
         self._meter = MeterView(
             self._meter.current_a, self._meter.power_w, self._meter.good_at, detail, since
+        )
+
+    def _chargers_draw_a(self) -> float:
+        """The chargers' latest measured draw, summed over connectors and phases."""
+        return sum(
+            sum(value or 0.0 for value in m.current_a)
+            for charger in self._chargers.values()
+            for c in charger.connectors.values()
+            if (m := c.measurement) is not None
         )
 
     def _stop(self, event: SessionStopped) -> None:

@@ -1,0 +1,62 @@
+"""Meter readings judged over time: jumps no load can make, and frozen values."""
+
+from __future__ import annotations
+
+from controller.model import MeterReading, Quality
+from controller.quality import MeterHistory, judge
+from controller.state import SiteState
+from tests.helpers import site_config
+
+STEP_A = 90.0
+FROZEN_S = 30.0
+
+
+def test_a_jump_is_rejected_then_believed_if_it_stays() -> None:
+    """A 200 A jump is refused once; the same level in the next reading is accepted."""
+    history = MeterHistory(last_good=(20.0, 20.0, 20.0))
+    problem, history = judge(history, (220.0, 20.0, 20.0), None, 1.0, 0.0, STEP_A, FROZEN_S)
+    assert problem == "jump of 200 A in one reading (over 90 A)"
+    problem, history = judge(history, (221.0, 20.0, 20.0), None, 2.0, 0.0, STEP_A, FROZEN_S)
+    assert problem == ""
+    assert history.last_good == (221.0, 20.0, 20.0)
+
+
+def test_a_spike_that_goes_away_is_never_believed() -> None:
+    """A one-off spike is refused and the reading after it judged against the last good one."""
+    history = MeterHistory(last_good=(20.0, 20.0, 20.0))
+    problem, history = judge(history, (900.0, 20.0, 20.0), None, 1.0, 0.0, STEP_A, FROZEN_S)
+    assert problem
+    problem, history = judge(history, (21.0, 20.0, 20.0), None, 2.0, 0.0, STEP_A, FROZEN_S)
+    assert problem == ""
+    assert history.last_good == (21.0, 20.0, 20.0)
+
+
+def test_frozen_values_while_chargers_move_are_doubted() -> None:
+    """The same reading for 30 s while the chargers' draw moved by 16 A is a frozen meter."""
+    history = MeterHistory()
+    reading = (40.0, 30.0, 20.0)
+    problems = []
+    for t in range(0, 32):
+        chargers = 10.0 if t < 10 else 26.0
+        problem, history = judge(history, reading, 20_000.0, float(t), chargers, STEP_A, FROZEN_S)
+        problems.append(problem)
+    assert problems[:30] == [""] * 30
+    assert problems[30].startswith("frozen: the same values for 30 s")
+
+
+def test_a_steady_site_is_not_frozen() -> None:
+    """The same reading while nothing else moves is just a steady site."""
+    history = MeterHistory()
+    for t in range(0, 100):
+        problem, history = judge(history, (40.0, 30.0, 20.0), None, float(t), 10.0, STEP_A, 30.0)
+        assert problem == ""
+
+
+def test_site_state_marks_a_jump_as_a_meter_problem() -> None:
+    """The state turns a rejected jump into a visible meter problem and keeps the last good view."""
+    state = SiteState(site_config().control, meter_max_step_a=STEP_A)
+    state.apply(MeterReading("grid", 1.0, (20.0, 20.0, 20.0), 13_800.0))
+    state.apply(MeterReading("grid", 2.0, (500.0, 20.0, 20.0), 13_800.0, Quality.GOOD))
+    meter = state.snapshot(2.0).meter
+    assert meter.current_a == (20.0, 20.0, 20.0)
+    assert meter.problem.startswith("jump of 480 A")
