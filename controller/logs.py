@@ -8,6 +8,10 @@ import sys
 import structlog
 
 
+def _stderr_logger(*_args: object) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(level: str = "info", json_lines: bool = True) -> None:
     """Configure structlog and the standard library loggers the libraries use.
 
@@ -28,8 +32,10 @@ def configure_logging(level: str = "info", json_lines: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # A factory that looks sys.stderr up at each use, and no caching: a logger
+        # never holds on to a stream that was replaced (by a test's capture, say).
+        logger_factory=_stderr_logger,
+        cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
     for noisy in ("ocpp", "websockets", "pymodbus"):

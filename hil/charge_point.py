@@ -4,33 +4,38 @@
 would: it boots, reports its connectors, starts and stops transactions when
 an :class:`~hil.ev.EV` is plugged in or out, applies the charging profiles it
 receives with the composite rule of :mod:`hil.smart_charging`, and every
-``meter_interval_s`` sends MeterValues with what its EVs draw. Tests use it
-as the fake charger; the demo and HIL runner use it as the rig.
+``meter_interval_s`` sends MeterValues with what its EVs draw, and
+heartbeats at the interval the central system gives at boot. It can drop its
+connection and come back (:meth:`~SimulatedChargePoint.reconnect`), reboot,
+authenticate with HTTP Basic auth over ``ws://`` or ``wss://`` (OCPP
+security profiles 1 and 2), and play out the field quirks of
+:class:`~hil.quirks.Quirks`. Tests use it as the fake charger; the demo and
+HIL runner use it as the rig.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from ssl import SSLContext
 from typing import Any
 
 import structlog
-from ocpp.charge_point import snake_to_camel_case
 from ocpp.exceptions import OCPPError
-from ocpp.v16 import ChargePoint, call, call_result
-from ocpp.v16.enums import Action
+from ocpp.v16 import call
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.headers import build_authorization_basic
 from websockets.typing import Subprotocol
 
 from controller.clock import Clock, SystemClock
 from controller.ocpp.profiles import wire_time
-from controller.ocpp.v16 import on_action
+from hil.charger_side import ChargerSide
 from hil.ev import EV, PhaseDraw
+from hil.quirks import Quirks
 from hil.smart_charging import ProfileStore, best_limit_a, share_cap
 
 ProfileHook = Callable[[int, dict[str, Any]], None]
@@ -48,42 +53,6 @@ class _Session:
     meter_start_wh: float
 
 
-class _ChargerSide(ChargePoint):  # type: ignore[misc]  # the ocpp library is untyped
-    """The library's ChargePoint, answering the central system's CALLs for its owner."""
-
-    def __init__(self, owner: SimulatedChargePoint, connection: ClientConnection, timeout_s: float):
-        super().__init__(owner.charger_id, connection, response_timeout=timeout_s)
-        self._owner = owner
-
-    @on_action(Action.set_charging_profile)
-    def _on_set_charging_profile(
-        self, connector_id: int, cs_charging_profiles: dict[str, Any], **_: Any
-    ) -> call_result.SetChargingProfile:
-        """Store the profile if the spec allows it on this connector."""
-        # Nested keys arrive in snake_case and limits as Decimal: back to the wire's form.
-        profile = json.loads(json.dumps(snake_to_camel_case(cs_charging_profiles), default=float))
-        return call_result.SetChargingProfile(status=self._owner.set_profile(connector_id, profile))
-
-    @on_action(Action.clear_charging_profile)
-    def _on_clear_charging_profile(self, **criteria: Any) -> call_result.ClearChargingProfile:
-        """Remove the matching profiles."""
-        return call_result.ClearChargingProfile(status=self._owner.clear_profiles(**criteria))
-
-    @on_action(Action.get_configuration)
-    def _on_get_configuration(
-        self, key: list[str] | None = None, **_: Any
-    ) -> call_result.GetConfiguration:
-        """Report the smart-charging keys a central system asks for."""
-        known = self._owner.configuration()
-        wanted = key or list(known)
-        return call_result.GetConfiguration(
-            configuration_key=[
-                {"key": k, "readonly": True, "value": known[k]} for k in wanted if k in known
-            ],
-            unknown_key=[k for k in wanted if k not in known] or None,
-        )
-
-
 class SimulatedChargePoint:
     """An AC charger with ``n_connectors`` connectors rated ``max_current_a`` per phase each."""
 
@@ -99,6 +68,10 @@ class SimulatedChargePoint:
         clock: Clock | None = None,
         on_profile: ProfileHook | None = None,
         call_timeout_s: float = 10.0,
+        quirks: Quirks | None = None,
+        password: str | None = None,
+        ssl: SSLContext | None = None,
+        heartbeat_interval_s: float | None = None,
     ) -> None:
         self.charger_id = charger_id
         self.url = f"{url.rstrip('/')}/{charger_id}"  # url: the central system's ``…/ocpp``
@@ -107,53 +80,130 @@ class SimulatedChargePoint:
         self.meter_interval_s = meter_interval_s
         self.voltage_v = voltage_v
         self.on_profile = on_profile
+        self.quirks = quirks or Quirks()
         self.received_profiles: list[tuple[int, dict[str, Any]]] = []
+        self.heartbeats_answered = 0
         self._clock: Clock = clock or SystemClock()
         self._call_timeout_s = call_timeout_s
+        self._password = password  # HTTP Basic auth (security profiles 1 and 2)
+        self._ssl = ssl
+        self._heartbeat_s = heartbeat_interval_s  # None: the interval the boot answer gives
+        self._heartbeat_fixed = heartbeat_interval_s is not None
         self._store = ProfileStore(n_connectors)
         self._sessions: dict[int, _Session] = {}
         self._register_wh = dict.fromkeys(range(1, n_connectors + 1), 0.0)
         self._ws: ClientConnection | None = None
-        self._cp: _ChargerSide | None = None
+        self._cp: ChargerSide | None = None
         self._receive_task: asyncio.Task[None] | None = None
-        self._meter_task: asyncio.Task[None] | None = None
-        self._metering = False
+        self._loops: list[asyncio.Task[None]] = []
+        self._running = False
         self._log = _log.bind(charger_id=charger_id)
+
+    @property
+    def heartbeat_interval_s(self) -> float | None:
+        """Seconds between heartbeats (0 = none); ``None`` until the boot answer sets it."""
+        return self._heartbeat_s
 
     # --- lifecycle --------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect, boot, report every connector Available, and start metering."""
-        self._ws = await connect(self.url, subprotocols=[Subprotocol("ocpp1.6")])
-        self._cp = _ChargerSide(self, self._ws, self._call_timeout_s)
-        self._receive_task = asyncio.create_task(self._receive(), name=f"{self.charger_id}-recv")
-        try:
-            await self._call(
-                call.BootNotification(charge_point_model="SimAC", charge_point_vendor="Headroom")
-            )
-            for connector_id in range(self.n_connectors + 1):  # 0 = the charger itself
-                await self._status(connector_id, "Available")
-        except BaseException:
-            await self.stop()
-            raise
-        self._metering = True
-        self._meter_task = asyncio.create_task(self._meter_loop(), name=f"{self.charger_id}-meter")
+        """Connect, boot, report each connector's status, then meter and heartbeat."""
+        await self._open()
+        await self._boot_or_stop()
 
     async def stop(self) -> None:
-        """Stop metering, close the websocket cleanly and wait for every task to end."""
+        """Stop metering and heartbeats, close the websocket cleanly, wait for every task."""
         # The flag as well as the cancel: Python 3.11's wait_for (inside the library's
         # call) can swallow a cancellation that races with an answer.
-        self._metering = False
-        if self._meter_task is not None:
-            self._meter_task.cancel()
+        self._running = False
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._meter_task
-            self._meter_task = None
+                await task
+        self._loops = []
+        if self._cp is not None:
+            await self._cp.cancel_late_answers()
         if self._ws is not None:
             await self._ws.close()  # ends the receive loop
         if self._receive_task is not None:
             await self._receive_task
             self._receive_task = None
+
+    async def reconnect(self, *, reboot: bool = False) -> None:
+        """Close the connection and connect again as the same charger; sessions run on.
+
+        Without ``reboot`` this is a network blip: no BootNotification (a
+        charger boots only after a restart). With ``reboot`` the charger has
+        restarted: it boots and reports its connectors again, and with the
+        ``drops_profiles_on_reboot`` quirk it has forgotten every profile.
+        Transactions keep their ids either way (the EVs stay plugged in).
+        """
+        await self.stop()
+        if reboot and self.quirks.drops_profiles_on_reboot:
+            self._store.clear()
+            self._log.info("sim_profiles_dropped", quirk="drops_profiles_on_reboot")
+        await self._open()
+        if reboot:
+            await self._boot_or_stop()
+        else:
+            self._start_loops()
+
+    async def _open(self) -> None:
+        """Open the websocket (with Basic auth and TLS when configured) and start receiving."""
+        headers = {}
+        if self._password is not None:
+            headers["Authorization"] = build_authorization_basic(self.charger_id, self._password)
+        tls: dict[str, Any] = {} if self._ssl is None else {"ssl": self._ssl}
+        self._ws = await connect(
+            self.url, subprotocols=[Subprotocol("ocpp1.6")], additional_headers=headers, **tls
+        )
+        self._cp = ChargerSide(self, self._ws, self._call_timeout_s)
+        self._receive_task = asyncio.create_task(self._receive(), name=f"{self.charger_id}-recv")
+
+    async def _boot_or_stop(self) -> None:
+        """Boot and start the loops; on failure leave nothing running."""
+        try:
+            await self._boot()
+        except BaseException:
+            await self.stop()
+            raise
+        self._start_loops()
+
+    async def _boot(self) -> None:
+        """BootNotification, then the status of the charger and each connector."""
+        answer = await self._call(
+            call.BootNotification(charge_point_model="SimAC", charge_point_vendor="Headroom")
+        )
+        if not self._heartbeat_fixed:
+            self._heartbeat_s = float(answer.interval)
+        for connector_id in range(self.n_connectors + 1):  # 0 = the charger itself
+            status = "Charging" if connector_id in self._sessions else "Available"
+            await self._status(connector_id, status)
+
+    def _start_loops(self) -> None:
+        """Meter values every ``meter_interval_s``; heartbeats every heartbeat interval (if > 0)."""
+        self._running = True
+        self._loops = [self._every(self.meter_interval_s, self._meter_round, "meter_values")]
+        if self._heartbeat_s:
+            self._loops.append(self._every(self._heartbeat_s, self._heartbeat, "heartbeat"))
+
+    def _every(
+        self, interval_s: float, action: Callable[[], Awaitable[None]], name: str
+    ) -> asyncio.Task[None]:
+        """A task running ``action`` every ``interval_s`` until stopped; failures are logged."""
+
+        async def loop() -> None:
+            while self._running:
+                await asyncio.sleep(interval_s)
+                try:
+                    await action()
+                except ConnectionClosed:
+                    return
+                except (TimeoutError, OCPPError) as exc:
+                    self._log.warning(f"{name}_failed", error=str(exc) or type(exc).__name__)
+
+        return asyncio.create_task(loop(), name=f"{self.charger_id}-{name}")
 
     async def _receive(self) -> None:
         """Run the library's receive loop until the connection closes."""
@@ -253,10 +303,8 @@ class SimulatedChargePoint:
     # --- profiles (called from the receive loop) ---------------------------
 
     def set_profile(self, connector_id: int, profile: dict[str, Any]) -> str:
-        """Store a profile; ``Rejected`` where OCPP 1.6 forbids it (a TxProfile without a tx)."""
-        session = self._sessions.get(connector_id)
-        running_tx = session.transaction_id if session else None
-        status = self._store.install(connector_id, profile, running_tx)
+        """Store a profile; ``Rejected`` where OCPP 1.6 (or a quirk) forbids it."""
+        status = self.quirks.refusal(profile) or self._install(connector_id, profile)
         if status != "Accepted":
             purpose = profile["chargingProfilePurpose"]
             self._log.info("profile_rejected", connector_id=connector_id, purpose=purpose)
@@ -265,6 +313,15 @@ class SimulatedChargePoint:
         if self.on_profile is not None:
             self.on_profile(connector_id, profile)
         return status
+
+    def _install(self, connector_id: int, profile: dict[str, Any]) -> str:
+        """Install per the 1.6 rules, or (quirk) accept and forget."""
+        if self.quirks.ignores_profiles:
+            self._log.info("sim_profile_ignored", quirk="ignores_profiles")
+            return "Accepted"
+        session = self._sessions.get(connector_id)
+        running_tx = session.transaction_id if session else None
+        return self._store.install(connector_id, profile, running_tx)
 
     def clear_profiles(self, **criteria: Any) -> str:
         """ClearChargingProfile with the request's (snake_case) criteria."""
@@ -275,7 +332,7 @@ class SimulatedChargePoint:
         return {
             "NumberOfConnectors": str(self.n_connectors),
             "ChargeProfileMaxStackLevel": "8",
-            "ChargingScheduleAllowedChargingRateUnit": "Current,Power",
+            "ChargingScheduleAllowedChargingRateUnit": self.quirks.rate_units,
             "ChargingScheduleMaxPeriods": "24",
             "MeterValueSampleInterval": str(round(self.meter_interval_s)),
             "MeterValuesSampledData": ",".join(_MEASURANDS),
@@ -300,17 +357,15 @@ class SimulatedChargePoint:
             )
         )
 
-    async def _meter_loop(self) -> None:
-        """Every ``meter_interval_s``, MeterValues for each connector with a session."""
-        while self._metering:
-            await asyncio.sleep(self.meter_interval_s)
-            for connector_id in list(self._sessions):
-                try:
-                    await self._send_meter_values(connector_id)
-                except ConnectionClosed:
-                    return
-                except (TimeoutError, OCPPError) as exc:
-                    self._log.warning("meter_values_failed", error=str(exc))
+    async def _meter_round(self) -> None:
+        """MeterValues for each connector with a session."""
+        for connector_id in list(self._sessions):
+            await self._send_meter_values(connector_id)
+
+    async def _heartbeat(self) -> None:
+        """One Heartbeat; counted once answered."""
+        await self._call(call.Heartbeat())
+        self.heartbeats_answered += 1
 
     async def _send_meter_values(self, connector_id: int) -> None:
         """One MeterValues message with currents, power, offer, energy and SoC."""

@@ -105,3 +105,12 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """Each test starts from structlog's defaults, whatever a CLI test configured before it."""
+    import structlog
+
+    yield
+    structlog.reset_defaults()

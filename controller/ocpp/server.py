@@ -7,6 +7,11 @@ An admitted charger gets a :class:`ChargePointConnection`; its connect and
 disconnect become :class:`ChargerConnected` / :class:`ChargerDisconnected`
 events. A second connection with the same id replaces the first: the old one
 is closed and reported disconnected before the new one is reported connected.
+
+Security profiles 1 and 2: with ``credentials``, a charger that has a stored
+password hash must present HTTP Basic auth with its own id as the username
+and the matching password, or gets HTTP 401 (logged with the reason, never
+the password). With ``ssl`` the server speaks TLS (1.2 or later) only.
 """
 
 from __future__ import annotations
@@ -15,22 +20,32 @@ import asyncio
 import itertools
 from collections.abc import Callable
 from http import HTTPStatus
+from pathlib import Path
+from ssl import PROTOCOL_TLS_SERVER, SSLContext, TLSVersion
 from urllib.parse import unquote, urlsplit
 
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHeader
+from websockets.headers import build_www_authenticate_basic, parse_authorization_basic
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from controller.clock import Clock
 from controller.model import ChargerConnected, ChargerDisconnected, ChargerLink, EventSink
+from controller.ocpp.auth import VerifiedPasswords, verify_password
 from controller.ocpp.v16 import DEFAULT_CALL_TIMEOUT_S, ChargePointConnection
 
 OCPP16 = Subprotocol("ocpp1.6")
 PATH_PREFIX = "/ocpp/"
 MAX_ID_LENGTH = 48  # OCPP 2.0.1 caps the identity at 48 characters; 1.6 chargers stay within
+REALM = "headroom"
+PARALLEL_HASHES = 2  # scrypt needs 16 MiB and ~50 ms each: a burst of handshakes queues here
+
+Credentials = Callable[[str], str | None]
+"""Charger id → its stored password hash (:func:`~controller.ocpp.auth.hash_password`);
+``None`` = that charger connects without a password."""
 
 _log = structlog.get_logger(__name__)
 
@@ -69,6 +84,28 @@ def _refuse(
     return connection.respond(status, f"{reason}\n")
 
 
+def _unauthorized(connection: ServerConnection, reason: str, charger_id: str) -> Response:
+    """Log why a charger failed Basic auth; answer 401 without telling the client why."""
+    _log.warning(
+        "ocpp_connection_refused",
+        reason=reason,
+        http_status=int(HTTPStatus.UNAUTHORIZED),
+        remote=str(connection.remote_address),
+        charger_id=charger_id,
+    )
+    response = connection.respond(HTTPStatus.UNAUTHORIZED, "invalid or missing credentials\n")
+    response.headers["WWW-Authenticate"] = build_www_authenticate_basic(REALM)
+    return response
+
+
+def tls_context(certfile: str | Path, keyfile: str | Path | None = None) -> SSLContext:
+    """A server TLS context for security profile 2: the given certificate, TLS 1.2 or later."""
+    context = SSLContext(PROTOCOL_TLS_SERVER)
+    context.minimum_version = TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    return context
+
+
 class _Live:
     """One admitted connection and the moment its handler has finished."""
 
@@ -89,7 +126,11 @@ class OcppServer:
         port: int = 0,
         call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
         first_transaction_id: int = 1,
+        credentials: Credentials | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
+        if ssl is not None and _below_tls12(ssl):
+            raise ValueError("OCPP security profile 2 needs TLS 1.2 or later (minimum_version)")
         self._sink = sink
         self._clock = clock
         self._admit = admit
@@ -101,6 +142,10 @@ class OcppServer:
         self._live: dict[str, _Live] = {}
         self._register_lock = asyncio.Lock()
         self._server: Server | None = None
+        self._credentials = credentials
+        self._ssl = ssl
+        self._verified = VerifiedPasswords()
+        self._hash_slots = asyncio.Semaphore(PARALLEL_HASHES)
 
     async def start(self) -> None:
         """Listen; when this returns chargers can connect (port 0: the OS picks one)."""
@@ -110,8 +155,15 @@ class OcppServer:
             self._port,
             subprotocols=[OCPP16],
             process_request=self._process_request,
+            ssl=self._ssl,
         )
-        _log.info("ocpp_server_listening", host=self._host, port=self.port)
+        _log.info(
+            "ocpp_server_listening",
+            host=self._host,
+            port=self.port,
+            tls=self._ssl is not None,
+            basic_auth=self._credentials is not None,
+        )
 
     @property
     def port(self) -> int:
@@ -140,8 +192,10 @@ class OcppServer:
         """The ids of the chargers connected now."""
         return frozenset(self._live)
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Refuse malformed paths, unknown ids and clients without ``ocpp1.6`` at the handshake."""
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        """Refuse malformed paths, unknown ids, bad credentials, clients without ``ocpp1.6``."""
         charger_id = charger_id_from_path(request.path)
         if charger_id is None:
             return _refuse(connection, HTTPStatus.NOT_FOUND, "malformed path", path=request.path)
@@ -149,10 +203,39 @@ class OcppServer:
             return _refuse(
                 connection, HTTPStatus.NOT_FOUND, "unknown charger", charger_id=charger_id
             )
+        stored = self._credentials(charger_id) if self._credentials is not None else None
+        if stored is not None:
+            problem = await self._password_problem(request, charger_id, stored)
+            if problem is not None:
+                return _unauthorized(connection, problem, charger_id)
         offered = offered_subprotocols(request.headers)
         if OCPP16 not in offered:
             reason = f"subprotocol ocpp1.6 not offered (offered: {offered or 'none'})"
             return _refuse(connection, HTTPStatus.BAD_REQUEST, reason, charger_id=charger_id)
+        return None
+
+    async def _password_problem(self, request: Request, charger_id: str, stored: str) -> str | None:
+        """Why the request's Basic auth does not admit ``charger_id``; ``None`` if it does."""
+        header = request.headers.get("Authorization")
+        if header is None:
+            return "no credentials: HTTP Basic auth is required"
+        try:
+            username, password = parse_authorization_basic(header)
+        except InvalidHeader:
+            return "Authorization header is not HTTP Basic"
+        if username != charger_id:  # OCPP: the username is the charge point's identity
+            return f"username {username[:MAX_ID_LENGTH]!r} is not the charger id"
+        if self._verified.knows(stored, password):
+            return None
+        try:
+            async with self._hash_slots:  # scrypt releases the GIL: the loop runs on meanwhile
+                matches = await asyncio.to_thread(verify_password, stored, password)
+        except ValueError as exc:
+            _log.error("ocpp_stored_password_unreadable", charger_id=charger_id, reason=str(exc))
+            return "the stored password hash is unreadable (a config error)"
+        if not matches:
+            return "wrong password"
+        self._verified.remember(stored, password)
         return None
 
     async def _serve_connection(self, connection: ServerConnection) -> None:
@@ -206,3 +289,9 @@ class OcppServer:
             log.exception("ocpp_connection_failed")
             return f"internal error: {exc!r}"
         return "receive loop ended"
+
+
+def _below_tls12(context: SSLContext) -> bool:
+    """True when ``context`` would accept a TLS version older than 1.2."""
+    minimum = context.minimum_version
+    return minimum is TLSVersion.MINIMUM_SUPPORTED or minimum < TLSVersion.TLSv1_2

@@ -10,6 +10,9 @@ Two rules of the library shape this module: a handler must never await
 ``self.call()`` (handlers run inside the receive loop, which would wait for
 its own answer), and ``call()`` must get ``suppress=False``, or a charger's
 CALLERROR comes back as ``None``.
+
+Bad input never ends the connection: the receive path is
+:class:`~controller.ocpp.router.GuardedChargePoint`'s.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import structlog
 from ocpp.charge_point import snake_to_camel_case
 from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError
 from ocpp.routing import after, on
-from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16 import call, call_result
 from ocpp.v16.datatypes import IdTagInfo
-from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
+from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
@@ -43,6 +46,7 @@ from controller.model import (
 )
 from controller.ocpp.measurands import parse_meter_values
 from controller.ocpp.profiles import DEFAULT_SKEW_S, set_charging_profile_payload, wire_time
+from controller.ocpp.router import GuardedChargePoint
 
 HEARTBEAT_INTERVAL_S = 30
 """Heartbeat interval we give chargers at boot: a silent link shows within a minute."""
@@ -67,7 +71,7 @@ def after_action(action: Action) -> Callable[[_F], _F]:
     return cast("Callable[[_F], _F]", after(action))
 
 
-class ChargePointConnection(ChargePoint):  # type: ignore[misc]  # the ocpp library is untyped
+class ChargePointConnection(GuardedChargePoint):
     """The central system's side of one live OCPP 1.6J connection."""
 
     charger_id: str
@@ -280,6 +284,28 @@ class ChargePointConnection(ChargePoint):  # type: ignore[misc]  # the ocpp libr
         return call_result.StopTransaction(
             id_tag_info=IdTagInfo(status=AuthorizationStatus.accepted)
         )
+
+    @on_action(Action.data_transfer)
+    def _on_data_transfer(
+        self, vendor_id: str, message_id: str = "", **_: Any
+    ) -> call_result.DataTransfer:
+        """No vendor extensions here: the spec's answer for a vendor we do not know."""
+        self._log.info("data_transfer_ignored", vendor_id=vendor_id, message_id=message_id)
+        return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
+
+    @on_action(Action.firmware_status_notification)
+    def _on_firmware_status(self, status: str, **_: Any) -> call_result.FirmwareStatusNotification:
+        """Acknowledge; a firmware update is the operator's business, logged for them."""
+        self._log.info("firmware_status", status=str(status))
+        return call_result.FirmwareStatusNotification()
+
+    @on_action(Action.diagnostics_status_notification)
+    def _on_diagnostics_status(
+        self, status: str, **_: Any
+    ) -> call_result.DiagnosticsStatusNotification:
+        """Acknowledge; logged for the operator."""
+        self._log.info("diagnostics_status", status=str(status))
+        return call_result.DiagnosticsStatusNotification()
 
     @on_action(Action.meter_values)
     def _on_meter_values(
