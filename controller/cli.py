@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import json
 import signal
 import sys
@@ -37,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file")
+
+    hashing = sub.add_parser(
+        "hash-password", help="hash a charger's OCPP password for its password_hash key"
+    )
+    hashing.add_argument(
+        "--generate", action="store_true", help="make a new random password and print both"
+    )
 
     audit = sub.add_parser("audit", help="print or export the audit log of decisions and commands")
     source = audit.add_mutually_exclusive_group(required=True)
@@ -139,6 +147,24 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hash_password(generate: bool) -> int:
+    from controller.ocpp.auth import hash_password, new_password
+
+    if generate:
+        plain = new_password()
+        print(f"password: {plain}")
+    elif sys.stdin.isatty():
+        plain = getpass.getpass("charger password (16–40 characters): ")
+    else:
+        plain = sys.stdin.readline().rstrip("\n")
+    try:
+        print(f"password_hash: {hash_password(plain)}")
+    except ValueError as exc:
+        print(f"hash-password: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``headroom`` console script."""
     args = _parser().parse_args(argv)
@@ -150,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args)
     if args.command == "audit":
         return _audit(args)
+    if args.command == "hash-password":
+        return _hash_password(args.generate)
     return 2
 
 

@@ -90,12 +90,29 @@ class ControlSettings(_Strict):
 
 
 class OcppSettings(_Strict):
-    """The OCPP websocket endpoint chargers connect to."""
+    """The OCPP websocket endpoint chargers connect to.
+
+    With ``tls_cert_file`` (and ``tls_key_file`` unless the key is in the same
+    file) the endpoint is ``wss://`` (security profile 2); chargers with a
+    ``password_hash`` must authenticate with HTTP Basic auth (profiles 1 and 2).
+    """
 
     host: str = "0.0.0.0"
     port: Annotated[int, Field(ge=0, le=65535)] = 9000
     admit_unknown: bool = False
     call_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    tls_cert_file: Annotated[str, Field(min_length=1)] | None = None
+    tls_key_file: Annotated[str, Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        for key in ("tls_cert_file", "tls_key_file"):
+            path = getattr(self, key)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"ocpp.{key}: no file at {path}")
+        if self.tls_key_file is not None and self.tls_cert_file is None:
+            raise ValueError("ocpp.tls_key_file needs ocpp.tls_cert_file")
+        return self
 
 
 class MeterSettings(_Strict):
@@ -171,6 +188,20 @@ class ChargerSettings(_Strict):
     connectors: Annotated[int, Field(ge=1, le=8)] = 1
     priority: Annotated[float, Field(gt=0, le=100)] = 1.0
     phase_rotation: Literal["L1L2L3", "L2L3L1", "L3L1L2", "L1L3L2", "L3L2L1", "L2L1L3"] = "L1L2L3"
+    password_hash: Annotated[str, Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        from controller.ocpp.auth import check_password_hash
+
+        if self.password_hash is not None:
+            try:
+                check_password_hash(self.password_hash)
+            except ValueError as exc:
+                raise ValueError(
+                    f"password_hash: {exc} (make one with `headroom hash-password`)"
+                ) from exc
+        return self
 
     def site_phases(self) -> tuple[int, ...]:
         """The site phases (0=L1) that this charger's L1, L2, L3 are wired to."""

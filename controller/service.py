@@ -37,6 +37,7 @@ from controller.model import (
     Quality,
 )
 from controller.ocpp import OcppServer
+from controller.ocpp.server import tls_context
 from controller.state import SiteSnapshot, SiteState
 from controller.telemetry import TelemetryPublisher
 from policies import get_policy
@@ -83,6 +84,8 @@ class SiteController:
         )
         self._on_decision = on_decision
         known = {c.id for c in config.chargers}
+        hashes = {c.id: c.password_hash for c in config.chargers if c.password_hash}
+        tls = config.ocpp
         self.ocpp = OcppServer(
             sink=self.sink,
             clock=self.clock,
@@ -91,6 +94,8 @@ class SiteController:
             port=config.ocpp.port,
             call_timeout_s=config.ocpp.call_timeout_s,
             first_transaction_id=first_transaction_id(self.clock),
+            credentials=hashes.get if hashes else None,
+            ssl=tls_context(tls.tls_cert_file, tls.tls_key_file) if tls.tls_cert_file else None,
         )
         self.dispatcher = Dispatcher(
             links=self.ocpp.link,
