@@ -42,8 +42,12 @@ def check(
         setpoint = held.get(session.key)
         if setpoint is None or session.measured_a is None or session.measured_at is None:
             continue
-        if session.measured_at - setpoint.acked_at < 0:
-            continue  # measured before the setpoint was in force
+        if session.measured_at < setpoint.acked_at:
+            # Measured before the latest setpoint was in force: it says nothing new, and a
+            # charger over its setpoints stays over while the loop adjusts them.
+            if session.key in previous.over_since:
+                over_since[session.key] = previous.over_since[session.key]
+            continue
         drawn_a = max(value or 0.0 for value in session.measured_a)
         if drawn_a > setpoint.limit_a + OVERSHOOT_TOLERANCE_A:
             over_since[session.key] = previous.over_since.get(session.key, session.measured_at)

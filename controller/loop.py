@@ -138,6 +138,7 @@ class ControlLoop:
             self._base_history, now, control.base_load_window_s, self._over_limit
         )
         self._over_limit = False
+        self._check_compliance(snapshot, now)
         decision = decide(
             snapshot,
             self._config,
@@ -145,6 +146,7 @@ class ControlLoop:
             self._dispatcher.held_a(),
             base,
             self._demand_cap_w(),
+            self._compliance.flagged,
         )
         t2 = time.perf_counter()
         self._dispatcher.forget_ended(set(decision.targets))

@@ -13,6 +13,7 @@ from controller.config import HeadroomConfig, parse_config
 from controller.service import SiteController
 from hil.charge_point import SimulatedChargePoint
 from hil.meter import SimulatedMeter
+from hil.quirks import Quirks
 from hil.site import SimulatedSite, WiredCharger
 
 
@@ -71,6 +72,7 @@ async def rig(
     audit_path: str | None = None,
     telemetry: tuple[str, int] | None = None,
     site_keys: dict[str, Any] | None = None,
+    quirks: dict[int, Quirks] | None = None,
     **control: Any,
 ) -> AsyncIterator[Rig]:
     """Start meter, controller and chargers; stop all of them afterwards."""
@@ -83,7 +85,10 @@ async def rig(
     )
     await controller.start()
     url = f"ws://127.0.0.1:{controller.ocpp.port}/ocpp"
-    cps = [SimulatedChargePoint(f"cp-{i}", url, meter_interval_s=0.25) for i in range(chargers)]
+    cps = [
+        SimulatedChargePoint(f"cp-{i}", url, meter_interval_s=0.25, quirks=(quirks or {}).get(i))
+        for i in range(chargers)
+    ]
     site.chargers.extend(WiredCharger(cp) for cp in cps)
     try:
         await asyncio.gather(*(cp.start() for cp in cps))

@@ -38,6 +38,14 @@ def test_measurements_before_the_setpoint_do_not_count() -> None:
     assert check(sessions, held, NONE, now=200.0, timeout_s=30.0) == NONE
 
 
+def test_a_new_setpoint_does_not_restart_the_clock() -> None:
+    """A charger over its setpoints stays suspect while new setpoints keep arriving."""
+    previous = Compliance({"cp-0/1": 90.0}, frozenset())
+    held = {"cp-0/1": Held(9.0, 119.5, 1)}  # acknowledged after the last measurement
+    sessions = (session(0, measured_a=(30.0, 30.0, 30.0), measured_at=119.0),)
+    assert check(sessions, held, previous, now=120.0, timeout_s=30.0).flagged == {"cp-0/1"}
+
+
 def test_noncompliant_rating_is_reserved_and_it_gets_the_failsafe() -> None:
     """A flagged 32 A charger is planned at its full rating: the others share what is left,
     and it is told the fail-safe current with the reason."""
