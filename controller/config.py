@@ -101,6 +101,7 @@ class OcppSettings(_Strict):
     port: Annotated[int, Field(ge=0, le=65535)] = 9000
     admit_unknown: bool = False
     call_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    meter_values_interval_s: Annotated[int, Field(ge=0, le=3600)] = 10
     tls_cert_file: Annotated[str, Field(min_length=1)] | None = None
     tls_key_file: Annotated[str, Field(min_length=1)] | None = None
 

@@ -133,6 +133,8 @@ def base_load_a(snapshot: SiteSnapshot, config: HeadroomConfig) -> Phases:
     for session in snapshot.sessions:
         if session.draw_at_meter_a is None:
             continue  # not seen since the meter reading: left inside the base load
+        if session.charger_id not in snapshot.booted:
+            continue  # offline, so not in the problem: its draw must stay in the base load
         charger = config.charger(session.charger_id)
         wiring = charger.site_phases() if charger else (0, 1, 2)
         for charger_phase, value in enumerate(session.draw_at_meter_a):

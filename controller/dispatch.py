@@ -77,7 +77,12 @@ def plan_changes(
         if new_a < old_a - 1e-9:
             kind = ChangeKind.DECREASE
         elif new_a > old_a + deadband_a or (old_a == 0.0 and new_a > 0.0):
-            if previous is not None and now - previous.increased_at < min_increase_interval_s:
+            resume = old_a == 0.0  # a paused car may go again at once: long pauses lose cars
+            if (
+                not resume
+                and previous is not None
+                and now - previous.increased_at < min_increase_interval_s
+            ):
                 continue
             kind = ChangeKind.INCREASE
         elif previous is None or now - previous.acked_at >= renew_after_s:

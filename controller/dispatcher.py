@@ -44,6 +44,7 @@ log = structlog.get_logger(__name__)
 
 FAILSAFE_PROFILE_ID = 1
 FAILSAFE_STACK_LEVEL = 0
+FAILSAFE_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # pauses between fail-safe attempts
 ESCALATE_AFTER = 3  # consecutive failures before a command problem is logged as an error
 
 
@@ -69,6 +70,7 @@ class Dispatcher:
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._decreasing: set[str] = set()
         self._decrease_failed = False
+        self._waiting: set[str] = set()  # chargers with changes skipped while busy
         self._failures: Counter[str] = Counter()
         self.routes: dict[str, ProfileRoute] = {}
         self.results: Counter[str] = Counter()
@@ -87,13 +89,17 @@ class Dispatcher:
             cid: [c for c in cs if c.kind is ChangeKind.DECREASE] for cid, cs in by_charger.items()
         }
         for cid, batch in decreases.items():
-            if batch and cid not in self._busy:
+            if batch and cid in self._busy:
+                self._waiting.add(cid)
+            elif batch:
                 self._decreasing.add(cid)
                 self._start(cid, self._send_changes(cid, batch))
         if self._decreasing:
             return  # increases wait until every decrease is answered
         for cid, batch in by_charger.items():
-            if cid not in self._busy:
+            if cid in self._busy:
+                self._waiting.add(cid)
+            else:
                 self._start(cid, self._send_changes(cid, batch))
 
     def install_failsafe(self, charger_id: str) -> None:
@@ -144,6 +150,9 @@ class Dispatcher:
             finally:
                 if self._busy.get(charger_id) is task:
                     del self._busy[charger_id]
+                if charger_id in self._waiting:
+                    self._waiting.discard(charger_id)
+                    self._wake()  # changes skipped while it was busy can go now
                 if charger_id in self._decreasing:
                     self._decreasing.discard(charger_id)
                     if not self._decreasing:
@@ -219,6 +228,14 @@ class Dispatcher:
         return result
 
     async def _send_failsafe(self, charger_id: str) -> None:
+        """Learn the charger, then install its fail-safe default, retrying until it is in.
+
+        Invariant 3 rests on this profile: a refusal or a silence is retried (each
+        attempt recorded) as long as the charger stays connected.
+        """
+        link = self._links(charger_id)
+        if link is not None:
+            await link.prepare()
         command = ProfileCommand(
             charger_id=charger_id,
             connector_id=0,
@@ -227,14 +244,19 @@ class Dispatcher:
             stack_level=FAILSAFE_STACK_LEVEL,
             profile_id=FAILSAFE_PROFILE_ID,
         )
-        result = await self._send(command)
-        log.info(
-            "fail-safe profile",
-            charger_id=charger_id,
-            limit_a=self._failsafe_a,
-            result=result.status.value,
-            detail=result.detail,
-        )
+        for attempt, pause_s in enumerate((*FAILSAFE_RETRY_S, None), start=1):
+            result = await self._send(command)
+            log.info(
+                "fail-safe profile",
+                charger_id=charger_id,
+                limit_a=self._failsafe_a,
+                result=result.status.value,
+                detail=result.detail,
+                attempt=attempt,
+            )
+            if result.ok or result.status is CommandStatus.NOT_CONNECTED or pause_s is None:
+                return
+            await asyncio.sleep(pause_s)
 
     async def _send(self, command: ProfileCommand) -> CommandResult:
         link = self._links(command.charger_id)

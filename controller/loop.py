@@ -104,13 +104,14 @@ class ControlLoop:
         self._compliance = Compliance({}, frozenset())
         self._wake = asyncio.Event()
         self._base_history: deque[tuple[float, Phases]] = deque(maxlen=256)
-        self._over_limit = False
+        self._over_limit_at = float("-inf")
         self.last: Decision | None = None
         self.decisions = 0
 
     def wake(self, over_limit: bool = False) -> None:
         """Ask for a decision now; ``over_limit`` when a reading showed the site over its limit."""
-        self._over_limit = self._over_limit or over_limit
+        if over_limit:
+            self._over_limit_at = self._clock.monotonic()
         self._wake.set()
 
     async def run(self) -> None:
@@ -135,9 +136,13 @@ class ControlLoop:
         if snapshot.meter.good_at is not None and not snapshot.meter.problem:
             self._base_history.append((now, base_load_a(snapshot, self._config)))
         base = smoothed_base_a(
-            self._base_history, now, control.base_load_window_s, self._over_limit
+            self._base_history,
+            now,
+            control.base_load_window_s,
+            # For a whole window after an over-limit reading the latest estimate wins if it is
+            # higher: the median of older readings would undo the decrease that reading caused.
+            now - self._over_limit_at <= control.base_load_window_s,
         )
-        self._over_limit = False
         self._check_compliance(snapshot, now)
         decision = decide(
             snapshot,

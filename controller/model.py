@@ -232,3 +232,7 @@ class ChargerLink(Protocol):
     async def set_profile(self, command: ProfileCommand) -> CommandResult:
         """Send one profile; never raises for a charger's answer, only records it."""
         ...
+
+    async def prepare(self) -> None:
+        """Learn the charger's capabilities and set it up; never raises."""
+        ...

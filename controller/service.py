@@ -95,6 +95,8 @@ class SiteController:
             call_timeout_s=config.ocpp.call_timeout_s,
             first_transaction_id=first_transaction_id(self.clock),
             credentials=hashes.get if hashes else None,
+            voltage_v=config.site.voltage_v,
+            meter_values_interval_s=config.ocpp.meter_values_interval_s,
             ssl=tls_context(tls.tls_cert_file, tls.tls_key_file) if tls.tls_cert_file else None,
         )
         self.dispatcher = Dispatcher(

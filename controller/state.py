@@ -100,9 +100,11 @@ class _Connector:
         if at is None:
             return None
         before = next((m for m in reversed(self.history) if m.at <= at), None)
-        if before is None:
-            return None
         after = next((m for m in self.history if m.at > at), None)
+        if before is None:
+            # No report from before the reading (the session has just started): the first
+            # one after it is the nearest estimate, if it has arrived.
+            return after.current_a if after is not None else None
         if after is None:
             return before.current_a
         share = (at - before.at) / (after.at - before.at)

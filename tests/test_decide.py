@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -149,3 +151,12 @@ def test_meter_values_of_an_unknown_transaction_adopt_the_session() -> None:
     [session] = state.snapshot(2.0).sessions
     assert session.transaction_id == 4711
     assert session.key == "cp-0/1"
+
+
+def test_offline_chargers_draw_stays_in_the_base_load() -> None:
+    """A session whose charger is offline is not planned, so its last draw is not taken off
+    the meter reading either: otherwise the others would be given it too."""
+    snap = snapshot([session(0, measured_a=(16.0, 16.0, 16.0))], meter_a=(30.0, 30.0, 30.0))
+    offline = replace(snap, booted=frozenset())
+    assert base_load_a(snap, CONFIG) == (14.0, 14.0, 14.0)
+    assert base_load_a(offline, CONFIG) == (30.0, 30.0, 30.0)

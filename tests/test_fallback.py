@@ -72,6 +72,9 @@ class RefusingLink:
         self.refuses = refuses
         self.sent: list[ProfileCommand] = []
 
+    async def prepare(self) -> None:
+        """Nothing to learn."""
+
     async def set_profile(self, command: ProfileCommand) -> CommandResult:
         """Refuse or accept at once."""
         self.sent.append(command)

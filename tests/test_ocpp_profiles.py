@@ -134,3 +134,28 @@ def test_wire_time_is_utc_with_z_and_needs_a_zone() -> None:
     assert wire_time(cet) == "2026-03-01T13:00:00.000Z"
     with pytest.raises(ValueError, match="aware"):
         wire_time(datetime(2026, 3, 1, 13, 0))
+
+
+def test_w_limits_carry_the_phases_they_assume() -> None:
+    """In W a 6 A limit on three phases is 4140 W with numberPhases 3; one phase if stated."""
+    from datetime import UTC, datetime
+
+    from controller.model import ProfileCommand, ProfilePurpose
+    from controller.ocpp.profiles import set_charging_profile_payload
+    from controller.ocpp.v16 import rate_unit
+
+    now = datetime(2026, 11, 21, tzinfo=UTC)
+    command = ProfileCommand("cp", 0, ProfilePurpose.TX_DEFAULT, 6.0, 0, 1)
+    period = set_charging_profile_payload(command, now, rate_unit="W")["csChargingProfiles"][
+        "chargingSchedule"
+    ]["chargingSchedulePeriod"][0]
+    assert period == {"startPeriod": 0, "limit": 4140.0, "numberPhases": 3}
+    one = ProfileCommand("cp", 1, ProfilePurpose.TX, 16.0, 1, 11, 60.0, 7, number_phases=1)
+    schedule = set_charging_profile_payload(one, now, rate_unit="W")["csChargingProfiles"][
+        "chargingSchedule"
+    ]
+    assert schedule["chargingRateUnit"] == "W"
+    assert schedule["chargingSchedulePeriod"][0]["limit"] == 3680.0
+    assert rate_unit("Power") == "W"
+    assert rate_unit("Current,Power") == "A"
+    assert rate_unit(None) == "A"

@@ -95,3 +95,18 @@ async def test_silent_charger_times_out_and_is_recorded() -> None:
         results = r.controller.dispatcher.results
         await until(lambda: results["Timeout"] >= 1, 6, "a recorded timeout")
         await asyncio.sleep(0)
+
+
+async def test_w_only_charger_gets_watts_and_follows() -> None:
+    """A charger that takes only W (it says so in GetConfiguration) gets its limits in W, with
+    numberPhases, and offers the same current as an A charger would."""
+    async with rig(quirks={0: Quirks(w_only=True)}) as r:
+        [cp] = r.charge_points
+        await cp.plug_in(1, EV(response_delay_s=0.1))
+        await until(lambda: near(cp.offered_a(1), 32.0), 10, "offer of 32 A")
+        units = {p["chargingSchedule"]["chargingRateUnit"] for _, p in cp.received_profiles}
+        assert units == {"W"}
+        _, last = cp.received_profiles[-1]
+        period = last["chargingSchedule"]["chargingSchedulePeriod"][0]
+        assert period["numberPhases"] == 3
+        assert period["limit"] == 32.0 * 230 * 3

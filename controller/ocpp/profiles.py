@@ -39,7 +39,11 @@ def wire_time(at: datetime) -> str:
 
 
 def set_charging_profile_payload(
-    command: ProfileCommand, now: datetime, skew_s: float = DEFAULT_SKEW_S
+    command: ProfileCommand,
+    now: datetime,
+    skew_s: float = DEFAULT_SKEW_S,
+    rate_unit: str = "A",
+    voltage_v: float = 230.0,
 ) -> dict[str, Any]:
     """The camelCase ``SetChargingProfile`` request for ``command`` at wall time ``now``.
 
@@ -59,19 +63,32 @@ def set_charging_profile_payload(
     }
     if command.purpose is ProfilePurpose.TX:
         profile["transactionId"] = command.transaction_id
-    schedule = _schedule(command, now, skew_s)
+    schedule = _schedule(command, now, skew_s, rate_unit, voltage_v)
     if command.lease_s is not None:
         profile["validTo"] = wire_time(now + timedelta(seconds=command.lease_s))
     profile["chargingSchedule"] = schedule
     return {"connectorId": command.connector_id, "csChargingProfiles": profile}
 
 
-def _schedule(command: ProfileCommand, now: datetime, skew_s: float) -> dict[str, Any]:
-    """One period from the start of the schedule: the limit in A per phase."""
-    period: dict[str, Any] = {"startPeriod": 0, "limit": floor_limit(command.limit_a)}
-    if command.number_phases is not None:
-        period["numberPhases"] = command.number_phases
-    schedule: dict[str, Any] = {"chargingRateUnit": "A", "chargingSchedulePeriod": [period]}
+def _schedule(
+    command: ProfileCommand, now: datetime, skew_s: float, rate_unit: str, voltage_v: float
+) -> dict[str, Any]:
+    """One period from the start of the schedule: the limit in A per phase, or in W.
+
+    A charger that takes only W gets the same current as power: A × nominal
+    voltage × phases, with ``numberPhases`` stated so that the charger's own
+    conversion back to current per phase gives the same amperes (three phases
+    unless the command says otherwise).
+    """
+    if rate_unit == "W":
+        phases = command.number_phases or 3
+        limit = floor_limit(command.limit_a * voltage_v * phases)
+        period: dict[str, Any] = {"startPeriod": 0, "limit": limit, "numberPhases": phases}
+    else:
+        period = {"startPeriod": 0, "limit": floor_limit(command.limit_a)}
+        if command.number_phases is not None:
+            period["numberPhases"] = command.number_phases
+    schedule: dict[str, Any] = {"chargingRateUnit": rate_unit, "chargingSchedulePeriod": [period]}
     if command.lease_s is not None:
         if command.lease_s <= 0:
             raise ValueError(f"a lease must be positive, got {command.lease_s!r}")

@@ -128,11 +128,15 @@ class OcppServer:
         first_transaction_id: int = 1,
         credentials: Credentials | None = None,
         ssl: SSLContext | None = None,
+        voltage_v: float = 230.0,
+        meter_values_interval_s: int = 0,
     ) -> None:
         if ssl is not None and _below_tls12(ssl):
             raise ValueError("OCPP security profile 2 needs TLS 1.2 or later (minimum_version)")
         self._sink = sink
         self._clock = clock
+        self._voltage_v = voltage_v
+        self._meter_values_interval_s = meter_values_interval_s
         self._admit = admit
         self._host = host
         self._port = port
@@ -250,6 +254,8 @@ class OcppServer:
                 clock=self._clock,
                 next_transaction_id=lambda: next(self._transaction_ids),
                 call_timeout_s=self._call_timeout_s,
+                voltage_v=self._voltage_v,
+                meter_values_interval_s=self._meter_values_interval_s,
             )
         )
         await self._register(charger_id, live)

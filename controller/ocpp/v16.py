@@ -71,6 +71,20 @@ def after_action(action: Action) -> Callable[[_F], _F]:
     return cast("Callable[[_F], _F]", after(action))
 
 
+SAMPLED_DATA = "Current.Import,Current.Offered,Power.Active.Import,Energy.Active.Import.Register"
+SAMPLED_DATA_MINIMAL = "Current.Import,Power.Active.Import"
+
+
+def rate_unit(allowed: str | None) -> str:
+    """The unit to send limits in, from ``ChargingScheduleAllowedChargingRateUnit``.
+
+    A (``Current``) wherever the charger allows it or says nothing; W only when it
+    allows ``Power`` alone.
+    """
+    units = {u.strip().lower() for u in (allowed or "").split(",") if u.strip()}
+    return "W" if units == {"power"} else "A"
+
+
 class ChargePointConnection(GuardedChargePoint):
     """The central system's side of one live OCPP 1.6J connection."""
 
@@ -86,6 +100,8 @@ class ChargePointConnection(GuardedChargePoint):
         next_transaction_id: Callable[[], int],
         call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
         skew_s: float = DEFAULT_SKEW_S,
+        voltage_v: float = 230.0,
+        meter_values_interval_s: int = 0,
     ) -> None:
         super().__init__(charger_id, connection, response_timeout=call_timeout_s)
         self.charger_id = charger_id
@@ -95,6 +111,9 @@ class ChargePointConnection(GuardedChargePoint):
         self._next_transaction_id = next_transaction_id
         self._call_timeout_s = call_timeout_s
         self._skew_s = skew_s
+        self._voltage_v = voltage_v
+        self._meter_values_interval_s = meter_values_interval_s
+        self.rate_unit = "A"  # until GetConfiguration says the charger takes only W
         self._started: dict[str, SessionStarted] = {}  # by CALL id, until the answer is out
         self._log = structlog.get_logger(__name__).bind(charger_id=charger_id)
 
@@ -111,7 +130,9 @@ class ChargePointConnection(GuardedChargePoint):
     async def set_profile(self, command: ProfileCommand) -> CommandResult:
         """Send one SetChargingProfile and record the answer; never raises for the answer."""
         started_s = self._clock.monotonic()
-        payload = set_charging_profile_payload(command, self._clock.now(), self._skew_s)
+        payload = set_charging_profile_payload(
+            command, self._clock.now(), self._skew_s, self.rate_unit, self._voltage_v
+        )
         request = call.SetChargingProfile(
             connector_id=payload["connectorId"],
             cs_charging_profiles=payload["csChargingProfiles"],
@@ -129,6 +150,56 @@ class ChargePointConnection(GuardedChargePoint):
             latency_s=round(result.latency_s, 3),
         )
         return result
+
+    async def prepare(self) -> None:
+        """Learn what the charger takes and ask for the meter values the loop needs.
+
+        Never raises: a charger that does not answer keeps the defaults (A, its own
+        sampling), which is logged.
+        """
+        keys = await self._get_configuration(
+            ["ChargingScheduleAllowedChargingRateUnit", "MeterValueSampleInterval"]
+        )
+        if keys is None:
+            return  # silent or gone: waiting on more questions would only delay the fail-safe
+        self.rate_unit = rate_unit(keys.get("ChargingScheduleAllowedChargingRateUnit"))
+        self._log.info("charger capabilities", rate_unit=self.rate_unit, keys=keys)
+        if self._meter_values_interval_s > 0:
+            await self._change_configuration(
+                "MeterValueSampleInterval", str(self._meter_values_interval_s)
+            )
+            if not await self._change_configuration("MeterValuesSampledData", SAMPLED_DATA):
+                await self._change_configuration("MeterValuesSampledData", SAMPLED_DATA_MINIMAL)
+
+    async def _get_configuration(self, keys: list[str]) -> dict[str, str] | None:
+        """The keys the charger reports; ``{}`` if it refuses, ``None`` if it does not answer."""
+        try:
+            response = await self._call_while_open(call.GetConfiguration(key=keys))
+        except (OCPPError, UnknownCallErrorCodeError) as exc:
+            self._log.warning("GetConfiguration refused", error=repr(exc))
+            return {}
+        except (TimeoutError, ConnectionClosed, _LinkClosed) as exc:
+            self._log.warning("GetConfiguration unanswered", error=repr(exc))
+            return None
+        entries = response.configuration_key or []
+        return {str(e.get("key")): str(e.get("value", "")) for e in entries if isinstance(e, dict)}
+
+    async def _change_configuration(self, key: str, value: str) -> bool:
+        try:
+            response = await self._call_while_open(call.ChangeConfiguration(key=key, value=value))
+        except (
+            TimeoutError,
+            ConnectionClosed,
+            _LinkClosed,
+            OCPPError,
+            UnknownCallErrorCodeError,
+        ) as exc:
+            self._log.warning("ChangeConfiguration failed", key=key, error=repr(exc))
+            return False
+        status = str(response.status)
+        if status not in ("Accepted", "RebootRequired"):
+            self._log.info("ChangeConfiguration refused", key=key, value=value, status=status)
+        return status in ("Accepted", "RebootRequired")
 
     async def _send_profile(self, request: Any) -> tuple[CommandStatus, str]:
         """The outcome of one CALL as a status and a human-readable detail."""
