@@ -36,6 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="random seed for the EVs")
     demo.add_argument("--log-json", action="store_true", help="controller logs as JSON on stderr")
 
+    hil = sub.add_parser(
+        "hil",
+        help="run HIL scenarios: hil run SCENARIO.yaml [--policy P] [--report DIR], "
+        "hil compare SCENARIO.yaml --policies a,b [--report DIR]",
+    )
+    hil.add_argument("hil_args", nargs=argparse.REMAINDER, help="see `headroom hil run --help`")
+
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file")
 
@@ -178,6 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _audit(args)
     if args.command == "hash-password":
         return _hash_password(args.generate)
+    if args.command == "hil":
+        from hil.runner import hil_main
+
+        return hil_main(list(args.hil_args))
     return 2
 
 

@@ -13,7 +13,7 @@ an upper bound and utilisation is, if anything, understated.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,10 +22,15 @@ from scipy.optimize import linprog
 
 @dataclass(frozen=True, slots=True)
 class EvDemand:
-    """One plugged-in EV: the site phases it draws on and the most it can take per phase."""
+    """One plugged-in EV: the site phases it draws on and the most it can take per phase.
+
+    ``group`` names the charger when several connectors share its rating
+    (``available_power_w``'s ``group_limits_a``).
+    """
 
     phases: tuple[int, ...]
     max_a: float
+    group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +56,29 @@ class Sample:
     mode: str = ""
 
 
-def available_power_w(limit: SiteLimit, base_a: Sequence[float], evs: Sequence[EvDemand]) -> float:
-    """The most EV power the limit (less margin) and the EVs' maxima allowed at this instant."""
+def available_power_w(
+    limit: SiteLimit,
+    base_a: Sequence[float],
+    evs: Sequence[EvDemand],
+    group_limits_a: Mapping[str, float] | None = None,
+) -> float:
+    """The most EV power the limit (less margin) and the EVs' maxima allowed at this instant.
+
+    ``group_limits_a`` caps, per phase, the EVs of one group together (a
+    charger's rating shared by its connectors).
+    """
     evs = [ev for ev in evs if ev.max_a > 0 and ev.phases]
     if not evs:
         return 0.0
     weights = np.array([len(ev.phases) for ev in evs], dtype=float)
     rows, bounds = [], []
+    for group, group_a in (group_limits_a or {}).items():
+        members = [ev for ev in evs if ev.group == group]
+        if len(members) < 2:
+            continue  # one EV alone is already capped by its own maximum
+        for phase in range(3):
+            rows.append([1.0 if ev.group == group and phase in ev.phases else 0.0 for ev in evs])
+            bounds.append(group_a)
     if limit.max_current_a is not None:
         for phase in range(3):
             rows.append([1.0 if phase in ev.phases else 0.0 for ev in evs])
@@ -76,6 +97,13 @@ def available_power_w(limit: SiteLimit, base_a: Sequence[float], evs: Sequence[E
     if not result.success:
         return 0.0
     return float(-result.fun * limit.voltage_v)
+
+
+def limit_power_w(limit: SiteLimit) -> float:
+    """The power limit in W; with a current limit only, what it allows on three phases."""
+    if limit.max_power_w is not None:
+        return limit.max_power_w
+    return 3 * (limit.max_current_a or 0.0) * limit.voltage_v
 
 
 def over_limit(limit: SiteLimit, site_a: Sequence[float]) -> bool:
@@ -114,9 +142,7 @@ def summarize(
     last disturbance is *unexplained*: the controller, not the EVs' response
     delay, let the site stay over.
     """
-    limit_w = limit.max_power_w
-    if limit_w is None and limit.max_current_a is not None:
-        limit_w = 3 * limit.max_current_a * limit.voltage_v
+    limit_w = limit_power_w(limit)
     peak_w = max((sum(s.site_a) * limit.voltage_v for s in samples), default=0.0)
     delivered_j = sum(s.ev_power_w for s in samples) * dt_s
     available_j = sum(s.available_w for s in samples) * dt_s
@@ -155,3 +181,88 @@ def summarize(
         seconds_over_limit_unexplained=round(len(unexplained) * dt_s, 3),
         over_limit_intervals=intervals,
     )
+
+
+# --- KPIs of issue 8: overshoot, recovery, fairness, shortfall, commands, peaks -------------
+
+
+def commands_per_charger_per_hour(commands: int, chargers: int, duration_s: float) -> float:
+    """The command rate of the average charger, scaled to an hour."""
+    if chargers <= 0 or duration_s <= 0:
+        return 0.0
+    return round(commands / chargers * 3600 / duration_s, 1)
+
+
+BILLING_WINDOW_S = 900.0  # demand charges bill the highest 15-min mean
+
+
+def peak_window_s(duration_s: float) -> float:
+    """15 min for runs of an hour or more; a quarter of a shorter run (it stands for an hour)."""
+    return BILLING_WINDOW_S if duration_s >= 3600 else duration_s / 4
+
+
+def peak_mean_kw(
+    samples: Sequence[Sample], voltage_v: float, window_s: float, dt_s: float
+) -> float:
+    """The highest mean site power over any ``window_s`` of the run, in kW."""
+    if not samples:
+        return 0.0
+    power_w = np.array([sum(s.site_a) * voltage_v for s in samples])
+    n = max(1, min(len(power_w), round(window_s / dt_s)))
+    means = np.convolve(power_w, np.ones(n) / n, mode="valid")
+    return round(float(means.max()) / 1000, 3)
+
+
+def limit_use(limit: SiteLimit, samples: Sequence[Sample], short_share: float = 0.05) -> float:
+    """How full the site ran while the EVs got less than they could: the mean, over samples
+    where the EVs drew more than ``short_share`` below the available power, of the binding
+    limit's use (the most loaded phase ÷ (max_current_a − margin), or the power ÷ the power
+    limit less the margin, whichever is higher). 1.0 when the EVs were never short.
+
+    Unlike utilisation it does not favour 3-phase cars: on an unbalanced site a fair policy
+    fills the binding phase and scores 1 here, while the power-maximising upper bound of
+    utilisation would starve the 1-phase cars.
+    """
+    uses = []
+    for s in samples:
+        if s.available_w - s.ev_power_w <= short_share * s.available_w:
+            continue
+        use = 0.0
+        if limit.max_current_a is not None:
+            use = max(s.site_a) / (limit.max_current_a - limit.margin_a)
+        if limit.max_power_w is not None:
+            budget_w = limit.max_power_w - 3 * limit.margin_a * limit.voltage_v
+            use = max(use, sum(s.site_a) * limit.voltage_v / budget_w)
+        uses.append(use)
+    return round(sum(uses) / len(uses), 4) if uses else 1.0
+
+
+def seconds_in_mode(samples: Sequence[Sample], mode: str, dt_s: float) -> float:
+    """How long the controller's last decision was in ``mode`` (hold, failsafe)."""
+    return round(sum(1 for s in samples if s.mode == mode) * dt_s, 3)
+
+
+KPI_NAMES = (
+    "limit_kw",
+    "peak_site_kw",
+    "seconds_over_limit",
+    "seconds_over_limit_unexplained",
+    "delivered_kwh",
+    "available_kwh",
+    "utilization",
+    "limit_use",
+    "peak_over_limit_a",
+    "peak_over_limit_kw",
+    "energy_over_limit_kwh",
+    "max_recovery_s",
+    "disturbances_unrecovered",
+    "fairness",
+    "fairness_weighted",
+    "energy_shortfall_kwh",
+    "commands_per_charger_per_hour",
+    "peak_15min_kw",
+    "seconds_hold",
+    "seconds_failsafe",
+    "sessions",
+)
+"""The scalar KPIs a scenario's assertions may name."""

@@ -1,0 +1,214 @@
+"""The running rig: a simulated meter, the controller and simulated chargers, over loopback.
+
+:class:`SimRig` starts an SDM630-like Modbus meter, an in-process
+:class:`~controller.service.SiteController` and one OCPP 1.6 charge point per
+charger, and carries out the timeline's actions on them. It also keeps the
+ground truth the KPIs need: each EV's stay (:class:`Plug`), its arrival and
+the moment it could first draw.
+
+Meter faults the Modbus server makes itself (``silent``, ``exception``,
+``slow``) use :class:`~hil.meter.SimulatedMeter`'s fault switches; the ones
+that need wrong numbers on the wire (``nan``, ``frozen``) come from
+:class:`MeterFaults`, the source the meter reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast, get_args
+
+from controller.config import ChargerSettings
+from controller.service import SiteController
+from hil.charge_point import SimulatedChargePoint
+from hil.devices import BaseLoad, base_load, build_ev
+from hil.ev import EV
+from hil.meter import Fault, MeterValues, SimulatedMeter
+from hil.scenario import Scenario, SimCharger
+from hil.site import SimulatedSite, WiredCharger
+from hil.timeline import Action
+
+# The faults the meter server plays itself; the others come from MeterFaults.
+SERVER_FAULTS = frozenset(get_args(Fault))
+
+
+def _charge_point(sim: SimCharger, url: str, voltage_v: float) -> SimulatedChargePoint:
+    """The simulated charger of one scenario charger (with its quirks, if it has any)."""
+    c = sim.settings
+    extra: dict[str, Any] = {}
+    if sim.quirks:
+        from hil.quirks import Quirks
+
+        extra["quirks"] = Quirks.from_mapping(dict(sim.quirks))
+    return SimulatedChargePoint(
+        c.id,
+        url,
+        n_connectors=c.connectors,
+        max_current_a=c.max_current_a,
+        meter_interval_s=sim.meter_interval_s,
+        voltage_v=voltage_v,
+        **extra,
+    )
+
+
+async def _back_online(cp: SimulatedChargePoint, reboot: bool) -> None:
+    """Reconnect a charger that went offline: as after a network blip, or after a reboot."""
+    reconnect = getattr(cp, "reconnect", None)
+    if reconnect is None:  # a simulator without reconnect(): connect and boot again
+        await cp.start()
+    else:
+        await reconnect(reboot=reboot)
+
+
+class MeterFaults:
+    """The meter's source, with the faults that are wrong numbers: NaN, or frozen values."""
+
+    def __init__(self, source: Callable[[], MeterValues]) -> None:
+        self._source = source
+        self.mode = "none"
+        self._last: MeterValues | None = None
+
+    def __call__(self) -> MeterValues:
+        """What the meter reads now."""
+        if self.mode == "nan":
+            return MeterValues((math.nan, math.nan, math.nan), math.nan)
+        if self.mode == "frozen" and self._last is not None:
+            return self._last  # stuck at the last value it sent
+        self._last = self._source()
+        return self._last
+
+
+@dataclass
+class Plug:
+    """One EV's stay on a connector: what the KPIs need to know about it."""
+
+    charger_id: str
+    connector_id: int
+    ev: EV
+    priority: float
+    arrived_s: float
+    ready_s: float  # the EV's own wake-up delay after arrival: from then it can draw
+    soc_arrival: float
+    target_soc: float
+    departure_s: float | None
+    demand_wh: float = 0.0
+    departed_s: float | None = None
+
+
+class SimRig:
+    """Meter, controller and chargers of one scenario run, started and stopped together."""
+
+    def __init__(self, scenario: Scenario, policy: str | None = None) -> None:
+        self.scenario = scenario
+        self.policy = policy
+        self.rng = random.Random(scenario.seed)
+        self.base: BaseLoad = base_load(scenario.devices.base_load, scenario.base_dir)
+        self._started_at: float | None = None  # scenario time runs from the end of start()
+        self.site = SimulatedSite(self.base, [], self._clock_s, scenario.site.voltage_v)
+        self.faults = MeterFaults(self.site.meter_values)
+        self.meter = SimulatedMeter(source=self.faults)
+        self.sims: dict[str, SimCharger] = {c.settings.id: c for c in scenario.chargers()}
+        self.settings: dict[str, ChargerSettings] = {k: c.settings for k, c in self.sims.items()}
+        self.charge_points: dict[str, SimulatedChargePoint] = {}
+        self.plugs: dict[tuple[str, int], Plug] = {}
+        self.finished: list[Plug] = []
+        self._controller: SiteController | None = None
+        self._locks = {cid: asyncio.Lock() for cid in self.settings}
+
+    @property
+    def controller(self) -> SiteController:
+        """The running controller."""
+        if self._controller is None:
+            raise RuntimeError("the rig is not started")
+        return self._controller
+
+    async def start(self) -> None:
+        """Meter first (the controller polls it), then the controller, then the chargers."""
+        await self.meter.start()
+        config = self.scenario.controller_config(self.meter.port, self.policy)
+        self._controller = SiteController(config)
+        await self._controller.start()
+        url = f"ws://127.0.0.1:{self._controller.ocpp.port}/ocpp"
+        for c in config.chargers:
+            cp = _charge_point(self.sims[c.id], url, config.site.voltage_v)
+            self.charge_points[c.id] = cp
+            self.site.chargers.append(WiredCharger(cp, c.site_phases()))
+        await asyncio.gather(*(cp.start() for cp in self.charge_points.values()))
+        self._started_at = time.monotonic()
+
+    def _clock_s(self) -> float:
+        """Seconds since the rig was up (0 while starting): the site's scenario clock."""
+        return 0.0 if self._started_at is None else time.monotonic() - self._started_at
+
+    async def stop(self) -> None:
+        """Stop everything that started; leaves no task behind."""
+        await asyncio.gather(
+            *(cp.stop() for cp in self.charge_points.values()), return_exceptions=True
+        )
+        if self._controller is not None:
+            await self._controller.stop()
+        await self.meter.stop()
+
+    def elapsed_s(self) -> float:
+        """Scenario time."""
+        return self.site.elapsed_s()
+
+    async def run(self, action: Action) -> None:
+        """Carry out one action; one charger's actions run one after the other."""
+        if not action.charger_id:
+            self._site_action(action)
+            return
+        async with self._locks[action.charger_id]:
+            cp = self.charge_points[action.charger_id]
+            if action.kind == "arrive":
+                await self._arrive(cp, action)
+            elif action.kind == "depart":
+                await self._depart(cp, action.connector_id)
+            elif action.kind == "charger_offline":
+                await cp.stop()
+            elif action.kind == "charger_online":
+                await _back_online(cp, action.reboot)
+
+    async def _arrive(self, cp: SimulatedChargePoint, action: Action) -> None:
+        key = (cp.charger_id, action.connector_id)
+        if key in self.plugs:
+            await self._depart(cp, action.connector_id)  # the next car takes the bay
+        spec = self.scenario.devices.evs[action.ev_model]
+        ev = build_ev(spec, self.rng, action.soc, self.scenario.site.voltage_v)
+        t = self.elapsed_s()
+        self.plugs[key] = Plug(
+            cp.charger_id,
+            action.connector_id,
+            ev,
+            self.settings[cp.charger_id].priority,
+            t,
+            t + ev.response_delay_s,
+            ev.soc,
+            action.target_soc,
+            action.departure_s,
+        )
+        await cp.plug_in(action.connector_id, ev)
+
+    async def _depart(self, cp: SimulatedChargePoint, connector_id: int) -> None:
+        plug = self.plugs.pop((cp.charger_id, connector_id), None)
+        if plug is None:
+            return  # nobody there: a departure after a bay was already freed
+        await cp.unplug(connector_id)
+        plug.departed_s = self.elapsed_s()
+        self.finished.append(plug)
+
+    def _site_action(self, action: Action) -> None:
+        if action.kind == "base_load":
+            if action.scale is not None:
+                self.base.scale = action.scale
+            else:
+                self.base.pinned_a = action.current_a
+        elif action.kind == "meter_fault":
+            served = action.mode in SERVER_FAULTS
+            self.meter.fault = cast(Fault, action.mode) if served else None
+            self.meter.delay_s = action.delay_s if action.mode == "slow" else 0.0
+            self.faults.mode = "none" if served else action.mode
