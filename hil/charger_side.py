@@ -107,6 +107,17 @@ class ChargerSide(ChargePoint):  # type: ignore[misc]  # the ocpp library is unt
             unknown_key=[k for k in wanted if k not in known] or None,
         )
 
+    @on_action(Action.change_configuration)
+    def _on_change_configuration(
+        self, key: str, value: str, **_: Any
+    ) -> call_result.ChangeConfiguration:
+        """Keep the sample interval the test set (Rejected); take the measurands it sends anyway."""
+        if key == "MeterValuesSampledData":
+            return call_result.ChangeConfiguration(status="Accepted")
+        if key in self._owner.configuration():
+            return call_result.ChangeConfiguration(status="Rejected")
+        return call_result.ChangeConfiguration(status="NotSupported")
+
 
 def _is_call(raw_msg: str | bytes) -> bool:
     """True when the frame is a CALL (a command), not an answer to one of ours."""
