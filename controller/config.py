@@ -190,6 +190,7 @@ class ChargerSettings(_Strict):
     priority: Annotated[float, Field(gt=0, le=100)] = 1.0
     phase_rotation: Literal["L1L2L3", "L2L3L1", "L3L1L2", "L1L3L2", "L3L2L1", "L2L1L3"] = "L1L2L3"
     password_hash: Annotated[str, Field(min_length=1)] | None = None
+    group: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -210,6 +211,20 @@ class ChargerSettings(_Strict):
         return wired[: self.phases]
 
 
+class GroupSettings(_Strict):
+    """A node of the limit tree between the site and its chargers: a feeder, a panel.
+
+    A group without a meter of its own is taken to carry only its chargers (no
+    other load); its limits hold on every phase like the site's.
+    """
+
+    id: Annotated[str, Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    parent: str | None = None
+    max_current_a: Annotated[float, Field(gt=0)] | None = None
+    max_power_kw: Annotated[float, Field(gt=0)] | None = None
+    safety_margin_a: Annotated[float, Field(ge=0)] = 0.0
+
+
 class HeadroomConfig(_Strict):
     """One site: its limits, meter, chargers and the control settings."""
 
@@ -221,6 +236,7 @@ class HeadroomConfig(_Strict):
     metrics: MetricsSettings | None = None
     audit: AuditSettings | None = None
     telemetry: TelemetrySettings | None = None
+    groups: list[GroupSettings] = Field(default_factory=list)
     chargers: Annotated[list[ChargerSettings], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -235,11 +251,75 @@ class HeadroomConfig(_Strict):
             raise ValueError(f"chargers: duplicate id(s) {', '.join(duplicates)}")
         if self.site.id in ids:
             raise ValueError(f"chargers: id {self.site.id!r} is the site's id; use another")
+        self._check_groups(set(ids))
         self._check_failsafe_fits()
         return self
 
+    def _check_groups(self, charger_ids: set[str]) -> None:
+        """Groups form a tree under the site; chargers name groups that exist."""
+        names = [g.id for g in self.groups]
+        clash = sorted(
+            {n for n in names if names.count(n) > 1 or n in charger_ids}
+            | ({self.site.id} & set(names))
+        )
+        if clash:
+            raise ValueError(f"groups: id(s) {', '.join(clash)} used twice (site, group, charger)")
+        known = set(names)
+        for i, group in enumerate(self.groups):
+            if group.parent is not None and group.parent not in known:
+                raise ValueError(f"groups[{i}].parent: no group {group.parent!r}")
+        for group in self.groups:  # a cycle never reaches the site
+            seen, node = set(), group
+            while node.parent is not None:
+                if node.id in seen:
+                    raise ValueError(f"groups: {group.id!r} is inside a cycle of parents")
+                seen.add(node.id)
+                node = next(g for g in self.groups if g.id == node.parent)
+        for i, charger in enumerate(self.chargers):
+            if charger.group is not None and charger.group not in known:
+                raise ValueError(f"chargers[{i}].group: no group {charger.group!r}")
+
+    def _check_group_failsafes(self) -> None:
+        """The fail-safe profiles under each group fit its current limit too."""
+        failsafe_a = self.site.failsafe_current_a
+        for group in self.groups:
+            if group.max_current_a is None:
+                continue
+            per_phase = [0.0, 0.0, 0.0]
+            for charger in self.chargers:
+                if group.id in self._groups_above(charger.group):
+                    for phase in charger.site_phases():
+                        per_phase[phase] += failsafe_a * charger.connectors
+            bound_a = group.max_current_a - group.safety_margin_a
+            if max(per_phase) > bound_a:
+                raise ValueError(
+                    f"site.failsafe_current_a: the fail-safe profiles under group {group.id!r} add "
+                    f"up to {max(per_phase):.1f} A on one phase, over its "
+                    f"{bound_a:.1f} A (max_current_a − safety_margin_a)"
+                )
+
+    def _groups_above(self, group_id: str | None) -> set[str]:
+        """The group and every group above it."""
+        chain: set[str] = set()
+        while group_id is not None and group_id not in chain:
+            chain.add(group_id)
+            group_id = next((g.parent for g in self.groups if g.id == group_id), None)
+        return chain
+
+    def group_order(self) -> list[GroupSettings]:
+        """Groups with every parent before its children."""
+        ordered: list[GroupSettings] = []
+        remaining = list(self.groups)
+        while remaining:
+            placed = {g.id for g in ordered}
+            ready = [g for g in remaining if g.parent is None or g.parent in placed]
+            ordered += ready
+            remaining = [g for g in remaining if g not in ready]
+        return ordered
+
     def _check_failsafe_fits(self) -> None:
         """Invariant 3: the fail-safe profiles of every charger together stay under the limit."""
+        self._check_group_failsafes()
         site = self.site
         per_phase = [0.0, 0.0, 0.0]
         for charger in self.chargers:

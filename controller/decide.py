@@ -197,8 +197,19 @@ def build_problem(
                 label="demand window",
             )
         )
+    for group in config.group_order():
+        nodes.append(
+            LimitNode(
+                id=group.id,
+                parent=group.parent or parent,
+                max_current_a=group.max_current_a,
+                max_power_w=None if group.max_power_kw is None else group.max_power_kw * 1000,
+                margin_a=group.safety_margin_a,
+                label=group.id,
+            )
+        )
     nodes += [
-        LimitNode(id=c.id, parent=parent, max_current_a=c.max_current_a, label=c.id)
+        LimitNode(id=c.id, parent=c.group or parent, max_current_a=c.max_current_a, label=c.id)
         for c in config.chargers
     ]
     caps = caps_a or {}

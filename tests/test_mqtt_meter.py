@@ -86,7 +86,9 @@ async def running(*parts: MqttMeter | SimulatedMqttMeter) -> AsyncIterator[None]
     finally:
         for task in tasks:
             task.cancel()
-        for task in tasks:
+        done, pending = await asyncio.wait(tasks, timeout=10)
+        assert not pending, f"still running 10 s after cancel: {pending}"
+        for task in done:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
