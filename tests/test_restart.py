@@ -76,8 +76,12 @@ async def test_kill_9_and_restart_keep_the_site_safe(tmp_path: Path) -> None:
     config.write_text(
         yaml.safe_dump(
             {
-                "site": {"id": "k", "max_current_a": LIMIT_A, "safety_margin_a": 1,
-                         "failsafe_current_a": 6},
+                "site": {
+                    "id": "k",
+                    "max_current_a": LIMIT_A,
+                    "safety_margin_a": 1,
+                    "failsafe_current_a": 6,
+                },
                 "control": {"interval_s": 0.5, "lease_s": 3, "min_increase_interval_s": 1},
                 "ocpp": {"host": "127.0.0.1", "port": ocpp_port},
                 "meter": {"host": "127.0.0.1", "port": meter.port, "poll_interval_s": 0.25},
@@ -107,13 +111,19 @@ async def test_kill_9_and_restart_keep_the_site_safe(tmp_path: Path) -> None:
             await cp.start()
             await cp.plug_in(1, EV(response_delay_s=0.2))
         # 63 − 1 − 20 = 42 A for two cars: 21 A each.
-        await until(lambda: all(abs(cp.offered_a(1) - 21.0) <= 1.0 for cp in cps), 15,
-                    "both cars at their share")
+        await until(
+            lambda: all(abs(cp.offered_a(1) - 21.0) <= 1.0 for cp in cps),
+            15,
+            "both cars at their share",
+        )
         os.kill(processes[0].pid, signal.SIGKILL)
         processes[0].wait(timeout=10)
         killed_at = time.monotonic()
-        took_s = await until(lambda: all(cp.offered_a(1) == 6.0 for cp in cps), 10,
-                             "both chargers on their fail-safe")
+        took_s = await until(
+            lambda: all(cp.offered_a(1) == 6.0 for cp in cps),
+            10,
+            "both chargers on their fail-safe",
+        )
         assert took_s <= 3.5  # the lease, plus a poll
         with sqlite3.connect(audit) as db:
             decisions = db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
@@ -126,8 +136,11 @@ async def test_kill_9_and_restart_keep_the_site_safe(tmp_path: Path) -> None:
         await listening(ocpp_port)
         for cp in cps:
             await cp.reconnect()  # the old connection died with the old process
-        await until(lambda: all(abs(cp.offered_a(1) - 21.0) <= 1.0 for cp in cps), 15,
-                    "setpoints resumed after the restart")
+        await until(
+            lambda: all(abs(cp.offered_a(1) - 21.0) <= 1.0 for cp in cps),
+            15,
+            "setpoints resumed after the restart",
+        )
         assert time.monotonic() - killed_at > 0
     finally:
         sampling = False
