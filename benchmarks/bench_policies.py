@@ -1,18 +1,35 @@
-"""Solve time of every registered policy on random sites of growing size.
+"""Solve time and throughput of every registered policy on random sites of growing size.
 
 Usage::
 
-    python benchmarks/bench_policies.py [--sizes 10,100,1000,5000] [--repeat N] [--seed S]
+    python benchmarks/bench_policies.py [--sizes 10,100,1000,5000]
+        [--optimal-sizes 10,100,200,1000] [--ratio-sizes 10,100,200,1000]
+        [--repeat N] [--seed S]
 
-Each size builds a few random sites with three phases and a three-level tree
+Each size builds a random site with three phases and a three-level tree
 (site → feeders → chargers), chargers with one or two connectors sharing the
 charger's rating, cars that draw on one phase (on a random site phase, as
-phase rotation gives) or on three, unbalanced base loads, and a site limit
-well below the sum of what the cars want (so limits bind and some sessions
-pause). It prints the median and 99th percentile of the time one call takes,
-per policy and size, as a markdown table, plus the time of
-``policies.verify.violations`` (which the control loop runs on every answer),
-and the machine it ran on.
+phase rotation gives) or on three, unbalanced base loads, weights 1–3, and a
+site limit well below the sum of what the cars want (so limits bind and some
+sessions pause).
+
+Times are per call, as a control loop makes them: a run of ticks on one site
+whose base loads move by up to ±20 % and where one car in twenty changes its
+maximum each tick (the structure stays, so the policies' compiled layout is
+reused). In "a car came or went" the set of sessions changes every call
+(the layout is compiled again, the tree's hints are kept); ``cold`` rows
+clear every cache before every call (a site's first tick). ``verify (violations)`` is the
+invariant check the loop runs on every answer. ``optimal`` runs with its
+default 50 ms limit; the share of its calls that returned weighted_fair's
+answer is shown.
+
+The throughput table compares, on fresh sites per size, the weighted
+throughput (Σ weight × phases × current, the power optimal maximises ÷ V)
+of weighted_fair and equal_share with optimal's, optimal given 10 s so that
+it finishes.
+
+It prints markdown tables, the machine, and the load average before and
+after (other work on the machine slows the numbers down).
 """
 
 from __future__ import annotations
@@ -25,11 +42,17 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
+import scipy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from policies import POLICIES
+from policies import POLICIES, Allocation
+from policies.layout import clear_cache, compile_problem
+from policies.optimal import optimal, weighted_throughput
 from policies.problem import AllocationProblem, LimitNode, SessionDemand
 from policies.verify import violations
 
@@ -38,6 +61,9 @@ CONNECTORS_PER_FEEDER = 40
 
 SITE_SHARE = 0.35
 """The site limit as a share of what all cars would draw at their maximum."""
+
+TICKS = 20
+"""Distinct ticks per site; the timed calls cycle through them."""
 
 
 def _base(rng: random.Random, limit_a: float) -> tuple[float, float, float]:
@@ -90,22 +116,77 @@ def random_problem(connectors: int, rng: random.Random) -> AllocationProblem:
     return AllocationProblem(tuple(nodes + chargers), tuple(sessions), 230.0)
 
 
+def ticks(problem: AllocationProblem, rng: random.Random, count: int) -> list[AllocationProblem]:
+    """``count`` ticks of one site: base loads ±20 %, one car in twenty with a new maximum."""
+
+    def moved(node: LimitNode) -> LimitNode:
+        l1, l2, l3 = (round(b * rng.uniform(0.8, 1.2), 1) for b in node.base_load_a)
+        return replace(node, base_load_a=(l1, l2, l3)) if any(node.base_load_a) else node
+
+    out = []
+    for _ in range(count):
+        nodes = tuple(moved(n) for n in problem.nodes)
+        sessions = tuple(
+            replace(s, max_current_a=rng.choice([10.0, 13.0, 16.0])) if rng.random() < 0.05 else s
+            for s in problem.sessions
+        )
+        out.append(replace(problem, nodes=nodes, sessions=sessions))
+    return out
+
+
+def _comings_and_goings(run: list[AllocationProblem]) -> list[AllocationProblem]:
+    """The ticks with one car missing, a different one each call (150 variants, more than
+    the policies' layout cache holds): no compiled layout can be reused, the tree's can."""
+    return [
+        replace(tick, sessions=tick.sessions[: k % n] + tick.sessions[k % n + 1 :])
+        for k, tick in enumerate(run * 8)
+        if (n := len(tick.sessions))
+    ][:150]
+
+
 def _timings(
-    solve: Callable[[AllocationProblem], object], problems: list[AllocationProblem], repeat: int
+    solve: Callable[[AllocationProblem], object],
+    problems: list[AllocationProblem],
+    repeat: int,
+    cold: bool = False,
 ) -> list[float]:
     solve(problems[0])  # warm caches and imports outside the measurement
     times = []
     for i in range(repeat):
         problem = problems[i % len(problems)]
+        if cold:
+            clear_cache()
         start = time.perf_counter_ns()
         solve(problem)
         times.append((time.perf_counter_ns() - start) / 1e6)
     return times
 
 
+def _checker(answer: Allocation) -> Callable[[AllocationProblem], object]:
+    """``violations`` against one fixed answer: what the control loop adds to each decision."""
+    return lambda problem: violations(problem, answer)
+
+
+def _fell_back(problem: AllocationProblem) -> bool:
+    """Did optimal (50 ms) answer with weighted_fair's currents?"""
+    return optimal(problem).currents_a() == POLICIES["weighted_fair"](problem).currents_a()
+
+
+def _worth(problem: AllocationProblem, answer: Allocation) -> float:
+    """Weighted throughput: Σ weight × phases × current."""
+    compiled = compile_problem(problem)
+    amps = np.array([answer.current_a(k) for k in compiled.sessions.ids])
+    return weighted_throughput(compiled, amps)
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def _row(name: str, size: int, times: list[float], note: str = "") -> str:
+    median, p99 = statistics.median(times), _percentile(times, 0.99)
+    return f"| {name} | {size} | {median:.3f} | {p99:.3f} | {note} |"
 
 
 def _cpu_model() -> str:
@@ -118,30 +199,82 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def _speed_table(
+    sizes: list[int], optimal_sizes: list[int], repeat: int, rng: random.Random
+) -> None:
+    print("| policy | connectors | median ms | p99 ms | note |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    for size in sorted(set(sizes) | set(optimal_sizes)):
+        run = ticks(random_problem(size, rng), rng, TICKS)
+        if size in sizes:
+            comings = _comings_and_goings(run)
+            for name in ("equal_share", "weighted_fair"):
+                solve = POLICIES[name]
+                print(_row(name, size, _timings(solve, run, repeat)))
+                print(_row(name, size, _timings(solve, comings, repeat // 2), "a car came or went"))
+                print(_row(name, size, _timings(solve, run, max(5, repeat // 4), True), "cold"))
+            check = _timings(_checker(POLICIES["weighted_fair"](run[0])), run[:1], repeat)
+            print(_row("verify (violations)", size, check))
+        if size in optimal_sizes:
+            times = _timings(optimal, run, max(10, repeat // 2))
+            same = sum(_fell_back(problem) for problem in run)
+            note = f"weighted_fair's answer in {same} of {len(run)} ticks"
+            print(_row("optimal (50 ms limit)", size, times, note))
+
+
+def _ratio_table(sizes: list[int], rng: random.Random) -> None:
+    print(
+        "| connectors | sites | weighted_fair / optimal: median | min "
+        "| equal_share / optimal: median | min |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for size in sizes:
+        count = max(3, min(20, 2000 // size))
+        fair, equal = [], []
+        for _ in range(count):
+            problem = random_problem(size, rng)
+            best = _worth(problem, optimal(problem, time_limit_s=10.0))
+            fair.append(_worth(problem, POLICIES["weighted_fair"](problem)) / best)
+            equal.append(_worth(problem, POLICIES["equal_share"](problem)) / best)
+        print(
+            f"| {size} | {count} | {statistics.median(fair):.3f} | {min(fair):.3f} | "
+            f"{statistics.median(equal):.3f} | {min(equal):.3f} |"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the benchmark and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Run the benchmark and print the tables."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="10,100,1000,5000")
+    parser.add_argument("--optimal-sizes", default="10,100,200,1000")
+    parser.add_argument("--ratio-sizes", default="10,100,200,1000")
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"machine: {_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+
+    def parse(text: str) -> list[int]:
+        return [int(s) for s in text.split(",") if s]
+
+    print(
+        f"machine: {_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"numpy {np.__version__}, scipy {scipy.__version__}"
+    )
+    print(f"load average before: {_load()}")
     print()
-    print("| policy | connectors | median ms | p99 ms |")
-    print("| --- | ---: | ---: | ---: |")
-    for size in sizes:
-        problems = [random_problem(size, rng) for _ in range(5)]
-        answer = POLICIES["weighted_fair"](problems[0])
-        runs: dict[str, Callable[[AllocationProblem], object]] = dict(POLICIES)
-        runs["verify (violations)"] = lambda p, a=answer: violations(p, a)
-        for name, solve in runs.items():
-            times = _timings(solve, problems if "verify" not in name else problems[:1], args.repeat)
-            print(
-                f"| {name} | {size} | {statistics.median(times):.3f} | "
-                f"{_percentile(times, 0.99):.3f} |"
-            )
+    _speed_table(parse(args.sizes), parse(args.optimal_sizes), args.repeat, rng)
+    print()
+    if parse(args.ratio_sizes):
+        _ratio_table(parse(args.ratio_sizes), rng)
+        print()
+    print(f"load average after: {_load()}")
 
 
 if __name__ == "__main__":

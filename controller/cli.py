@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="random seed for the EVs")
     demo.add_argument("--log-json", action="store_true", help="controller logs as JSON on stderr")
 
+    solve = sub.add_parser(
+        "solve", help="solve an allocation problem (JSON) with a policy and explain it"
+    )
+    solve.add_argument("solve_args", nargs=argparse.REMAINDER, help="PROBLEM.json [--policy NAME]")
+
     hil = sub.add_parser(
         "hil",
         help="run HIL scenarios: hil run SCENARIO.yaml [--policy P] [--report DIR], "
@@ -185,6 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _audit(args)
     if args.command == "hash-password":
         return _hash_password(args.generate)
+    if args.command == "solve":
+        from policies.solve_cli import solve_main
+
+        return solve_main(list(args.solve_args))
     if args.command == "hil":
         from hil.runner import hil_main
 

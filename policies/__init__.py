@@ -2,7 +2,9 @@
 
 Importing this package never imports asyncio, websockets, ocpp, pymodbus or
 aiomqtt: policies decide, they do no I/O. The registry maps the names the
-config uses to the functions.
+config uses to the functions: ``equal_share`` (the baseline), ``weighted_fair``
+(weighted max-min fairness) and ``optimal`` (a MILP with a time limit; the one
+policy that reads a clock). ``policies.solve_cli`` is ``headroom solve``.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from policies.equal_share import equal_share
+from policies.optimal import optimal
 from policies.problem import (
     Allocation,
     AllocationProblem,
     ConnectorAllocation,
+    ConnectorTable,
     LimitNode,
     SessionDemand,
 )
@@ -23,6 +27,7 @@ Policy = Callable[[AllocationProblem], Allocation]
 
 POLICIES: dict[str, Policy] = {
     "equal_share": equal_share,
+    "optimal": optimal,
     "weighted_fair": weighted_fair,
 }
 
@@ -41,6 +46,7 @@ __all__ = [
     "Allocation",
     "AllocationProblem",
     "ConnectorAllocation",
+    "ConnectorTable",
     "LimitNode",
     "Policy",
     "SessionDemand",

@@ -32,10 +32,8 @@ from policies.incidence import (
     Tree,
     allocation,
     base_codes,
-    compile_sessions,
-    compile_tree,
-    id_rank,
 )
+from policies.layout import compile_problem
 from policies.problem import PHASES, Allocation, AllocationProblem
 
 _FIT_NOISE_A = 1e-9
@@ -123,17 +121,17 @@ def _binding(tree: Tree, shares: _Shares, running: BoolArray, level: int) -> int
 def equal_share(problem: AllocationProblem) -> Allocation:
     """Every session the same current, as if all drew on every phase (the baseline).
 
-    ValueError if the problem itself is malformed (see :mod:`policies.incidence`).
+    ValueError if the problem itself is malformed (see :mod:`policies.layout`).
     """
-    tree = compile_tree(problem)
-    sessions = compile_sessions(problem, tree)
+    compiled = compile_problem(problem)
+    tree, sessions = compiled.tree, compiled.sessions
     chosen = np.flatnonzero(sessions.status == RUNNABLE)
     shares = _Shares(tree, sessions, chosen)
     running = ~shares.alone_too_big()
     lowest = int(shares.min_steps[running].max()) if running.any() else 0
     if not shares.fits(running, lowest):
         able = np.flatnonzero(running)
-        order = able[np.argsort(id_rank(sessions.ids, chosen)[able], kind="stable")]
+        order = able[np.argsort(compiled.layout.id_rank()[chosen][able], kind="stable")]
         running[:] = False
         running[order[: _keep_count(shares, order)]] = True
     level = _level(shares, running)

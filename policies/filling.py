@@ -53,32 +53,54 @@ class Breakpoints:
     Each pair gives two events, its member starting to rise (at min/w) and
     stopping (at max/w), with signed slope change ``event_rate``; events at
     the same level of the same constraint share a breakpoint (``event_group``).
+    Per breakpoint: ``first`` starts a constraint's run, ``gap`` is the level
+    difference to the next breakpoint of the same constraint (0 at a run's
+    end), ``room`` is its constraint's headroom. ``starts`` indexes the run
+    starts and ``segment`` numbers each breakpoint's run.
     """
 
     constraint: IntArray
     level: FloatArray
     event_group: IntArray
-    event_session: IntArray
     event_rate: FloatArray
+    first: BoolArray
+    starts: IntArray
+    segment: IntArray
+    gap: FloatArray
+    room: FloatArray
 
 
 def breakpoints(
-    pairs: Pairs, min_a: FloatArray, max_a: FloatArray, scale: FloatArray
+    pairs: Pairs, min_a: FloatArray, max_a: FloatArray, scale: FloatArray, room: FloatArray
 ) -> Breakpoints:
-    """The breakpoints of every constraint for sessions rising at ``scale`` per unit level."""
+    """The breakpoints of every constraint for sessions rising at ``scale`` per unit level.
+
+    ``pairs`` must number their constraints densely (0 .. ``len(room)`` − 1).
+    """
     count = len(scale)
     distinct, rank = np.unique(np.concatenate([min_a / scale, max_a / scale]), return_inverse=True)
     s, c = pairs.session, pairs.constraint
     width = len(distinct)
-    key = np.concatenate([c * width + rank[s], c * width + rank[count + s]])
-    groups, event_group = _group(key)
+    row = c * width
+    groups, event_group = _group(np.concatenate([row + rank[s], row + rank[count + s]]))
     rate = pairs.coef * scale[s]
+    constraint = groups // width
+    level = distinct[groups % width]
+    first = first_of_runs(constraint)
+    starts = np.flatnonzero(first)
+    gap = np.zeros(len(level))
+    gap[:-1] = level[1:] - level[:-1]
+    gap[starts[1:] - 1] = 0.0
     return Breakpoints(
-        constraint=groups // width,
-        level=distinct[groups % width],
+        constraint=constraint,
+        level=level,
         event_group=event_group,
-        event_session=np.concatenate([s, s]),
         event_rate=np.concatenate([rate, -rate]),
+        first=first,
+        starts=starts,
+        segment=np.cumsum(first) - 1,
+        gap=gap,
+        room=room[constraint],
     )
 
 
@@ -107,45 +129,44 @@ def first_of_runs(values: IntArray) -> BoolArray:
     return first
 
 
-def tight_levels(
-    points: Breakpoints, slope_change: FloatArray, base: FloatArray, room: FloatArray
-) -> FloatArray:
+def tight_levels(points: Breakpoints, slope_change: FloatArray, base: FloatArray) -> FloatArray:
     """Per constraint, the level at which its load reaches its room (inf: never).
 
     ``slope_change`` is the change of load rate at each breakpoint (rising
     members only); ``base`` is each constraint's load at level 0: frozen
     members at their value, rising members at their minimum.
     """
-    c, level = points.constraint, points.level
-    levels = np.full(len(room), np.inf)
+    c, level, starts, segment = points.constraint, points.level, points.starts, points.segment
+    levels = np.full(len(base), np.inf)
     if len(c) == 0:
         return levels
-    first = first_of_runs(c)
-    starts = np.flatnonzero(first)
-    segment = np.cumsum(first) - 1
     # Members add +rate then -rate inside their constraint's run, so the running
     # sum returns to ~0 at every run end: no cancellation across constraints.
     total = np.cumsum(slope_change)
     slope = total - (total[starts] - slope_change[starts])[segment]
     slope[np.abs(slope) < _SLOPE_NOISE] = 0.0
-    gap = np.zeros(len(c))
-    gap[:-1] = level[1:] - level[:-1]
-    gap[starts[1:] - 1] = 0.0
-    rise = slope * gap
+    rise = slope * points.gap
     before = np.cumsum(rise) - rise
     load = base[c] + before - before[starts][segment]
-    over = np.flatnonzero(load > room[c])
+    over = np.flatnonzero(load > points.room)
     if len(over) == 0:
         return levels
     hit = over[first_of_runs(c[over])]
     prev = np.maximum(hit - 1, 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        cross = level[prev] + (room[c[hit]] - load[prev]) / slope[prev]
+        cross = level[prev] + (points.room[hit] - load[prev]) / slope[prev]
     cross = np.where(slope[prev] > 0.0, np.minimum(cross, level[hit]), level[prev])
     # Over at the first breakpoint: the minimums alone reach the room (they fit
     # up to float noise), so the members stay at their minimum.
-    levels[c[hit]] = np.where(first[hit], 0.0, np.maximum(cross, 0.0))
+    levels[c[hit]] = np.where(points.first[hit], 0.0, np.maximum(cross, 0.0))
     return levels
+
+
+def _dense(constraint: IntArray) -> tuple[IntArray, IntArray]:
+    """The constraint ids present, and each entry's index among them."""
+    present = np.zeros(int(constraint.max()) + 1 if len(constraint) else 0, dtype=np.bool_)
+    present[constraint] = True
+    return np.flatnonzero(present), np.cumsum(present)[constraint] - 1
 
 
 def fill(
@@ -163,44 +184,37 @@ def fill(
     """
     scale = weight / weight[running].max() if running.any() else weight
     current = np.where(running, min_a, 0.0)
-    binding = np.full(len(weight), -1, dtype=np.int64)
+    named = np.full(len(weight), _NO_CONSTRAINT, dtype=np.int64)
     active = running.copy()
-    points = breakpoints(pairs, min_a, max_a, scale)
-    s, c, coef = pairs.session, pairs.constraint, pairs.coef
+    ids, c = _dense(pairs.constraint)
+    s, coef, count = pairs.session, pairs.coef, len(ids)
+    points = breakpoints(Pairs(s, c, coef), min_a, max_a, scale, room[ids])
+    live = np.arange(len(s))  # the pairs whose session still rises
     while active.any():
+        events = np.concatenate([live, live + len(s)])
         change = np.bincount(
-            points.event_group,
-            points.event_rate * active[points.event_session],
-            minlength=len(points.level),
+            points.event_group[events], points.event_rate[events], minlength=len(points.level)
         ).astype(np.float64)
-        base = np.bincount(c, coef * current[s], minlength=len(room)).astype(np.float64)
-        levels = tight_levels(points, change, base, room)
-        live = active[s]
+        base = np.bincount(c, coef * current[s], minlength=count).astype(np.float64)
+        levels = tight_levels(points, change, base)
         ls, lc = s[live], c[live]
+        at = levels[lc]
         level_of = np.full(len(weight), np.inf)
-        np.minimum.at(level_of, ls, levels[lc])
-        lowest = np.full(len(room), np.inf)
-        np.minimum.at(lowest, lc, level_of[ls])
+        np.minimum.at(level_of, ls, at)
+        mine = level_of[ls]
+        lowest = np.full(count, np.inf)
+        np.minimum.at(lowest, lc, mine)
         local = (levels <= lowest) & np.isfinite(levels)
         freeze = active & np.isinf(level_of)
         freeze[ls[local[lc]]] = True
-        with np.errstate(invalid="ignore"):
-            current = np.where(freeze, np.clip(scale * level_of, min_a, max_a), current)
-        binding = _name_binding(ls, lc, levels, level_of, freeze, binding)
+        current = np.where(freeze, np.clip(scale * level_of, min_a, max_a), current)
+        frozen = freeze[ls]
+        # Name, for each session frozen now, the lowest-id limit that became tight at its level.
+        tight = frozen & (at == mine) & np.isfinite(at)
+        np.minimum.at(named, ls[tight], lc[tight])
+        live = live[~frozen]
         active &= ~freeze
+    binding = np.full(len(weight), -1, dtype=np.int64)
+    was_named = named != _NO_CONSTRAINT
+    binding[was_named] = ids[named[was_named]]
     return Filled(current, binding)
-
-
-def _name_binding(
-    s: IntArray,
-    c: IntArray,
-    levels: FloatArray,
-    level_of: FloatArray,
-    freeze: BoolArray,
-    binding: IntArray,
-) -> IntArray:
-    """For each session frozen now, the lowest-id constraint that froze it."""
-    tight = freeze[s] & (levels[c] == level_of[s]) & np.isfinite(levels[c])
-    named = np.full(len(binding), _NO_CONSTRAINT, dtype=np.int64)
-    np.minimum.at(named, s[tight], c[tight])
-    return np.where(named != _NO_CONSTRAINT, named, binding)

@@ -1,6 +1,7 @@
-"""The allocation problem as index arrays: the shared front end of the numpy policies.
+"""The allocation problem as index arrays: the vocabulary of the numpy policies.
 
-This module owns how a policy reads an :class:`AllocationProblem`:
+This module owns the rules by which a policy reads an :class:`AllocationProblem`
+(:mod:`policies.layout` applies them) and how it words its answer:
 
 * **Headroom.** A per-phase current limit leaves ``max_current_a − margin_a −
   base_load_a[p]`` amperes to the sessions below the node on phase ``p``; a
@@ -22,10 +23,7 @@ This module owns how a policy reads an :class:`AllocationProblem`:
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain, permutations
 
 import numpy as np
 import numpy.typing as npt
@@ -34,8 +32,7 @@ from policies.problem import (
     CURRENT_STEP_A,
     PHASES,
     Allocation,
-    AllocationProblem,
-    ConnectorAllocation,
+    ConnectorTable,
     LimitNode,
     SessionDemand,
 )
@@ -52,8 +49,6 @@ _GRID_FUZZ = 1e-9
 
 KINDS = PHASES + 1
 """Constraint kinds per node: L1, L2, L3, power."""
-
-_MIN_WEIGHT, _MAX_WEIGHT = 1e-3, 1e3
 
 RUNNABLE, UNKNOWN_NODE, BAD_LIMITS = 0, 1, 2
 """Session status codes: may run, names an unknown node, its own limits forbid running."""
@@ -96,99 +91,6 @@ class Tree:
         return f"{self.nodes[node].name()} {suffix}"
 
 
-def _repeated(ids: Sequence[str]) -> str:
-    return ", ".join(sorted(key for key, count in Counter(ids).items() if count > 1))
-
-
-def _parents(problem: AllocationProblem, index: dict[str, int]) -> IntArray:
-    """Parent index per node, plus a last entry -1 for the padding row."""
-    count = len(problem.nodes)
-    parents = np.array(
-        [-1 if n.parent is None else index.get(n.parent, count) for n in problem.nodes] + [-1],
-        dtype=np.int64,
-    )
-    late = np.flatnonzero(parents[:count] >= np.arange(count))
-    if len(late):
-        # Parent-before-child order also rules out cycles.
-        node = problem.nodes[int(late[0])]
-        raise ValueError(f"node {node.id!r}: parent {node.parent!r} is not listed before it")
-    return parents
-
-
-def _ancestors(parents: IntArray) -> IntArray:
-    columns = [np.arange(len(parents), dtype=np.int64)]
-    columns[0][-1] = -1
-    while True:
-        above = parents[columns[-1]]
-        above[columns[-1] < 0] = -1
-        if not (above >= 0).any():
-            return np.stack(columns, axis=1)
-        columns.append(above)
-
-
-def _room(problem: AllocationProblem) -> FloatArray:
-    """Headroom per node and constraint kind (module doc), inf where no limit exists."""
-    nodes = problem.nodes
-    # None becomes NaN in a float array; a NaN limit given on purpose stays a limit.
-    values = np.fromiter(
-        chain.from_iterable(
-            (n.max_current_a, n.max_power_w, n.margin_a, *n.base_load_a) for n in nodes
-        ),
-        dtype=np.float64,
-        count=len(nodes) * 6,
-    ).reshape(len(nodes), 6)
-    current, power, margin, base = values[:, 0], values[:, 1], values[:, 2], values[:, 3:]
-    room = np.full((len(nodes), KINDS), np.inf)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        phase_room = non_negative(current[:, None] - margin[:, None] - base)
-        power_room = non_negative(power / problem.voltage_v - PHASES * margin - base.sum(axis=1))
-    has_current = np.array([n.max_current_a is not None for n in nodes], dtype=np.bool_)
-    has_power = np.array([n.max_power_w is not None for n in nodes], dtype=np.bool_)
-    room[has_current, :PHASES] = phase_room[has_current]
-    room[has_power, PHASES] = power_room[has_power]
-    return room
-
-
-def compile_tree(problem: AllocationProblem) -> Tree:
-    """The tree of ``problem`` as arrays; ValueError on duplicate ids, a bad parent or voltage."""
-    ids = tuple(n.id for n in problem.nodes)
-    index = dict(zip(ids, range(len(ids)), strict=True))
-    if len(index) != len(ids):
-        raise ValueError(f"nodes listed twice: {_repeated(ids)}")
-    if not problem.voltage_v > 0.0 or problem.voltage_v == np.inf:
-        raise ValueError(f"voltage_v {problem.voltage_v!r}: must be a positive number")
-    return Tree(
-        nodes=problem.nodes,
-        index=index,
-        ancestors=_ancestors(_parents(problem, index)),
-        room_a=_room(problem),
-    )
-
-
-_SUBSETS = [(), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2)]
-_PHASE_CODE = {
-    order: code for code, subset in enumerate(_SUBSETS) for order in permutations(subset)
-}
-"""Every phase tuple without repeats, by the code of its set; others take the slow path."""
-
-_PHASE_MASK = np.array(
-    [[p in subset or not subset for p in range(PHASES)] for subset in _SUBSETS], dtype=np.bool_
-)
-"""Per code, the site phases loaded; no phases at all counts as all three (module doc)."""
-
-
-def _phase_codes(sessions: Sequence[SessionDemand]) -> IntArray:
-    """Per session, the row of :data:`_PHASE_MASK` that says which site phases it loads."""
-    codes = [_PHASE_CODE.get(tuple(s.phases), -1) for s in sessions]
-    for i, code in enumerate(codes):
-        if code < 0:
-            phases = tuple(sessions[i].phases)
-            if any(p not in range(PHASES) for p in phases):
-                raise ValueError(f"phases {phases!r}: site phases are 0, 1 and 2")
-            codes[i] = _PHASE_CODE[tuple(sorted(set(phases)))]
-    return np.array(codes, dtype=np.int64)
-
-
 @dataclass(frozen=True, slots=True)
 class Sessions:
     """The sessions as arrays, in problem order.
@@ -210,41 +112,6 @@ class Sessions:
     status: IntArray
 
 
-def compile_sessions(problem: AllocationProblem, tree: Tree) -> Sessions:
-    """The sessions of ``problem`` as arrays.
-
-    ValueError on a phase outside 0..2 or a connector listed twice (one
-    allocation entry could not carry two currents).
-    """
-    sessions = problem.sessions
-    ids = tuple(s.connector_id for s in sessions)
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"connectors listed in more than one session: {_repeated(ids)}")
-    node = np.array([tree.index.get(s.node, -1) for s in sessions], dtype=np.int64)
-    mask = _PHASE_MASK[_phase_codes(sessions)].reshape(len(sessions), PHASES)
-    low = np.array([s.min_current_a for s in sessions], dtype=np.float64)
-    high = np.array([s.max_current_a for s in sessions], dtype=np.float64)
-    weight = np.array([s.weight for s in sessions], dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        min_a = ceil_to_step(np.where(low > 0.0, low, 0.0))
-        max_a = floor_to_step(high)
-        weight = np.where(weight > _MIN_WEIGHT, np.minimum(weight, _MAX_WEIGHT), _MIN_WEIGHT)
-        good = np.isfinite(max_a) & (max_a >= min_a) & ~np.isnan(low)
-    status = np.where(good, RUNNABLE, BAD_LIMITS)
-    status[node < 0] = UNKNOWN_NODE
-    return Sessions(
-        demands=sessions,
-        ids=ids,
-        node=node,
-        phase_mask=mask,
-        phase_count=mask.sum(axis=1).astype(np.float64),
-        min_a=min_a,
-        max_a=np.where(good, max_a, 0.0),
-        weight=weight,
-        status=status,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Pairs:
     """Which constraints each session loads, session-major.
@@ -259,27 +126,18 @@ class Pairs:
     coef: FloatArray
 
 
-def session_pairs(tree: Tree, sessions: Sessions, chosen: IntArray) -> Pairs:
-    """The pairs of the sessions ``chosen`` (their indices; pair sessions index ``chosen``)."""
-    anc = tree.ancestors[sessions.node[chosen]]  # (S, D); node -1 gives the padding row
-    depth = anc.shape[1]
-    kinds = np.arange(KINDS, dtype=np.int64)
-    constraint = anc[:, :, None] * KINDS + kinds  # (S, D, 4)
-    valid = anc[:, :, None] >= 0
-    finite = np.isfinite(tree.room_a.ravel()[np.where(valid, constraint, 0)])
-    loads = np.concatenate(
-        [sessions.phase_mask[chosen], np.ones((len(chosen), 1), dtype=np.bool_)], axis=1
-    )
-    flat = np.flatnonzero((valid & finite & loads[:, None, :]).ravel())
-    local = flat // (depth * KINDS)
-    coef = np.where(flat % KINDS == PHASES, sessions.phase_count[chosen][local], 1.0)
-    return Pairs(local, constraint.ravel()[flat], coef)
-
-
 AT_MAX, PAUSED, UNKNOWN, OWN_LIMITS = -1, -2, -3, -4
 """Reason codes next to constraint ids (which are ≥ 0): why a session got what it got."""
 
-_FIXED_REASONS = {AT_MAX: "session max", OWN_LIMITS: "paused: session max below minimum"}
+TRADED, OPTIMAL_SHARE = -5, -6
+"""Reason codes of ``optimal``: paused because its current earns more elsewhere; given
+what the optimum gives, with no single limit or maximum to blame."""
+
+_FIXED_REASONS = {
+    AT_MAX: "session max",
+    OWN_LIMITS: "paused: session max below minimum",
+    OPTIMAL_SHARE: "optimal throughput",
+}
 
 
 def paused_reason(weight: float) -> str:
@@ -287,24 +145,37 @@ def paused_reason(weight: float) -> str:
     return f"paused: minimum not available, priority {weight:g}"
 
 
+class _Reasons:
+    """Words the reason of row ``i`` from its code when the entry is first read."""
+
+    __slots__ = ("_codes", "_sessions", "_texts", "_tree")
+
+    def __init__(self, tree: Tree, sessions: Sessions, codes: IntArray) -> None:
+        self._tree, self._sessions, self._codes = tree, sessions, codes
+        self._texts: dict[int, str] = dict(_FIXED_REASONS)
+
+    def __call__(self, row: int) -> str:
+        code = int(self._codes[row])
+        if code == PAUSED:
+            return paused_reason(self._sessions.demands[row].weight)
+        if code == TRADED:
+            return f"paused: optimal throughput, priority {self._sessions.demands[row].weight:g}"
+        if code == UNKNOWN:
+            return f"paused: unknown node {self._sessions.demands[row].node}"
+        text = self._texts.get(code)
+        if text is None:
+            text = self._texts[code] = self._tree.constraint_name(code)
+        return text
+
+
 def allocation(tree: Tree, sessions: Sessions, amps: FloatArray, codes: IntArray) -> Allocation:
-    """The answer, in problem order: ``amps`` and a reason from ``codes`` per session."""
-    code_list = codes.tolist()
-    texts = dict(_FIXED_REASONS)
-    texts.update({c: tree.constraint_name(c) for c in set(code_list) if c >= 0})
-    texts[PAUSED] = texts[UNKNOWN] = ""
-    reasons = list(map(texts.__getitem__, code_list))
-    for i in np.flatnonzero(codes <= PAUSED).tolist():
-        demand = sessions.demands[i]
-        if code_list[i] == PAUSED:
-            reasons[i] = paused_reason(demand.weight)
-        elif code_list[i] == UNKNOWN:
-            reasons[i] = f"paused: unknown node {demand.node}"
+    """The answer, in problem order: ``amps`` and a reason from ``codes`` per session.
+
+    The entries are stored as columns (:class:`ConnectorTable`); ``codes`` is
+    copied, so the caller may reuse its array.
+    """
     return Allocation(
-        {
-            key: ConnectorAllocation(key, amp, why)
-            for key, amp, why in zip(sessions.ids, amps.tolist(), reasons, strict=True)
-        }
+        ConnectorTable(sessions.ids, amps.tolist(), _Reasons(tree, sessions, codes.copy()))
     )
 
 
@@ -313,11 +184,3 @@ def base_codes(sessions: Sessions) -> IntArray:
     codes = np.where(sessions.status == RUNNABLE, 0, OWN_LIMITS)
     codes[sessions.status == UNKNOWN_NODE] = UNKNOWN
     return codes
-
-
-def id_rank(ids: Sequence[str], chosen: IntArray) -> IntArray:
-    """The rank of each chosen session by connector id (plain string order), 0 first."""
-    rank = np.empty(len(chosen), dtype=np.int64)
-    names = np.array([ids[i] for i in chosen.tolist()], dtype=np.str_)
-    rank[np.argsort(names, kind="stable")] = np.arange(len(chosen))
-    return rank

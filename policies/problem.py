@@ -20,7 +20,7 @@ Electrical model (see docs/architecture.md):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 PHASES = 3
@@ -31,6 +31,10 @@ IEC_61851_MIN_CURRENT_A = 6.0
 
 CURRENT_STEP_A = 0.1
 """OCPP 1.6 limits are multiples of 0.1; policies floor to it so sums never round up."""
+
+DEFAULT_MIN_RUN_S = DEFAULT_MIN_PAUSE_S = 300.0
+"""5 minutes: a car that charges in turns neither flaps nor starves, and each pause is
+long enough that the next car can show what it draws."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,13 @@ class SessionDemand:
     single-phase car on site L2. ``max_current_a`` is already the lowest of
     charger, cable and what the EV has shown it can take. ``weight`` is the
     priority: a session with twice the weight gets twice the share.
+
+    ``running_for_s`` / ``paused_for_s`` say how long the session has been
+    charging (given at least its minimum) or paused (given 0 A) without a
+    break, as the caller measured it; ``None`` when unknown (a session
+    with neither counts as just paused). They only decide who pauses among
+    sessions of equal weight when not every minimum fits (see
+    :mod:`policies.pausing`); set the one that applies.
     """
 
     connector_id: str
@@ -72,6 +83,8 @@ class SessionDemand:
     max_current_a: float = 32.0
     min_current_a: float = IEC_61851_MIN_CURRENT_A
     weight: float = 1.0
+    running_for_s: float | None = None
+    paused_for_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +92,16 @@ class AllocationProblem:
     """Everything a policy may look at: the limit tree and the sessions.
 
     ``nodes`` lists the root first and every parent before its children.
+    ``min_run_s`` / ``min_pause_s``: a session is not paused to let another
+    run before it has charged this long, nor resumed before it has waited
+    this long, when the sessions say how long (5 minutes by default).
     """
 
     nodes: tuple[LimitNode, ...]
     sessions: tuple[SessionDemand, ...]
     voltage_v: float = 230.0
+    min_run_s: float = DEFAULT_MIN_RUN_S
+    min_pause_s: float = DEFAULT_MIN_PAUSE_S
 
     def node_map(self) -> dict[str, LimitNode]:
         """Nodes by id."""
@@ -115,9 +133,73 @@ class ConnectorAllocation:
     reason: str
 
 
+class ConnectorTable(Mapping[str, ConnectorAllocation]):
+    """A read-only mapping of allocation entries stored as columns.
+
+    A policy answers thousands of connectors per tick, and building one frozen
+    entry per connector costs more than solving. The table keeps the columns
+    (ids, currents, a function that words row ``i``'s reason) and builds an
+    entry the first time it is read, once. It compares equal to a dict with
+    the same entries. ``ids`` must be unique.
+    """
+
+    __slots__ = ("_built", "_current_a", "_ids", "_index", "_reason")
+
+    def __init__(
+        self, ids: tuple[str, ...], current_a: list[float], reason: Callable[[int], str]
+    ) -> None:
+        self._ids = ids
+        self._current_a = current_a
+        self._reason = reason
+        self._index: dict[str, int] | None = None
+        self._built: dict[str, ConnectorAllocation] = {}
+
+    def _rows(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = {key: i for i, key in enumerate(self._ids)}
+        return self._index
+
+    def __getitem__(self, key: str) -> ConnectorAllocation:
+        entry = self._built.get(key)
+        if entry is None:
+            row = self._rows()[key]
+            entry = ConnectorAllocation(key, self._current_a[row], self._reason(row))
+            self._built[key] = entry
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._rows()
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The connector ids, in the order of the columns."""
+        return self._ids
+
+    def current_list(self) -> list[float]:
+        """The currents, in the order of :attr:`ids` (a copy)."""
+        return list(self._current_a)
+
+    def currents_a(self) -> dict[str, float]:
+        """Current by connector id, without building the entries."""
+        return dict(zip(self._ids, self._current_a, strict=True))
+
+    def __repr__(self) -> str:
+        return f"ConnectorTable({dict(self.items())!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class Allocation:
-    """A policy's answer: one entry per session of the problem."""
+    """A policy's answer: one entry per session of the problem.
+
+    ``connectors`` is any mapping from connector id to entry: a plain dict, or
+    the :class:`ConnectorTable` the policies return.
+    """
 
     connectors: Mapping[str, ConnectorAllocation] = field(default_factory=dict)
 
@@ -125,3 +207,9 @@ class Allocation:
         """The current given to a connector (0 if it has none)."""
         entry = self.connectors.get(connector_id)
         return entry.current_a if entry else 0.0
+
+    def currents_a(self) -> dict[str, float]:
+        """Every connector's current by id (fast for a :class:`ConnectorTable`)."""
+        if isinstance(self.connectors, ConnectorTable):
+            return self.connectors.currents_a()
+        return {key: entry.current_a for key, entry in self.connectors.items()}

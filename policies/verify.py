@@ -3,7 +3,8 @@
 This module owns the definition of a safe answer that every policy must give
 (invariants 1 and 2 of docs/architecture.md) and says in words each way an
 answer breaks it. It shares no code with the policies on purpose: it is the
-independent check of their arithmetic, written to be read, not to be fast.
+independent check of their arithmetic, written to be read, not to be fast
+(a vectorised screen, as independent, clears the usual safe answer first).
 
 (a) Phase current. For every node with ``max_current_a`` and every site phase
     ``p``: ``base_load_a[p]`` + the currents of the sessions below the node
@@ -44,6 +45,7 @@ from policies.problem import (
     LimitNode,
     SessionDemand,
 )
+from policies.screen import certainly_safe
 
 Loads = dict[str, list[float]]
 """Per node id: the sessions' current on L1, L2, L3 and their phase-amperes (for power)."""
@@ -242,7 +244,20 @@ def _power_faults(node: LimitNode, load: list[float], voltage_v: float, tol: flo
 def violations(
     problem: AllocationProblem, allocation: Allocation, tolerance_a: float = 1e-6
 ) -> list[str]:
-    """Every broken invariant of ``allocation`` as a sentence; empty when it is safe."""
+    """Every broken invariant of ``allocation`` as a sentence; empty when it is safe.
+
+    A vectorised screen (:mod:`policies.screen`) answers first; only an answer it
+    cannot clear with room to spare is checked and worded here.
+    """
+    if certainly_safe(problem, allocation, tolerance_a):
+        return []
+    return worded_violations(problem, allocation, tolerance_a)
+
+
+def worded_violations(
+    problem: AllocationProblem, allocation: Allocation, tolerance_a: float = 1e-6
+) -> list[str]:
+    """:func:`violations` without the screen: each session and node checked and worded."""
     found: list[str] = []
     chains = _chains(problem, found)
     found += _entries(problem, allocation, tolerance_a)

@@ -22,3 +22,15 @@ def test_unknown_subcommand_is_refused() -> None:
     """argparse refuses what the command does not know."""
     with pytest.raises(SystemExit):
         main(["frobnicate"])
+
+
+def test_solve_subcommand_prints_the_allocation(capsys: pytest.CaptureFixture[str]) -> None:
+    """`headroom solve examples/problem.json` prints currents and reasons as JSON."""
+    import json
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "problem.json"
+    assert main(["solve", str(example), "--policy", "weighted_fair"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["policy"] == "weighted_fair"
+    assert answer["violations"] == []
+    assert all("reason" in c for c in answer["connectors"].values())

@@ -410,16 +410,16 @@ def test_verify_counts_sessions_below_a_node_once() -> None:
 # --- registry and purity ---------------------------------------------------
 
 
-def test_registry_returns_both_policies() -> None:
+def test_registry_returns_every_policy() -> None:
     """The config names policies; get_policy maps the names to the functions."""
     assert get_policy("equal_share") is equal_share
     assert get_policy("weighted_fair") is weighted_fair
-    assert set(POLICIES) == {"equal_share", "weighted_fair"}
+    assert set(POLICIES) == {"equal_share", "optimal", "weighted_fair"}
 
 
 def test_registry_unknown_name_lists_the_known_ones() -> None:
     """A typo in the config gets a KeyError that says what would have worked."""
-    with pytest.raises(KeyError, match="equal_share, weighted_fair"):
+    with pytest.raises(KeyError, match="equal_share, optimal, weighted_fair"):
         get_policy("fastest")
 
 
@@ -430,6 +430,7 @@ def test_importing_policies_does_no_io() -> None:
         """
         import sys
         import policies, policies.verify, policies.equal_share, policies.weighted_fair
+        import policies.optimal
         banned = ("asyncio", "websockets", "ocpp", "pymodbus", "aiomqtt")
         print(",".join(m for m in sys.modules if m.split(".")[0] in banned))
         """

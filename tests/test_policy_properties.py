@@ -4,7 +4,8 @@ The sites are trees of one to three levels (site → feeders → chargers) with
 current and power limits present or absent, margins, and unbalanced base
 loads that sometimes exceed a limit on their own. Cars draw on one, two or
 three random site phases, want 6 A at least and 6–80 A at most (now and then
-less than their minimum), with weights 1–5.
+less than their minimum), with weights 1–5, and have run or waited for
+0–900 s or say nothing (which decides turns among equal weights).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from hypothesis import strategies as st
 
 from policies import POLICIES, Allocation, AllocationProblem, Policy
 from policies.equal_share import equal_share
+from policies.optimal import optimal
 from policies.problem import LimitNode, SessionDemand
 from policies.verify import violations
 from policies.weighted_fair import weighted_fair
 
 SETTINGS = settings(max_examples=300, deadline=None)
+"""optimal runs here with its default 50 ms limit: slow or not, its answers must be safe."""
 
 
 def _amps(low: float, high: float) -> st.SearchStrategy[float]:
@@ -40,6 +43,13 @@ _PHASES = st.sampled_from([(0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2), 
 _MAX_A = st.one_of(_amps(6.0, 80.0), _amps(6.0, 80.0), _amps(0.0, 6.0))
 _WEIGHT = st.integers(1, 5).map(float)
 _VOLTAGE_V = st.sampled_from([220.0, 230.0, 240.0])
+_SPENT_S = st.sampled_from([0.0, 100.0, 300.0, 900.0])
+_TIMES = st.one_of(
+    st.just((None, None)),
+    _SPENT_S.map(lambda s: (s, None)),
+    _SPENT_S.map(lambda s: (None, s)),
+)
+"""How long a car has run or waited (running_for_s, paused_for_s), or unknown."""
 
 
 @st.composite
@@ -81,6 +91,7 @@ def problems(
             draw(_MAX_A),
             6.0,
             1.0 if equal_weights else draw(_WEIGHT),
+            *draw(_TIMES),
         )
         for i in range(draw(st.integers(0, 10)))
     ]
@@ -105,22 +116,44 @@ def test_every_policy_keeps_every_invariant(policy: Policy, case: AllocationProb
     assert violations(case, policy(case)) == []
 
 
-@SETTINGS
-@given(case=problems(), data=st.data())
-def test_raising_a_weight_never_lowers_that_allocation(
+def _raise_one_weight(
     case: AllocationProblem, data: st.DataObject
-) -> None:
-    """A car whose priority goes up gets at least what it got before (pausing included)."""
-    if not case.sessions:
-        return
+) -> tuple[AllocationProblem, str]:
     k = data.draw(st.integers(0, len(case.sessions) - 1))
     raised = replace(
         case.sessions[k],
         weight=case.sessions[k].weight + data.draw(st.sampled_from([0.5, 1.0, 2.0, 4.0])),
     )
     higher = replace(case, sessions=(*case.sessions[:k], raised, *case.sessions[k + 1 :]))
-    key = raised.connector_id
-    assert weighted_fair(higher).current_a(key) >= weighted_fair(case).current_a(key)
+    return higher, raised.connector_id
+
+
+@pytest.mark.parametrize("name", ["equal_share", "weighted_fair"])
+@SETTINGS
+@given(case=problems(), data=st.data())
+def test_raising_a_weight_never_lowers_that_allocation(
+    name: str, case: AllocationProblem, data: st.DataObject
+) -> None:
+    """A car whose priority goes up gets at least what it got before (pausing included)."""
+    if not case.sessions:
+        return
+    policy = POLICIES[name]
+    higher, key = _raise_one_weight(case, data)
+    assert policy(higher).current_a(key) >= policy(case).current_a(key)
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=problems(), data=st.data())
+def test_raising_a_weight_never_lowers_the_optimal_allocation(
+    case: AllocationProblem, data: st.DataObject
+) -> None:
+    """Likewise for optimal, given time to finish: a higher weight makes each of the car's
+    amperes worth more, and an optimum never takes amperes from the car whose worth rose."""
+    if not case.sessions:
+        return
+    higher, key = _raise_one_weight(case, data)
+    before = optimal(case, time_limit_s=10.0).current_a(key)
+    assert optimal(higher, time_limit_s=10.0).current_a(key) >= before
 
 
 @SETTINGS
