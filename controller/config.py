@@ -76,6 +76,8 @@ class ControlSettings(_Strict):
     ev_probe_a: Annotated[float, Field(ge=0.5, le=16)] = 2.0
     ev_settle_s: Annotated[float, Field(ge=1, le=600)] = 10.0
     compliance_timeout_s: Annotated[float, Field(ge=1, le=3600)] = 60.0
+    min_run_s: Annotated[float, Field(ge=0, le=86400)] = 300.0
+    min_pause_s: Annotated[float, Field(ge=0, le=86400)] = 300.0
     meter_max_step_a: Annotated[float, Field(gt=0)] | None = None
     meter_frozen_s: Annotated[float, Field(ge=1, le=3600)] = 60.0
 

@@ -143,7 +143,28 @@ def base_load_a(snapshot: SiteSnapshot, config: HeadroomConfig) -> Phases:
     return (max(load[0], 0.0), max(load[1], 0.0), max(load[2], 0.0))
 
 
-def _demand(session: SessionView, config: HeadroomConfig, cap_a: float | None) -> SessionDemand:
+RunState = tuple[bool, float]
+"""Whether a session was last given current (True) or paused, and since when."""
+
+
+def _run_times(
+    session: SessionView, run_state: Mapping[str, RunState], now: float
+) -> tuple[float | None, float | None]:
+    """(running_for_s, paused_for_s) for the rotation of paused sessions."""
+    state = run_state.get(session.key)
+    if state is None:
+        return None, max(now - session.started_at, 0.0)  # a new car waits from plug-in
+    running, since = state
+    elapsed_s = max(now - since, 0.0)
+    return (elapsed_s, None) if running else (None, elapsed_s)
+
+
+def _demand(
+    session: SessionView,
+    config: HeadroomConfig,
+    cap_a: float | None,
+    run_times: tuple[float | None, float | None] = (None, None),
+) -> SessionDemand:
     charger = config.charger(session.charger_id)
     rating_a = charger.max_current_a if charger else config.site.failsafe_current_a
     charger_phases = session.belief.phases or tuple(range(charger.phases if charger else 3))
@@ -158,6 +179,8 @@ def _demand(session: SessionView, config: HeadroomConfig, cap_a: float | None) -
         phases=_site_phases(config, session.charger_id, charger_phases),
         max_current_a=max_a,
         weight=charger.priority if charger else 1.0,
+        running_for_s=run_times[0],
+        paused_for_s=run_times[1],
     )
 
 
@@ -167,6 +190,7 @@ def build_problem(
     base_a: tuple[float, float, float],
     caps_a: Mapping[str, float] | None = None,
     demand_cap_w: float | None = None,
+    run_state: Mapping[str, RunState] | None = None,
 ) -> AllocationProblem:
     """The site as a limit tree with one demand per running session.
 
@@ -213,8 +237,15 @@ def build_problem(
         for c in config.chargers
     ]
     caps = caps_a or {}
-    sessions = tuple(_demand(s, config, caps.get(s.key)) for s in snapshot.sessions)
-    return AllocationProblem(tuple(nodes), sessions, site.voltage_v)
+    runs = run_state or {}
+    sessions = tuple(
+        _demand(s, config, caps.get(s.key), _run_times(s, runs, snapshot.at))
+        for s in snapshot.sessions
+    )
+    control = config.control
+    return AllocationProblem(
+        tuple(nodes), sessions, site.voltage_v, control.min_run_s, control.min_pause_s
+    )
 
 
 def failsafe_allocation(problem: AllocationProblem, current_a: float, why: str) -> Allocation:
@@ -239,6 +270,7 @@ def decide(
     base_a: Phases | None = None,
     demand_cap_w: float | None = None,
     noncompliant: frozenset[str] = frozenset(),
+    run_state: Mapping[str, RunState] | None = None,
 ) -> Decision:
     """One decision: trust the meter as far as it deserves, solve, check, and target.
 
@@ -266,7 +298,7 @@ def decide(
     if mode is Mode.HOLD:
         failsafe = config.site.failsafe_current_a
         caps = {s.key: held_a.get(s.key, failsafe) for s in snapshot.sessions}
-    problem = build_problem(snapshot, config, base, caps, demand_cap_w)
+    problem = build_problem(snapshot, config, base, caps, demand_cap_w, run_state)
     rejected: tuple[str, ...] = ()
     if mode is Mode.FAILSAFE:
         allocation = failsafe_allocation(problem, config.site.failsafe_current_a, why)

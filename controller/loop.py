@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -20,7 +20,15 @@ import structlog
 from controller.clock import Clock
 from controller.compliance import Compliance, check
 from controller.config import HeadroomConfig
-from controller.decide import Decision, Mode, Phases, base_load_a, decide, smoothed_base_a
+from controller.decide import (
+    Decision,
+    Mode,
+    Phases,
+    RunState,
+    base_load_a,
+    decide,
+    smoothed_base_a,
+)
 from controller.demand import DemandWindow
 from controller.dispatch import plan_changes
 from controller.dispatcher import Dispatcher
@@ -38,6 +46,18 @@ from controller.state import SiteSnapshot, SiteState
 from policies import Policy
 
 log = structlog.get_logger(__name__)
+
+
+def next_run_state(
+    previous: Mapping[str, RunState], decision: Decision, now: float
+) -> dict[str, RunState]:
+    """Since when each session has been running (given current) or paused (0 A)."""
+    state: dict[str, RunState] = {}
+    for key, target in decision.targets.items():
+        running = target.limit_a > 0
+        before = previous.get(key)
+        state[key] = before if before is not None and before[0] is running else (running, now)
+    return state
 
 
 def is_urgent(event: Event, config: HeadroomConfig) -> bool:
@@ -102,6 +122,7 @@ class ControlLoop:
         self._on_decision = on_decision
         self._demand = demand
         self._compliance = Compliance({}, frozenset())
+        self._run_state: dict[str, RunState] = {}
         self._wake = asyncio.Event()
         self._base_history: deque[tuple[float, Phases]] = deque(maxlen=256)
         self._over_limit_at = float("-inf")
@@ -152,7 +173,9 @@ class ControlLoop:
             base,
             self._demand_cap_w(),
             self._compliance.flagged,
+            self._run_state,
         )
+        self._run_state = next_run_state(self._run_state, decision, now)
         t2 = time.perf_counter()
         self._dispatcher.forget_ended(set(decision.targets))
         changes = plan_changes(
