@@ -6,7 +6,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pytest
@@ -15,99 +14,38 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
-from controller.clock import SystemClock
 from controller.model import (
     ChargerBooted,
     ChargerConnected,
     ChargerDisconnected,
-    ChargerLink,
     ChargerMeasurement,
     CommandStatus,
     ConnectorStatusChanged,
-    Event,
     ProfileCommand,
     ProfilePurpose,
     SessionStarted,
     SessionStopped,
 )
-from controller.ocpp.server import OcppServer
 from controller.ocpp.v16 import ChargePointConnection
 from hil.charge_point import SimulatedChargePoint
 from hil.ev import EV
+from tests.ocpp_site import Site, running_site, wait_until
 
-KNOWN = {"cp-1", "cp-2", "raw-1"}
 OCPP16 = Subprotocol("ocpp1.6")
 E = TypeVar("E")
-
-
-@dataclass
-class Site:
-    """A running central system, the events its sink received, and the sims to stop after."""
-
-    server: OcppServer
-    events: list[Event] = field(default_factory=list)
-    sims: list[SimulatedChargePoint] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        """The central system's base URL (``…/ocpp``)."""
-        return f"ws://127.0.0.1:{self.server.port}/ocpp"
-
-    async def charger(self, charger_id: str = "cp-1", **kwargs: Any) -> SimulatedChargePoint:
-        """A started simulated charge point, booted and known to the server."""
-        sim = SimulatedChargePoint(charger_id, self.url, **kwargs)
-        await sim.start()
-        self.sims.append(sim)
-        await wait_until(lambda: self.server.link(charger_id) is not None)
-        return sim
-
-    def of(self, kind: type[E]) -> list[E]:
-        """The events of one kind, in order."""
-        return [e for e in self.events if isinstance(e, kind)]
-
-    def link(self, charger_id: str = "cp-1") -> ChargerLink:
-        """The live link to a charger (it must be connected)."""
-        link = self.server.link(charger_id)
-        assert link is not None
-        return link
-
-
-async def wait_until(predicate: Callable[[], bool], timeout_s: float = 3.0) -> None:
-    """Poll until ``predicate`` holds; fail the test after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.02)
-
-
-async def _site(call_timeout_s: float = 5.0) -> AsyncIterator[Site]:
-    """A started server on an ephemeral loopback port; everything stopped afterwards."""
-    events: list[Event] = []
-    server = OcppServer(
-        events.append, SystemClock(), KNOWN.__contains__, call_timeout_s=call_timeout_s
-    )
-    site = Site(server, events)
-    await server.start()
-    try:
-        yield site
-    finally:
-        for sim in site.sims:
-            await sim.stop()
-        await server.stop()
 
 
 @pytest.fixture
 async def site() -> AsyncIterator[Site]:
     """A site whose chargers have 5 s to answer a command."""
-    async for running in _site():
+    async with running_site() as running:
         yield running
 
 
 @pytest.fixture
 async def impatient_site() -> AsyncIterator[Site]:
     """A site whose chargers have 0.3 s to answer a command."""
-    async for running in _site(call_timeout_s=0.3):
+    async with running_site(call_timeout_s=0.3) as running:
         yield running
 
 
