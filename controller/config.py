@@ -182,6 +182,13 @@ class AuditSettings(_Strict):
     fsync: bool = False
 
 
+class StoreSettings(_Strict):
+    """Where state that must survive a restart is kept (SQLite, write-ahead log)."""
+
+    path: Annotated[str, Field(min_length=1)] = "headroom-state.db"
+    fsync: bool = False
+
+
 class ChargerSettings(_Strict):
     """One charger: its rating, wiring and priority."""
 
@@ -237,6 +244,7 @@ class HeadroomConfig(_Strict):
     mqtt_meter: MqttMeterSettings | None = None
     metrics: MetricsSettings | None = None
     audit: AuditSettings | None = None
+    store: StoreSettings | None = None
     telemetry: TelemetrySettings | None = None
     groups: list[GroupSettings] = Field(default_factory=list)
     chargers: Annotated[list[ChargerSettings], Field(min_length=1)]

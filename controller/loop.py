@@ -129,6 +129,10 @@ class ControlLoop:
         self.last: Decision | None = None
         self.decisions = 0
 
+    def reconfigure(self, config: HeadroomConfig) -> None:
+        """Decide with ``config`` (a new limit, priorities) from the next decision on."""
+        self._config = config
+
     def wake(self, over_limit: bool = False) -> None:
         """Ask for a decision now; ``over_limit`` when a reading showed the site over its limit."""
         if over_limit:

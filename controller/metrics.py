@@ -100,6 +100,12 @@ class SiteMetrics:
         )
         self._site = site
         self._last_reading_at: float | None = None
+        self.reconfigure(config)
+
+    def reconfigure(self, config: HeadroomConfig) -> None:
+        """Publish the limits of a changed configuration."""
+        self.config = config
+        site = self._site
         if config.site.max_current_a is not None:
             self._limit_a.labels(site).set(config.site.max_current_a)
         if config.site.max_power_w is not None:

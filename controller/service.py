@@ -39,6 +39,7 @@ from controller.model import (
 from controller.ocpp import OcppServer
 from controller.ocpp.server import tls_context
 from controller.state import SiteSnapshot, SiteState
+from controller.store import StateStore
 from controller.telemetry import TelemetryPublisher
 from policies import get_policy
 
@@ -79,6 +80,8 @@ class SiteController:
             if config.audit
             else None
         )
+        self.store = StateStore(config.store.path, config.store.fsync) if config.store else None
+        """What must survive a restart; ``None`` when the config names no store."""
         self.telemetry = (
             TelemetryPublisher(config.telemetry, config.site.id) if config.telemetry else None
         )
@@ -138,6 +141,13 @@ class SiteController:
             poll_interval_s=m.poll_interval_s,
             timeout_s=m.timeout_s,
         )
+
+    def reconfigure(self, config: HeadroomConfig) -> None:
+        """Apply a changed configuration (a limit, priorities) at the next decision, now."""
+        self.config = config
+        self.metrics.reconfigure(config)
+        self.loop.reconfigure(config)
+        self.loop.wake()
 
     def _wake_loop(self) -> None:
         self.loop.wake()
@@ -238,6 +248,8 @@ class SiteController:
             server.server_close()
         if self.audit is not None:
             self.audit.close()
+        if self.store is not None:
+            self.store.close()
 
     async def run_forever(self) -> None:
         """Start and run until cancelled (SIGINT/SIGTERM in the CLI)."""
