@@ -100,6 +100,30 @@ class SessionStopped:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionNeeds:
+    """What a session needs, and by when: set by the car, the operator or a rig.
+
+    Sources: OCPP 2.0.1 NotifyEVChargingNeeds (``source="ev"``), the API
+    (``"operator"``), a HIL scenario (``"scenario"``). ``departure_at`` is a
+    wall-clock UNIX time in seconds (a departure is a time of day, not a loop
+    instant); ``energy_wh`` is the energy still wanted; ``ev_min_a`` /
+    ``ev_max_a`` are the car's own current limits; ``priority`` overrides the
+    charger's priority weight for this session. ``None`` leaves a field as it
+    was. The needs last until the session stops.
+    """
+
+    charger_id: str
+    connector_id: int
+    at: float
+    departure_at: float | None = None
+    energy_wh: float | None = None
+    ev_min_a: float | None = None
+    ev_max_a: float | None = None
+    priority: float | None = None
+    source: str = "operator"
+
+
+@dataclass(frozen=True, slots=True)
 class ChargerMeasurement:
     """MeterValues from one connector, already converted to A, W and Wh.
 
@@ -158,6 +182,7 @@ Event = (
     | ConnectorStatusChanged
     | SessionStarted
     | SessionStopped
+    | SessionNeeds
     | ChargerMeasurement
     | MeterReading
     | MeterFailed

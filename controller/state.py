@@ -9,7 +9,7 @@ charger or transaction is recorded as a problem and otherwise ignored.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -26,6 +26,7 @@ from controller.model import (
     MeterReading,
     PhaseValues,
     Quality,
+    SessionNeeds,
     SessionStarted,
     SessionStopped,
     connector_key,
@@ -51,6 +52,8 @@ class SessionView:
     belief: EvBelief
     draw_at_meter_a: PhaseValues | None = None
     """The draw at the time of the last good meter reading (for the base load)."""
+    needs: SessionNeeds | None = None
+    """Departure, energy, EV limits and priority, as far as anyone has said."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,7 @@ class _Connector:
     started_at: float = 0.0
     history: deque[ChargerMeasurement] = field(default_factory=lambda: deque(maxlen=HISTORY))
     belief: EvBelief = field(default_factory=EvBelief)
+    needs: SessionNeeds | None = None
 
     @property
     def measurement(self) -> ChargerMeasurement | None:
@@ -124,6 +128,20 @@ class _Charger:
         return self.connectors.setdefault(connector_id, _Connector())
 
 
+def merge_needs(old: SessionNeeds | None, new: SessionNeeds) -> SessionNeeds:
+    """``new`` over ``old``: a field ``new`` leaves ``None`` keeps its old value."""
+    if old is None:
+        return new
+    return replace(
+        new,
+        **{
+            name: getattr(old, name)
+            for name in ("departure_at", "energy_wh", "ev_min_a", "ev_max_a", "priority")
+            if getattr(new, name) is None
+        },
+    )
+
+
 class SiteState:
     """Mutable site state; only :meth:`apply` changes it."""
 
@@ -161,6 +179,9 @@ class SiteState:
                 connector.belief = EvBelief()
             case SessionStopped():
                 self._stop(event)
+            case SessionNeeds():
+                connector = self._charger(event.charger_id).connector(event.connector_id)
+                connector.needs = merge_needs(connector.needs, event)
             case ChargerMeasurement():
                 self._measure(event)
 
@@ -211,6 +232,7 @@ class SiteState:
             if connector.transaction_id == event.transaction_id:
                 connector.transaction_id = None
                 connector.history.clear()
+                connector.needs = None
                 return
         self._problem(
             f"{event.charger_id}: StopTransaction for unknown transaction {event.transaction_id}"
@@ -277,6 +299,7 @@ class SiteState:
                         offered_a=m.offered_a if m else None,
                         belief=c.belief,
                         draw_at_meter_a=c.draw_at(meter.good_at),
+                        needs=c.needs,
                     )
                 )
         return SiteSnapshot(
