@@ -248,6 +248,7 @@ class HeadroomConfig(_Strict):
     telemetry: TelemetrySettings | None = None
     groups: list[GroupSettings] = Field(default_factory=list)
     chargers: Annotated[list[ChargerSettings], Field(min_length=1)]
+    _charger_index: tuple[list[ChargerSettings], dict[str, ChargerSettings]] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -363,8 +364,11 @@ class HeadroomConfig(_Strict):
         return 1.5 * (fuse_a or 1000.0)
 
     def charger(self, charger_id: str) -> ChargerSettings | None:
-        """The settings of a configured charger."""
-        return next((c for c in self.chargers if c.id == charger_id), None)
+        """The settings of a configured charger (a dict lookup: the loop asks per session)."""
+        index = self._charger_index
+        if index is None or index[0] is not self.chargers:  # model_copy may swap the list
+            index = self._charger_index = (self.chargers, {c.id: c for c in self.chargers})
+        return index[1].get(charger_id)
 
 
 def _location(loc: Sequence[int | str]) -> str:

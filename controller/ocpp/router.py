@@ -8,23 +8,35 @@ connection. :class:`GuardedChargePoint` replaces it:
 each frame is judged by :mod:`controller.ocpp.rpc`, a bad one gets the answer
 that module prescribes and a structlog line with the charger id and the
 reason, and the connection keeps running whatever arrives.
+
+It also owns the send path of our own CALLs (:meth:`GuardedChargePoint.request`):
+a frame built from the payload dict, its answer handed to a future keyed by the
+CALL's unique id. The library's ``call()`` costs about three times the bare
+frame per command (dataclass serialisation, schema checks on a thread, extra
+tasks; see docs/benchmarks.md), which at depot scale is the whole fan-out
+budget. What we send is built by :mod:`controller.ocpp.profiles` and tested
+against the OCPP schemas; what comes back is read defensively field by field.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import itertools
+import json
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 from ocpp.exceptions import OCPPError
-from ocpp.messages import Call, CallError, CallResult
+from ocpp.messages import Call, CallError
 from ocpp.v16 import ChargePoint
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from controller.ocpp.rpc import (
     CALL,
-    CALL_RESULT,
+    CALL_ERROR,
     ErrorCode,
     Frame,
     FrameFault,
@@ -35,6 +47,12 @@ from controller.ocpp.rpc import (
 
 LOGGED_FRAME_CHARS = 200
 """How much of a bad frame a log line quotes: enough to see what it was, not a megabyte."""
+
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+class LinkClosed(Exception):
+    """The connection closed before (or while) a CALL of ours could be answered."""
 
 
 class GuardedChargePoint(ChargePoint):  # type: ignore[misc]  # the ocpp library is untyped
@@ -48,6 +66,8 @@ class GuardedChargePoint(ChargePoint):  # type: ignore[misc]  # the ocpp library
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._pending: dict[str, asyncio.Future[Frame]] = {}
+        self._call_ids = itertools.count(1)
         for action, handlers in self.route_map.items():
             if "_after_action" in handlers:
                 handlers["_after_action"] = self._guarded_after(action, handlers["_after_action"])
@@ -68,6 +88,42 @@ class GuardedChargePoint(ChargePoint):  # type: ignore[misc]  # the ocpp library
                 return None
 
         return guarded
+
+    async def serve(self) -> None:
+        """Receive until the connection closes; a CALL still waiting learns at once."""
+        try:
+            await self.start()
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(LinkClosed())
+
+    async def request(self, action: str, payload: dict[str, Any], timeout_s: float) -> Any:
+        """Send one CALL and return its CALLRESULT payload (a dict).
+
+        One CALL is in flight per connection (OCPP-J); ``timeout_s`` bounds the
+        wait for that turn and for the answer together. Raises ``TimeoutError``,
+        :class:`LinkClosed` (or ``ConnectionClosed``), or the library's
+        ``OCPPError`` for a CALLERROR, so callers record one of those outcomes.
+        """
+        if self._connection.state is not State.OPEN:
+            raise LinkClosed
+        unique_id = str(next(self._call_ids))
+        frame = _JSON.encode([CALL, unique_id, action, payload])
+        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        async with asyncio.timeout(timeout_s), self._call_lock:
+            self._pending[unique_id] = future
+            try:
+                await self._connection.send(frame)
+                answer = await future
+            finally:
+                self._pending.pop(unique_id, None)
+        if answer.message_type_id == CALL_ERROR:
+            error = CallError(
+                unique_id, answer.error_code, answer.error_description, answer.error_details
+            )
+            raise error.to_exception()
+        return answer.payload
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         """Route one inbound frame; bad input gets its CALLERROR (or a log line), never a crash."""
@@ -103,22 +159,17 @@ class GuardedChargePoint(ChargePoint):  # type: ignore[misc]  # the ocpp library
         return FrameFault(ErrorCode.INTERNAL_ERROR, f"{frame.action} failed here", frame.unique_id)
 
     def _route_answer(self, frame: Frame) -> None:
-        """Hand an answer to the waiting ``call()``; one nobody awaits is logged and dropped."""
-        if not self._call_lock.locked():
-            # Late after its timeout, or never asked for: queued, it would sit there.
+        """Hand an answer to the CALL waiting for it; one nobody awaits is logged and dropped."""
+        future = self._pending.pop(frame.unique_id, None)
+        if future is None or future.done():
+            # Late after its timeout, or never asked for.
             self._log.warning(
                 "ocpp_unexpected_answer",
                 unique_id=frame.unique_id,
                 reason="no CALL of ours is waiting for an answer",
             )
             return
-        if frame.message_type_id == CALL_RESULT:
-            answer: Any = CallResult(frame.unique_id, frame.payload)
-        else:
-            answer = CallError(
-                frame.unique_id, frame.error_code, frame.error_description, frame.error_details
-            )
-        self._response_queue.put_nowait(answer)
+        future.set_result(frame)
 
     async def _refuse(self, fault: FrameFault, raw: str | bytes) -> None:
         """Log a bad frame with its reason; send its CALLERROR when it may be answered."""
