@@ -114,7 +114,7 @@ class GuardedChargePoint(ChargePoint):  # type: ignore[misc]  # the ocpp library
         async with asyncio.timeout(timeout_s), self._call_lock:
             self._pending[unique_id] = future
             try:
-                await self._connection.send(frame)
+                await self._send(frame)
                 answer = await future
             finally:
                 self._pending.pop(unique_id, None)

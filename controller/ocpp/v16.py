@@ -238,7 +238,7 @@ class ChargePointConnection(GuardedChargePoint):
         self._take_meter_values(
             payload["connectorId"], payload["meterValue"], payload.get("transactionId")
         )
-        await self._connection.send(f"[3,{json.dumps(frame.unique_id)},{{}}]")
+        await self._send(f"[3,{json.dumps(frame.unique_id)},{{}}]")
 
     # --- handlers: each answers at once and hands an event to the sink -------
 
