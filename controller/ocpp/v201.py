@@ -37,6 +37,7 @@ from controller.model import (
     SessionStarted,
 )
 from controller.ocpp.handlers201 import StationMessages
+from controller.ocpp.notices201 import StationNotices
 from controller.ocpp.profiles import DEFAULT_SKEW_S
 from controller.ocpp.router import GuardedChargePoint
 from controller.ocpp.transactions import TransactionIds
@@ -59,7 +60,7 @@ class LinkClosed(Exception):
     """The connection closed before the station answered."""
 
 
-class ChargingStationConnection(StationMessages, GuardedChargePoint):
+class ChargingStationConnection(StationMessages, StationNotices, GuardedChargePoint):
     """The central system's side of one live OCPP 2.0.1 connection."""
 
     _call = call
