@@ -12,6 +12,7 @@ from typing import Any
 from controller.config import HeadroomConfig, parse_config
 from controller.service import SiteController
 from hil.charge_point import SimulatedChargePoint
+from hil.charge_point_201 import SimulatedStation
 from hil.meter import SimulatedMeter
 from hil.quirks import Quirks
 from hil.site import SimulatedSite, WiredCharger
@@ -73,9 +74,13 @@ async def rig(
     telemetry: tuple[str, int] | None = None,
     site_keys: dict[str, Any] | None = None,
     quirks: dict[int, Quirks] | None = None,
+    ocpp201: frozenset[int] = frozenset(),
     **control: Any,
 ) -> AsyncIterator[Rig]:
-    """Start meter, controller and chargers; stop all of them afterwards."""
+    """Start meter, controller and chargers; stop all of them afterwards.
+
+    The chargers whose index is in ``ocpp201`` speak OCPP 2.0.1, the others 1.6J.
+    """
     base_a = [10.0, 10.0, 10.0]
     site = SimulatedSite(lambda _t: (base_a[0], base_a[1], base_a[2]), [], time.monotonic)
     meter = SimulatedMeter(source=site.meter_values)
@@ -86,7 +91,9 @@ async def rig(
     await controller.start()
     url = f"ws://127.0.0.1:{controller.ocpp.port}/ocpp"
     cps = [
-        SimulatedChargePoint(f"cp-{i}", url, meter_interval_s=0.25, quirks=(quirks or {}).get(i))
+        (SimulatedStation if i in ocpp201 else SimulatedChargePoint)(
+            f"cp-{i}", url, meter_interval_s=0.25, quirks=(quirks or {}).get(i)
+        )
         for i in range(chargers)
     ]
     site.chargers.extend(WiredCharger(cp) for cp in cps)

@@ -303,9 +303,10 @@ async def test_malformed_path_is_refused(site: Site) -> None:
     assert site.events == []
 
 
-@pytest.mark.parametrize("offered", [None, ["ocpp2.0.1"]])
+@pytest.mark.parametrize("offered", [None, ["ocpp2.1"]])
 async def test_client_without_ocpp16_is_refused(site: Site, offered: list[str] | None) -> None:
-    """A client that does not offer ocpp1.6 is refused with HTTP 400 before any event."""
+    """A client that offers neither ocpp1.6 nor ocpp2.0.1 is refused with HTTP 400 before any
+    event (2.0.1 alone is accepted: tests/test_ocpp201_server.py)."""
     protocols = None if offered is None else [Subprotocol(p) for p in offered]
     with pytest.raises(InvalidStatus) as refused:
         await connect(f"{site.url}/cp-1", subprotocols=protocols)

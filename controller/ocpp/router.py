@@ -59,7 +59,9 @@ class GuardedChargePoint(ChargePoint):  # type: ignore[misc]  # the ocpp library
     """The library's 1.6 ``ChargePoint`` with a receive path that survives any frame.
 
     Subclasses set ``_log`` (a structlog logger bound to the charger id) in
-    their ``__init__``.
+    their ``__init__``. A 2.0.1 subclass sets the library's class attributes
+    ``_call``, ``_call_result`` and ``_ocpp_version`` to the 2.0.1 ones; the
+    faults are then judged and named by the 2.0.1 actions, schemas and codes.
     """
 
     _log: structlog.typing.FilteringBoundLogger
@@ -138,7 +140,7 @@ class GuardedChargePoint(ChargePoint):  # type: ignore[misc]  # the ocpp library
     async def _route_call(self, frame: Frame, raw: str | bytes) -> None:
         """Run the handler of a well-formed CALL; refuse an unserved action or a bad payload."""
         if "_on_action" not in self.route_map.get(frame.action, {}):
-            await self._refuse(unserved_action(frame), raw)
+            await self._refuse(unserved_action(frame, self._ocpp_version), raw)
             return
         try:
             await self._handle_call(Call(frame.unique_id, frame.action, frame.payload))
@@ -148,7 +150,7 @@ class GuardedChargePoint(ChargePoint):  # type: ignore[misc]  # the ocpp library
             # The library's schema check refused the request (or, a bug, our answer):
             # name the fault by the 1.6 rules rather than the library's 2.0.1 codes.
             # Checking again costs only on bad input; good frames are checked once.
-            fault = payload_fault(frame) or self._internal_error(frame, exc)
+            fault = payload_fault(frame, self._ocpp_version) or self._internal_error(frame, exc)
             await self._refuse(fault, raw)
         except Exception as exc:  # our bug before the answer went out: say so, serve on
             await self._refuse(self._internal_error(frame, exc), raw)
@@ -173,6 +175,7 @@ class GuardedChargePoint(ChargePoint):  # type: ignore[misc]  # the ocpp library
 
     async def _refuse(self, fault: FrameFault, raw: str | bytes) -> None:
         """Log a bad frame with its reason; send its CALLERROR when it may be answered."""
+        fault = fault.in_version(self._ocpp_version)  # a 2.0.1 link spells its codes anew
         answer = fault.call_error()
         self._log.warning(
             "ocpp_bad_frame",
