@@ -133,6 +133,9 @@ async def _timeline_loop(
         while pending and pending[0].at_s <= t:
             action = pending.popleft()
             recorder.event(t, action.label, disturbance=not action.charger_id)
+            if action.kind == "limit":  # the manager's change: the run is judged by it from now
+                recorder.change_limit(t, rig.change_limit(action.limit_a, action.limit_kw))
+                continue
             tasks.add(asyncio.create_task(_act(rig, action, recorder)))
         sample = recorder.take(rig)
         if t >= next_judge:
