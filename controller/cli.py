@@ -58,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
         "--generate", action="store_true", help="make a new random password and print both"
     )
 
-    audit = sub.add_parser("audit", help="print or export the audit log of decisions and commands")
+    audit = sub.add_parser(
+        "audit", help="print or export the audit log of decisions, commands and operator changes"
+    )
     source = audit.add_mutually_exclusive_group(required=True)
     source.add_argument("--db", help="the audit database file")
     source.add_argument("--config", help="the site config (its audit.path is read)")
@@ -66,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", help="ISO time, e.g. 2026-11-21T18:00")
     audit.add_argument("--until", help="ISO time (exclusive)")
     audit.add_argument("--charger", help="only this charger's commands")
-    audit.add_argument("--kind", choices=["all", "decisions", "commands"], default="all")
+    audit.add_argument("--kind", choices=["all", "decisions", "commands", "changes"], default="all")
     audit.add_argument("--format", choices=["table", "csv", "json"], default="table")
     return parser
 
