@@ -13,7 +13,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from controller.config import load_sites
+from controller.config import HeadroomConfig, load_sites
 from controller.errors import ConfigError
 from controller.logs import configure_logging
 
@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--report", help="write the run's KPIs as JSON to this file")
     demo.add_argument("--seed", type=int, default=1, help="random seed for the EVs")
     demo.add_argument("--log-json", action="store_true", help="controller logs as JSON on stderr")
+    demo.add_argument(
+        "--api-port", type=int, default=8080, help="dashboard and API port (default 8080)"
+    )
+    demo.add_argument("--no-api", action="store_true", help="serve no dashboard or API")
 
     solve = sub.add_parser(
         "solve", help="solve an allocation problem (JSON) with a policy and explain it"
@@ -96,8 +100,6 @@ async def _run_until_signalled(service: Coroutine[Any, Any, None]) -> None:
 
 
 def _run(path: str, console_logs: bool, level: str) -> int:
-    from controller.deployment import run_sites
-
     try:
         sites = load_sites(path)
     except ConfigError as exc:
@@ -105,8 +107,36 @@ def _run(path: str, console_logs: bool, level: str) -> int:
             print(f"{exc.source}: {problem}", file=sys.stderr)
         return 1
     configure_logging(level, json_lines=not console_logs)
-    asyncio.run(_run_until_signalled(run_sites(sites)))
+    try:
+        asyncio.run(_run_until_signalled(_serve_sites(sites)))
+    except ValueError as exc:  # a malformed HEADROOM_API_TOKENS
+        print(f"headroom run: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+async def _serve_sites(sites: list[HeadroomConfig]) -> None:
+    """The sites, and the API over them when a site config has ``api:`` (the first one's)."""
+    from controller.api.server import ApiServer, tokens_for
+    from controller.deployment import run_sites
+    from controller.service import SiteController
+
+    settings = next((c.api for c in sites if c.api is not None), None)
+    if settings is None:
+        await run_sites(sites)
+        return
+    running: dict[str, SiteController] = {}
+
+    def factory(config: HeadroomConfig) -> SiteController:
+        running[config.site.id] = SiteController(config)  # a restarted site replaces its entry
+        return running[config.site.id]
+
+    server = ApiServer(settings, running, tokens_for(settings))
+    await server.start()
+    try:
+        await run_sites(sites, factory)
+    finally:
+        await server.stop()
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -118,7 +148,10 @@ def _demo(args: argparse.Namespace) -> int:
     configure_logging(
         "warning" if args.log_level == "info" else args.log_level, json_lines=args.log_json
     )
-    report = asyncio.run(run_demo(args.chargers, args.duration, args.report, args.seed, out=print))
+    api_port = None if args.no_api else args.api_port
+    report = asyncio.run(
+        run_demo(args.chargers, args.duration, args.report, args.seed, out=print, api_port=api_port)
+    )
     keys = (
         "limit_kw",
         "peak_site_kw",
