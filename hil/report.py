@@ -11,6 +11,7 @@ events are vertical lines across all three, labelled on top.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -108,13 +109,16 @@ def _modes(ax: Axes, t: Sequence[float], modes: Sequence[str], dt_s: float) -> N
             ax.axvspan(t[i], t[i] + dt_s, color=MODE_COLORS[mode], linewidth=0, zorder=0)
 
 
-def _limit_over_time(series: dict[str, Any], key: str) -> list[float | None]:
-    """The limit ``key`` (``limit_a``, ``limit_kw``) at each sample, after the run's changes."""
+def _limit_over_time(series: dict[str, Any], key: str) -> list[float]:
+    """The limit ``key`` (``limit_a``, ``limit_kw``) at each sample, after the run's changes.
+
+    NaN where there is no such limit (matplotlib leaves a gap).
+    """
     value, changes, i, values = series[key], series.get("limit_changes", []), 0, []
     for t in series["t"]:
         while i < len(changes) and changes[i]["t"] <= t:
             value, i = changes[i][key], i + 1
-        values.append(value)
+        values.append(math.nan if value is None else float(value))
     return values
 
 
@@ -126,9 +130,9 @@ def _current_panel(ax: Axes, series: dict[str, Any]) -> None:
         ax.plot(t, [a[p] for a in series["site_a"]], color=color, lw=1.4, label=f"site L{p + 1}")
         ax.plot(t, [a[p] for a in series["base_a"]], color=color, lw=0.8, ls=":", alpha=0.8)
     limit_a = _limit_over_time(series, "limit_a")
-    if any(a is not None for a in limit_a):
+    if not all(math.isnan(a) for a in limit_a):
         ax.plot(t, limit_a, color="red", lw=1.6, drawstyle="steps-post", label="current limit")
-        margin_a = [None if a is None else a - series["margin_a"] for a in limit_a]
+        margin_a = [a - series["margin_a"] for a in limit_a]
         ax.plot(
             t,
             margin_a,
@@ -149,7 +153,7 @@ def _power_panel(ax: Axes, series: dict[str, Any]) -> None:
     available = [w / 1000 for w in series["available_w"]]
     ax.plot(t, available, color="tab:green", lw=0.9, ls="--", label="EVs could take")
     limit_kw = _limit_over_time(series, "limit_kw")
-    if any(kw is not None for kw in limit_kw):
+    if not all(math.isnan(kw) for kw in limit_kw):
         ax.plot(t, limit_kw, color="red", lw=1.6, drawstyle="steps-post", label="power limit")
     ax.set_ylabel("power (kW)")
     ax.legend(loc="lower right", fontsize=7, ncol=4)

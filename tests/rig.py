@@ -25,6 +25,7 @@ def config_for(
     audit_path: str | None = None,
     telemetry: tuple[str, int] | None = None,
     site_keys: dict[str, Any] | None = None,
+    config_keys: dict[str, Any] | None = None,
     **control: Any,
 ) -> HeadroomConfig:
     """A 3-phase 63 A site with fast timings so the tests run in seconds."""
@@ -51,6 +52,7 @@ def config_for(
             "ocpp": {"host": "127.0.0.1", "port": 0, "call_timeout_s": 2},
             "meter": {"host": "127.0.0.1", "port": meter_port, "poll_interval_s": 0.25},
             "chargers": [{"id": f"cp-{i}", "max_current_a": 32} for i in range(chargers)],
+            **(config_keys or {}),
         }
     )
 
@@ -75,6 +77,7 @@ async def rig(
     site_keys: dict[str, Any] | None = None,
     quirks: dict[int, Quirks] | None = None,
     ocpp201: frozenset[int] = frozenset(),
+    config_keys: dict[str, Any] | None = None,
     **control: Any,
 ) -> AsyncIterator[Rig]:
     """Start meter, controller and chargers; stop all of them afterwards.
@@ -86,7 +89,9 @@ async def rig(
     meter = SimulatedMeter(source=site.meter_values)
     await meter.start()
     controller = SiteController(
-        config_for(meter.port, chargers, metrics, audit_path, telemetry, site_keys, **control)
+        config_for(
+            meter.port, chargers, metrics, audit_path, telemetry, site_keys, config_keys, **control
+        )
     )
     await controller.start()
     url = f"ws://127.0.0.1:{controller.ocpp.port}/ocpp"
