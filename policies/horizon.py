@@ -130,7 +130,13 @@ def plan(
     rows = _limit_rows(compiled, who, count, start, rooms, max_a)
     prices = _prices(horizon, slots)
     scale = 1.0 + float(np.max(np.abs(prices), initial=0.0))
-    cost_x = (prices[slot] + _SOONER * scale * slot / slots) * kwh_per_a
+    # Lateness is measured against each car's own window, so a car that leaves sooner
+    # pays more per slot of delay (earliest departure first among otherwise equal plans);
+    # a tiny per-car term by rank (running cars first) keeps ties the same from tick to
+    # tick, so the setpoints do not swap between equal cars.
+    rank = _stable_rank(compiled, who)
+    lateness = (slot + 1) / count[owner] * (1.0 + 1e-3 * rank[owner] / max(m, 1))
+    cost_x = (prices[slot] + _SOONER * scale * lateness) * kwh_per_a
     cost_s = _SHORTFALL_COST * scale * sessions.weight[who]
     energy = csr_array(
         (
@@ -154,6 +160,18 @@ def plan(
         return None
     x, short = result.x[:columns], result.x[columns:]
     return Plan(x[start[:-1]], np.maximum(short, 0.0) * _WH_PER_KWH, need_wh)
+
+
+def _stable_rank(compiled: Compiled, who: IntArray) -> FloatArray:
+    """Per planned session a rank: running ones first, then by connector id."""
+    demands = [compiled.sessions.demands[i] for i in who.tolist()]
+    order = sorted(
+        range(len(demands)),
+        key=lambda k: (demands[k].running_for_s is None, demands[k].connector_id),
+    )
+    rank = np.empty(len(demands))
+    rank[order] = np.arange(len(demands))
+    return rank
 
 
 def _limit_rows(
