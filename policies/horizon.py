@@ -135,7 +135,7 @@ def plan(
     # a tiny per-car term by rank (running cars first) keeps ties the same from tick to
     # tick, so the setpoints do not swap between equal cars.
     rank = _stable_rank(compiled, who)
-    lateness = (slot + 1) / count[owner] * (1.0 + 1e-3 * rank[owner] / max(m, 1))
+    lateness = (slot + 1) / count[owner] + 1e-3 * rank[owner] / max(m, 1) / slots
     cost_x = (prices[slot] + _SOONER * scale * lateness) * kwh_per_a
     cost_s = _SHORTFALL_COST * scale * sessions.weight[who]
     energy = csr_array(
