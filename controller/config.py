@@ -265,6 +265,41 @@ class GroupSettings(_Strict):
     safety_margin_a: Annotated[float, Field(ge=0)] = 0.0
 
 
+_CLOCK_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class PriceWindow(_Strict):
+    """An energy price from ``from`` to ``to`` (local ``HH:MM``; may wrap past midnight)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    start: Annotated[str, Field(alias="from", pattern=_CLOCK_TIME)]
+    end: Annotated[str, Field(alias="to", pattern=_CLOCK_TIME)]
+    price: float
+
+
+class DeadlineSettings(_Strict):
+    """How the ``deadline`` policy plans: slots, horizon, time-of-use prices, peak cap."""
+
+    slot_min: Annotated[float, Field(gt=0, le=60)] = 15.0
+    horizon_h: Annotated[float, Field(gt=0, le=168)] = 24.0
+    prices: list[PriceWindow] = Field(default_factory=list)
+    peak_cap_kw: Annotated[float, Field(gt=0)] | None = None
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"timezone {self.timezone!r} is unknown") from exc
+        if self.horizon_h * 60 / self.slot_min > 2000:
+            raise ValueError("horizon_h / slot_min: more than 2,000 slots is too many to plan")
+        return self
+
+
 class HeadroomConfig(_Strict):
     """One site: its limits, meter, chargers and the control settings."""
 
@@ -278,6 +313,7 @@ class HeadroomConfig(_Strict):
     store: StoreSettings | None = None
     telemetry: TelemetrySettings | None = None
     api: ApiSettings | None = None
+    deadline: DeadlineSettings = Field(default_factory=DeadlineSettings)
     groups: list[GroupSettings] = Field(default_factory=list)
     chargers: Annotated[list[ChargerSettings], Field(min_length=1)]
     _charger_index: tuple[list[ChargerSettings], dict[str, ChargerSettings]] | None = None

@@ -32,8 +32,9 @@ from dataclasses import dataclass, replace
 
 from controller.config import HeadroomConfig
 from controller.state import SessionView, SiteSnapshot
+from controller.tariff import horizon
 from policies import Allocation, AllocationProblem, ConnectorAllocation, LimitNode, Policy
-from policies.problem import SessionDemand
+from policies.problem import Horizon, SessionDemand
 from policies.verify import violations
 
 Phases = tuple[float, float, float]
@@ -161,11 +162,28 @@ def _run_times(
     return (elapsed_s, None) if running else (None, elapsed_s)
 
 
+def _needs(
+    session: SessionView, wall_now_s: float | None
+) -> tuple[float | None, float | None, float | None, float | None]:
+    """(departure_s, energy_wh still open, weight, EV max) from the session's needs."""
+    needs = session.needs
+    if needs is None:
+        return None, None, None, None
+    departure_s = None
+    if needs.departure_at is not None and wall_now_s is not None:
+        departure_s = needs.departure_at - wall_now_s
+    energy_wh = None
+    if needs.energy_wh is not None:
+        energy_wh = max(needs.energy_wh - session.delivered_since_needs_wh, 0.0)
+    return departure_s, energy_wh, needs.priority, needs.ev_max_a
+
+
 def _demand(
     session: SessionView,
     config: HeadroomConfig,
     cap_a: float | None,
     run_times: tuple[float | None, float | None] = (None, None),
+    wall_now_s: float | None = None,
 ) -> SessionDemand:
     charger = config.charger(session.charger_id)
     rating_a = charger.max_current_a if charger else config.site.failsafe_current_a
@@ -177,14 +195,20 @@ def _demand(
         max_a = min(max_a, cap_a)
     if session.external_limit_a is not None:  # set by others (2.0.1 NotifyChargingLimit)
         max_a = min(max_a, max(session.external_limit_a, 0.0))
+    departure_s, energy_wh, priority, ev_max_a = _needs(session, wall_now_s)
+    if ev_max_a is not None:
+        max_a = min(max_a, ev_max_a)
+    weight = charger.priority if charger else 1.0
     return SessionDemand(
         connector_id=session.key,
         node=session.charger_id if charger else config.site.id,
         phases=_site_phases(config, session.charger_id, charger_phases),
         max_current_a=max_a,
-        weight=charger.priority if charger else 1.0,
+        weight=priority if priority is not None else weight,
         running_for_s=run_times[0],
         paused_for_s=run_times[1],
+        departure_s=departure_s,
+        energy_wh=energy_wh,
     )
 
 
@@ -195,11 +219,14 @@ def build_problem(
     caps_a: Mapping[str, float] | None = None,
     demand_cap_w: float | None = None,
     run_state: Mapping[str, RunState] | None = None,
+    wall_now_s: float | None = None,
 ) -> AllocationProblem:
     """The site as a limit tree with one demand per running session.
 
     With a demand-charge target, a ``demand window`` node between the site and the
-    chargers carries the average power still allowed in the billing window.
+    chargers carries the average power still allowed in the billing window. With
+    the wall-clock time (UNIX s), departures become seconds from now and the
+    ``deadline`` section becomes the plan's horizon (:mod:`controller.tariff`).
     """
     site = config.site
     nodes = [
@@ -249,12 +276,15 @@ def build_problem(
     caps = caps_a or {}
     runs = run_state or {}
     sessions = tuple(
-        _demand(s, config, caps.get(s.key), _run_times(s, runs, snapshot.at))
+        _demand(s, config, caps.get(s.key), _run_times(s, runs, snapshot.at), wall_now_s)
         for s in snapshot.sessions
     )
     control = config.control
+    # Only deadline reads the horizon: the other policies' ticks skip pricing the slots.
+    planning = wall_now_s is not None and control.policy == "deadline"
+    plan = horizon(config.deadline, wall_now_s or 0.0) if planning else Horizon()
     return AllocationProblem(
-        tuple(nodes), sessions, site.voltage_v, control.min_run_s, control.min_pause_s
+        tuple(nodes), sessions, site.voltage_v, control.min_run_s, control.min_pause_s, plan
     )
 
 
@@ -281,6 +311,7 @@ def decide(
     demand_cap_w: float | None = None,
     noncompliant: frozenset[str] = frozenset(),
     run_state: Mapping[str, RunState] | None = None,
+    wall_now_s: float | None = None,
 ) -> Decision:
     """One decision: trust the meter as far as it deserves, solve, check, and target.
 
@@ -289,6 +320,7 @@ def decide(
     average power the demand-charge window still allows, if a target is set.
     ``noncompliant`` sessions do not follow their setpoints: their charger's full
     rating is reserved on their phases and they are told the fail-safe current.
+    ``wall_now_s`` (UNIX s) lets departures and the ``deadline`` horizon into the problem.
     """
     mode, why = meter_mode(snapshot, config)
     if mode is Mode.FAILSAFE:
@@ -308,7 +340,7 @@ def decide(
     if mode is Mode.HOLD:
         failsafe = config.site.failsafe_current_a
         caps = {s.key: held_a.get(s.key, failsafe) for s in snapshot.sessions}
-    problem = build_problem(snapshot, config, base, caps, demand_cap_w, run_state)
+    problem = build_problem(snapshot, config, base, caps, demand_cap_w, run_state, wall_now_s)
     rejected: tuple[str, ...] = ()
     if mode is Mode.FAILSAFE:
         allocation = failsafe_allocation(problem, config.site.failsafe_current_a, why)

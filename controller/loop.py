@@ -181,6 +181,7 @@ class ControlLoop:
             self._demand_cap_w(),
             self._compliance.flagged,
             self._run_state,
+            self._clock.now().timestamp(),
         )
         self._run_state = next_run_state(self._run_state, decision, now)
         t2 = time.perf_counter()

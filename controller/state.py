@@ -58,6 +58,9 @@ class SessionView:
     """Departure, energy, EV limits and priority, as far as anyone has said."""
     external_limit_a: float | None = None
     """The lowest limit others set on this EVSE (2.0.1 NotifyChargingLimit), A per phase."""
+    delivered_since_needs_wh: float = 0.0
+    """Energy the charger's register counted since ``needs.energy_wh`` was said (0 when
+    unknown): the need still open is the difference."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,7 @@ class _Connector:
     history: deque[ChargerMeasurement] = field(default_factory=lambda: deque(maxlen=HISTORY))
     belief: EvBelief = field(default_factory=EvBelief)
     needs: SessionNeeds | None = None
+    needs_register_wh: float | None = None  # the energy register when the need was said
 
     @property
     def measurement(self) -> ChargerMeasurement | None:
@@ -155,6 +159,15 @@ def merge_needs(old: SessionNeeds | None, new: SessionNeeds) -> SessionNeeds:
     )
 
 
+def _delivered_wh(connector: _Connector) -> float:
+    """The register's count since the need was said; 0 without both readings (or if the
+    register went back, as after a charger reset)."""
+    last = connector.measurement
+    if connector.needs_register_wh is None or last is None or last.energy_wh is None:
+        return 0.0
+    return max(last.energy_wh - connector.needs_register_wh, 0.0)
+
+
 class SiteState:
     """Mutable site state; only :meth:`apply` changes it."""
 
@@ -195,6 +208,9 @@ class SiteState:
             case SessionNeeds():
                 connector = self._charger(event.charger_id).connector(event.connector_id)
                 connector.needs = merge_needs(connector.needs, event)
+                if event.energy_wh is not None:  # a new need counts from the register now
+                    last = connector.measurement
+                    connector.needs_register_wh = last.energy_wh if last else None
             case ExternalLimitChanged():
                 limits = self._charger(event.charger_id).external_limits_a
                 if event.limit_a is None:
@@ -251,7 +267,7 @@ class SiteState:
             if connector.transaction_id == event.transaction_id:
                 connector.transaction_id = None
                 connector.history.clear()
-                connector.needs = None
+                connector.needs, connector.needs_register_wh = None, None
                 return
         self._problem(
             f"{event.charger_id}: StopTransaction for unknown transaction {event.transaction_id}"
@@ -272,6 +288,8 @@ class SiteState:
             connector.started_at = event.at
             connector.belief = EvBelief()
         connector.history.append(event)
+        if connector.needs is not None and connector.needs_register_wh is None:
+            connector.needs_register_wh = event.energy_wh  # the first register after the need
         if connector.transaction_id is not None:
             connector.belief = observe(
                 connector.belief,
@@ -320,6 +338,7 @@ class SiteState:
                         draw_at_meter_a=c.draw_at(meter.good_at),
                         needs=c.needs,
                         external_limit_a=charger.external_limit_a(conn_id),
+                        delivered_since_needs_wh=_delivered_wh(c),
                     )
                 )
         return SiteSnapshot(

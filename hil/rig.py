@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, cast, get_args
 
 from controller.config import ChargerSettings, SiteLimits
+from controller.model import SessionNeeds
 from controller.service import SiteController
 from hil.charge_point import SimulatedChargePoint
 from hil.devices import BaseLoad, base_load, build_ev
@@ -193,6 +194,27 @@ class SimRig:
             action.departure_s,
         )
         await cp.plug_in(action.connector_id, ev)
+        if action.departure_s is not None:
+            self._say_needs(self.plugs[key])
+
+    def _say_needs(self, plug: Plug) -> None:
+        """Tell the controller when the car leaves and the energy it needs by then, as a
+        driver's app or the EV would (SessionNeeds from the scenario)."""
+        if plug.departure_s is None:
+            return
+        controller = self.controller
+        leave_in_s = plug.departure_s - self.elapsed_s()
+        need_wh = max(0.0, plug.target_soc - plug.soc_arrival) * plug.ev.battery_kwh * 1000.0
+        controller.sink(
+            SessionNeeds(
+                plug.charger_id,
+                plug.connector_id,
+                controller.clock.monotonic(),
+                departure_at=controller.clock.now().timestamp() + leave_in_s,
+                energy_wh=need_wh,
+                source="scenario",
+            )
+        )
 
     async def _depart(self, cp: SimulatedChargePoint, connector_id: int) -> None:
         plug = self.plugs.pop((cp.charger_id, connector_id), None)

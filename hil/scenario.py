@@ -45,6 +45,7 @@ from pydantic import (
 from controller.config import (
     ChargerSettings,
     ControlSettings,
+    DeadlineSettings,
     HeadroomConfig,
     SiteLimits,
     format_errors,
@@ -203,6 +204,7 @@ class Scenario(_Strict):
     over_limit_allowance_s: NonNegative | None = None
     site: SiteLimits
     control: ControlSettings = Field(default_factory=ControlSettings)
+    deadline: DeadlineSettings = Field(default_factory=DeadlineSettings)
     devices: Devices
     timeline: list[Event] = Field(default_factory=list)
     assertions: list[Annotated[str, AfterValidator(_check_assertion)]] = Field(default_factory=list)
@@ -246,6 +248,7 @@ class Scenario(_Strict):
             {
                 "site": self.site.model_dump(),
                 "control": control,
+                "deadline": self.deadline.model_dump(by_alias=True),
                 "ocpp": {"host": "127.0.0.1", "port": ocpp_port, "call_timeout_s": 5},
                 "meter": {"host": "127.0.0.1", "port": meter_port, "poll_interval_s": 0.5},
                 "chargers": [c.settings.model_dump() for c in self.chargers()],

@@ -3,14 +3,17 @@
 Importing this package never imports asyncio, websockets, ocpp, pymodbus or
 aiomqtt: policies decide, they do no I/O. The registry maps the names the
 config uses to the functions: ``equal_share`` (the baseline), ``weighted_fair``
-(weighted max-min fairness) and ``optimal`` (a MILP with a time limit; the one
-policy that reads a clock). ``policies.solve_cli`` is ``headroom solve``.
+(weighted max-min fairness), ``optimal`` (a MILP with a time limit; the one
+policy that reads a clock) and ``deadline`` (a horizon plan for cars with a
+departure time and an energy need; weighted-fair for the rest).
+``policies.solve_cli`` is ``headroom solve``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from policies.deadline import deadline
 from policies.equal_share import equal_share
 from policies.optimal import optimal
 from policies.problem import (
@@ -18,14 +21,17 @@ from policies.problem import (
     AllocationProblem,
     ConnectorAllocation,
     ConnectorTable,
+    Horizon,
     LimitNode,
     SessionDemand,
+    Unserved,
 )
 from policies.weighted_fair import weighted_fair
 
 Policy = Callable[[AllocationProblem], Allocation]
 
 POLICIES: dict[str, Policy] = {
+    "deadline": deadline,
     "equal_share": equal_share,
     "optimal": optimal,
     "weighted_fair": weighted_fair,
@@ -47,8 +53,10 @@ __all__ = [
     "AllocationProblem",
     "ConnectorAllocation",
     "ConnectorTable",
+    "Horizon",
     "LimitNode",
     "Policy",
     "SessionDemand",
+    "Unserved",
     "get_policy",
 ]

@@ -75,6 +75,10 @@ class SessionDemand:
     with neither counts as just paused). They only decide who pauses among
     sessions of equal weight when not every minimum fits (see
     :mod:`policies.pausing`); set the one that applies.
+
+    ``departure_s`` (seconds from now until the car leaves) and ``energy_wh``
+    (the energy it still needs by then) are read by ``deadline`` only, and
+    only when both are given; the other policies ignore them.
     """
 
     connector_id: str
@@ -85,6 +89,37 @@ class SessionDemand:
     weight: float = 1.0
     running_for_s: float | None = None
     paused_for_s: float | None = None
+    departure_s: float | None = None
+    energy_wh: float | None = None
+
+
+DEFAULT_SLOT_S = 900.0
+"""15 minutes: the slot of a horizon plan, and the billing period of a demand peak."""
+
+DEFAULT_SLOTS = 96
+"""24 h of 15-minute slots."""
+
+
+@dataclass(frozen=True, slots=True)
+class Horizon:
+    """How ``deadline`` plans ahead; the other policies ignore it.
+
+    ``now_s`` is the wall-clock UNIX time at the start of slot 0 (data, not a
+    clock read: the policy stays pure). ``prices`` is the energy price of each
+    slot from now (any currency per kWh; slots past the end take the last
+    price; empty: no prices). ``peak_cap_w`` caps the site's total power in
+    every slot (the 15-minute peak), base load included. ``base_forecast_a``
+    is the root node's base load per site phase for slot ``k`` (entry ``k``);
+    slot 0 always takes the measured ``base_load_a`` (now is measured, not
+    forecast), and slots past the end of the forecast hold the measured value.
+    """
+
+    slot_s: float = DEFAULT_SLOT_S
+    slots: int = DEFAULT_SLOTS
+    now_s: float = 0.0
+    prices: tuple[float, ...] = ()
+    peak_cap_w: float | None = None
+    base_forecast_a: tuple[tuple[float, float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +130,7 @@ class AllocationProblem:
     ``min_run_s`` / ``min_pause_s``: a session is not paused to let another
     run before it has charged this long, nor resumed before it has waited
     this long, when the sessions say how long (5 minutes by default).
+    ``horizon`` holds the settings of the ``deadline`` plan (:class:`Horizon`).
     """
 
     nodes: tuple[LimitNode, ...]
@@ -102,6 +138,7 @@ class AllocationProblem:
     voltage_v: float = 230.0
     min_run_s: float = DEFAULT_MIN_RUN_S
     min_pause_s: float = DEFAULT_MIN_PAUSE_S
+    horizon: Horizon = Horizon()
 
     def node_map(self) -> dict[str, LimitNode]:
         """Nodes by id."""
@@ -194,14 +231,30 @@ class ConnectorTable(Mapping[str, ConnectorAllocation]):
 
 
 @dataclass(frozen=True, slots=True)
+class Unserved:
+    """A session the plan cannot give the energy it needs by its departure.
+
+    ``short_wh`` is what it will lack at ``departure_s`` (seconds from now)
+    out of ``energy_wh`` needed.
+    """
+
+    connector_id: str
+    short_wh: float
+    energy_wh: float
+    departure_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Allocation:
     """A policy's answer: one entry per session of the problem.
 
     ``connectors`` is any mapping from connector id to entry: a plain dict, or
-    the :class:`ConnectorTable` the policies return.
+    the :class:`ConnectorTable` the policies return. ``unserved`` lists the
+    sessions a horizon plan cannot serve in time (``deadline`` only).
     """
 
     connectors: Mapping[str, ConnectorAllocation] = field(default_factory=dict)
+    unserved: tuple[Unserved, ...] = ()
 
     def current_a(self, connector_id: str) -> float:
         """The current given to a connector (0 if it has none)."""

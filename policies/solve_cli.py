@@ -21,9 +21,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from policies import POLICIES, Allocation, AllocationProblem, LimitNode, SessionDemand
+from policies import POLICIES, Allocation, AllocationProblem, Horizon, LimitNode, SessionDemand
 from policies.optimal import DEFAULT_TIME_LIMIT_S, optimal
-from policies.problem import DEFAULT_MIN_PAUSE_S, DEFAULT_MIN_RUN_S, IEC_61851_MIN_CURRENT_A
+from policies.problem import (
+    DEFAULT_MIN_PAUSE_S,
+    DEFAULT_MIN_RUN_S,
+    DEFAULT_SLOT_S,
+    DEFAULT_SLOTS,
+    IEC_61851_MIN_CURRENT_A,
+)
 from policies.verify import violations
 
 T = TypeVar("T")
@@ -98,7 +104,7 @@ def _node(record: object, where: str) -> LimitNode:
 def _session(record: object, where: str) -> SessionDemand:
     known = {
         "connector_id", "node", "phases", "max_current_a", "min_current_a", "weight",
-        "running_for_s", "paused_for_s",
+        "running_for_s", "paused_for_s", "departure_s", "energy_wh",
     }  # fmt: skip
     fields = _fields(record, where, known, {"connector_id", "node"})
     phases = fields.get("phases", [0, 1, 2])
@@ -118,6 +124,45 @@ def _session(record: object, where: str) -> SessionDemand:
         weight=_number(fields.get("weight", 1.0), f"{where}.weight") or 0.0,
         running_for_s=_number(fields.get("running_for_s"), f"{where}.running_for_s", True),
         paused_for_s=_number(fields.get("paused_for_s"), f"{where}.paused_for_s", True),
+        departure_s=_number(fields.get("departure_s"), f"{where}.departure_s", True),
+        energy_wh=_number(fields.get("energy_wh"), f"{where}.energy_wh", True),
+    )
+
+
+def _numbers(value: object, where: str) -> tuple[float, ...]:
+    if not isinstance(value, list):
+        raise ProblemFileError(f"{where}: expected a list of numbers, got {json.dumps(value)}")
+    return tuple(_number(v, f"{where}[{i}]") or 0.0 for i, v in enumerate(value))
+
+
+def _phases3(value: object, where: str) -> tuple[float, float, float]:
+    numbers = _numbers(value, where)
+    if len(numbers) != 3:
+        raise ProblemFileError(f"{where}: expected three numbers (L1, L2, L3)")
+    return numbers[0], numbers[1], numbers[2]
+
+
+def _horizon(record: object) -> Horizon:
+    known = {"slot_s", "slots", "now_s", "prices", "peak_cap_w", "base_forecast_a"}
+    fields = _fields(record, "horizon", known, set())
+    slots = _number(fields.get("slots", DEFAULT_SLOTS), "horizon.slots") or 0.0
+    if slots < 1 or slots != int(slots):
+        raise ProblemFileError(f"horizon.slots: expected a whole number ≥ 1, got {slots:g}")
+    slot_s = _number(fields.get("slot_s", DEFAULT_SLOT_S), "horizon.slot_s") or 0.0
+    if not slot_s > 0:
+        raise ProblemFileError(f"horizon.slot_s: must be more than 0, got {slot_s:g}")
+    forecast = fields.get("base_forecast_a", [])
+    if not isinstance(forecast, list):
+        raise ProblemFileError("horizon.base_forecast_a: expected a list of [L1, L2, L3]")
+    return Horizon(
+        slot_s=slot_s,
+        slots=int(slots),
+        now_s=_number(fields.get("now_s", 0.0), "horizon.now_s") or 0.0,
+        prices=_numbers(fields.get("prices", []), "horizon.prices"),
+        peak_cap_w=_number(fields.get("peak_cap_w"), "horizon.peak_cap_w", True),
+        base_forecast_a=tuple(
+            _phases3(v, f"horizon.base_forecast_a[{i}]") for i, v in enumerate(forecast)
+        ),
     )
 
 
@@ -129,7 +174,7 @@ def _each(records: object, where: str, read: Callable[[object, str], T]) -> tupl
 
 def problem_from_json(document: object) -> AllocationProblem:
     """The problem a parsed JSON document describes; ProblemFileError names a wrong field."""
-    known = {"voltage_v", "min_run_s", "min_pause_s", "nodes", "sessions"}
+    known = {"voltage_v", "min_run_s", "min_pause_s", "nodes", "sessions", "horizon"}
     fields = _fields(document, "problem", known, {"nodes", "sessions"})
     return AllocationProblem(
         nodes=_each(fields["nodes"], "nodes", _node),
@@ -137,6 +182,7 @@ def problem_from_json(document: object) -> AllocationProblem:
         voltage_v=_number(fields.get("voltage_v", 230.0), "voltage_v") or 0.0,
         min_run_s=_number(fields.get("min_run_s", DEFAULT_MIN_RUN_S), "min_run_s") or 0.0,
         min_pause_s=_number(fields.get("min_pause_s", DEFAULT_MIN_PAUSE_S), "min_pause_s") or 0.0,
+        horizon=_horizon(fields["horizon"]) if "horizon" in fields else Horizon(),
     )
 
 
@@ -159,13 +205,24 @@ def report(
         key: {"current_a": entry.current_a, "reason": entry.reason}
         for key, entry in answer.connectors.items()
     }
-    return {
+    out: dict[str, Any] = {
         "policy": policy,
         "solve_ms": round(solve_ms, 3),
         "connectors": connectors,
         "total_current_a": round(sum(answer.currents_a().values()), 1),
         "violations": violations(problem, answer),
     }
+    if answer.unserved:  # only a horizon plan (deadline) reports cars it cannot serve
+        out["unserved"] = [
+            {
+                "connector_id": u.connector_id,
+                "short_wh": round(u.short_wh, 1),
+                "energy_wh": u.energy_wh,
+                "departure_s": u.departure_s,
+            }
+            for u in answer.unserved
+        ]
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:

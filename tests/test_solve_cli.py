@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from policies import POLICIES
-from policies.solve_cli import problem_from_json, read_problem, solve_main
+from policies.solve_cli import problem_from_json, read_problem, report, solve_main
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "problem.json"
 
@@ -125,3 +126,52 @@ def test_bad_arguments_give_usage(capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = _run(capsys)
     assert status == 2
     assert "usage: headroom solve" in err
+
+
+DEPOT = EXAMPLE.with_name("depot-problem.json")
+
+
+def test_the_depot_example_plans_with_deadline(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/problem-format.md's depot: the van leaving in an hour charges now at 32 A, the
+    one leaving in four hours waits for the cheap slots, the car without a departure takes
+    the 11 A left; every van can be served, so no ``unserved`` key."""
+    status, out, _ = _run(capsys, str(DEPOT), "--policy", "deadline")
+    report = json.loads(out)
+    assert status == 0
+    assert report["connectors"] == {
+        "van-1": {"current_a": 32.0, "reason": "session max"},
+        "van-2": {"current_a": 0.0, "reason": "deadline plan: later slot"},
+        "car": {"current_a": 11.0, "reason": "site L1"},
+    }
+    assert "unserved" not in report
+
+
+def test_a_short_van_is_listed_in_the_output(capsys: pytest.CaptureFixture[str]) -> None:
+    """A van that needs two hours at 32 A within one is listed under ``unserved``."""
+    document = json.loads(DEPOT.read_text())
+    document["sessions"][0]["energy_wh"] = 2 * 22080
+    problem = problem_from_json(document)
+    assert problem.horizon.peak_cap_w == 45000.0
+    assert problem.sessions[0].departure_s == 3600.0
+    out = report("deadline", POLICIES["deadline"](problem), problem, 1.0)
+    assert out["unserved"] == [
+        {"connector_id": "van-1", "short_wh": 22080.0, "energy_wh": 44160.0, "departure_s": 3600.0}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("horizon", "message"),
+    [
+        ({"slots": 0}, "horizon.slots: expected a whole number ≥ 1"),
+        ({"slot_s": -1}, "horizon.slot_s: must be more than 0"),
+        ({"prices": "cheap"}, "horizon.prices: expected a list of numbers"),
+        ({"base_forecast_a": [[1, 2]]}, "horizon.base_forecast_a[0]: expected three numbers"),
+        ({"peak": 1}, "horizon"),
+    ],
+)
+def test_a_wrong_horizon_field_is_named(horizon: dict[str, object], message: str) -> None:
+    """Each bad horizon setting is refused with its key."""
+    document = json.loads(DEPOT.read_text())
+    document["horizon"] = horizon
+    with pytest.raises(ValueError, match=re.escape(message)):
+        problem_from_json(document)
