@@ -23,12 +23,21 @@ broken answer is replaced by the fail-safe allocation and reported.
 
 from __future__ import annotations
 
-import enum
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from controller.config import HeadroomConfig
+from controller.node_modes import (
+    Mode,
+    NodeMode,
+    group_loads_a,
+    group_modes,
+    node_load_a,
+    nodes_above,
+    session_modes,
+    view_mode,
+)
 from controller.state import SessionView, SiteSnapshot
 from policies import Allocation, AllocationProblem, ConnectorAllocation, LimitNode, Policy
 from policies.problem import SessionDemand
@@ -36,13 +45,7 @@ from policies.verify import violations
 
 Phases = tuple[float, float, float]
 
-
-class Mode(enum.Enum):
-    """How the loop treats the site, by how far it trusts the meter."""
-
-    NORMAL = "normal"
-    HOLD = "hold"
-    FAILSAFE = "failsafe"
+__all__ = ["Decision", "Mode", "Phases", "Target", "base_load_a", "decide", "meter_mode"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,21 +72,13 @@ class Decision:
     allocation: Allocation
     targets: Mapping[str, Target]
     rejected: tuple[str, ...] = ()
+    node_modes: Mapping[str, NodeMode] = field(default_factory=dict)
+    """The mode of each metered group, by node (the site's is ``mode``)."""
 
 
 def meter_mode(snapshot: SiteSnapshot, config: HeadroomConfig) -> tuple[Mode, str]:
     """How far the loop may trust the site meter now, and why."""
-    meter = snapshot.meter
-    if meter.good_at is None:
-        detail = f": {meter.problem}" if meter.problem else ""
-        return Mode.FAILSAFE, f"no good meter reading yet{detail}"
-    if not meter.problem:
-        return Mode.NORMAL, ""
-    since = meter.problem_since if meter.problem_since is not None else snapshot.at
-    doubtful_s = snapshot.at - since
-    if doubtful_s >= config.control.failsafe_after_s:
-        return Mode.FAILSAFE, f"meter doubtful for {doubtful_s:.0f} s: {meter.problem}"
-    return Mode.HOLD, f"meter doubtful: {meter.problem}"
+    return view_mode(snapshot.meter, snapshot.at, config.control.failsafe_after_s)
 
 
 def _site_phases(
@@ -123,24 +118,13 @@ def base_load_a(snapshot: SiteSnapshot, config: HeadroomConfig) -> Phases:
     seconds later: the estimate would jump up after every decrease and drive the
     next one, an oscillation.) What noise is left, :func:`smoothed_base_a` removes.
     """
-    meter = snapshot.meter
-    if meter.current_a is not None and all(v is not None for v in meter.current_a):
-        load = [float(v or 0.0) for v in meter.current_a]
-    else:
-        # A meter with only total power: spread it evenly (the config docs say so).
-        per_phase = (meter.power_w or 0.0) / config.site.voltage_v / 3
-        load = [per_phase] * 3
-    for session in snapshot.sessions:
-        if session.draw_at_meter_a is None:
-            continue  # not seen since the meter reading: left inside the base load
-        if session.charger_id not in snapshot.booted:
-            continue  # offline, so not in the problem: its draw must stay in the base load
-        charger = config.charger(session.charger_id)
-        wiring = charger.site_phases() if charger else (0, 1, 2)
-        for charger_phase, value in enumerate(session.draw_at_meter_a):
-            if value and charger_phase < len(wiring):
-                load[wiring[charger_phase]] -= value
-    return (max(load[0], 0.0), max(load[1], 0.0), max(load[2], 0.0))
+    return node_load_a(
+        snapshot.meter,
+        # A charger that is offline is not in the problem: its draw stays in the base load.
+        [s for s in snapshot.sessions if s.charger_id in snapshot.booted],
+        config,
+        lambda s: s.draw_at_meter_a,
+    )
 
 
 RunState = tuple[bool, float]
@@ -191,9 +175,11 @@ def build_problem(
     caps_a: Mapping[str, float] | None = None,
     demand_cap_w: float | None = None,
     run_state: Mapping[str, RunState] | None = None,
+    group_base_a: Mapping[str, Phases] | None = None,
 ) -> AllocationProblem:
     """The site as a limit tree with one demand per running session.
 
+    ``group_base_a`` is the base load of each group that has a meter of its own.
     With a demand-charge target, a ``demand window`` node between the site and the
     chargers carries the average power still allowed in the billing window.
     """
@@ -229,6 +215,7 @@ def build_problem(
                 max_current_a=group.max_current_a,
                 max_power_w=None if group.max_power_kw is None else group.max_power_kw * 1000,
                 margin_a=group.safety_margin_a,
+                base_load_a=(group_base_a or {}).get(group.id, (0.0, 0.0, 0.0)),
                 label=group.id,
             )
         )
@@ -271,8 +258,14 @@ def decide(
     demand_cap_w: float | None = None,
     noncompliant: frozenset[str] = frozenset(),
     run_state: Mapping[str, RunState] | None = None,
+    group_base_a: Mapping[str, Phases] | None = None,
 ) -> Decision:
-    """One decision: trust the meter as far as it deserves, solve, check, and target.
+    """One decision: trust each meter as far as it deserves, solve, check, and target.
+
+    ``group_base_a`` is the base load of each metered group (the loop passes the
+    smoothed ones); without it the raw estimates from this snapshot are used. A
+    session below a doubtful group meter is held, then fail-safe, like every session
+    is when the site meter is doubtful.
 
     ``base_a`` is the base load to plan with (the loop passes the smoothed one);
     without it the raw estimate from this snapshot is used. ``demand_cap_w`` is the
@@ -291,23 +284,49 @@ def decide(
         snapshot, sessions=tuple(s for s in snapshot.sessions if s.charger_id in snapshot.booted)
     )
     base, ignored = _reserve_noncompliant(snapshot, config, base, noncompliant)
+    all_sessions = {s.key: s for s in snapshot.sessions if s.key not in ignored}
+    modes = group_modes(snapshot.meters, config, snapshot.at)
+    by_session = session_modes(snapshot.sessions, config, modes)
+    failsafe_a = config.site.failsafe_current_a
+    if group_base_a is None:
+        group_base_a = group_loads_a(snapshot.meters, snapshot.sessions, snapshot.booted, config)
+    groups_a = dict(group_base_a)
+    if mode is not Mode.FAILSAFE:
+        # Below a group in fail-safe, sessions get the fail-safe current and that
+        # current is reserved on every node above them: the rest is solved around it.
+        failsafe_keys = {
+            k for k, m in by_session.items() if m[0] is Mode.FAILSAFE and k in all_sessions
+        }
+        base, groups_a = _reserve(snapshot, config, base, groups_a, failsafe_keys, failsafe_a)
     snapshot = replace(
-        snapshot, sessions=tuple(s for s in snapshot.sessions if s.key not in ignored)
+        snapshot,
+        sessions=tuple(
+            s
+            for s in snapshot.sessions
+            if s.key not in ignored
+            and (mode is Mode.FAILSAFE or by_session[s.key][0] is not Mode.FAILSAFE)
+        ),
     )
+    failsafe_sessions = {k: s for k, s in all_sessions.items() if by_session[k][0] is Mode.FAILSAFE}
     caps = None
     if mode is Mode.HOLD:
-        failsafe = config.site.failsafe_current_a
-        caps = {s.key: held_a.get(s.key, failsafe) for s in snapshot.sessions}
-    problem = build_problem(snapshot, config, base, caps, demand_cap_w, run_state)
+        caps = {s.key: held_a.get(s.key, failsafe_a) for s in snapshot.sessions}
+    elif mode is Mode.NORMAL:
+        caps = {
+            s.key: held_a.get(s.key, failsafe_a)
+            for s in snapshot.sessions
+            if by_session[s.key][0] is Mode.HOLD
+        }
+    problem = build_problem(snapshot, config, base, caps, demand_cap_w, run_state, groups_a)
     rejected: tuple[str, ...] = ()
     if mode is Mode.FAILSAFE:
-        allocation = failsafe_allocation(problem, config.site.failsafe_current_a, why)
+        allocation = failsafe_allocation(problem, failsafe_a, why)
     else:
         allocation = policy(problem)
         rejected = tuple(violations(problem, allocation))
         if rejected:
             mode, why = Mode.FAILSAFE, "policy answer broke an invariant"
-            allocation = failsafe_allocation(problem, config.site.failsafe_current_a, why)
+            allocation = failsafe_allocation(problem, failsafe_a, why)
     by_key = {s.key: s for s in snapshot.sessions}
     targets = {
         key: Target(
@@ -321,7 +340,6 @@ def decide(
         for key, entry in allocation.connectors.items()
         if key in by_key
     }
-    failsafe_a = config.site.failsafe_current_a
     for key, session in ignored.items():
         targets[key] = Target(
             session.charger_id,
@@ -331,7 +349,17 @@ def decide(
             "non-compliant: draws more than its setpoint; its rating is reserved",
             session.started_at,
         )
-    return Decision(snapshot.at, mode, why, base, problem, allocation, targets, rejected)
+    if mode is not Mode.FAILSAFE:
+        for key, session in failsafe_sessions.items():
+            targets[key] = Target(
+                session.charger_id,
+                session.connector_id,
+                session.transaction_id,
+                failsafe_a,
+                f"fail-safe: {by_session[key][1]}",
+                session.started_at,
+            )
+    return Decision(snapshot.at, mode, why, base, problem, allocation, targets, rejected, modes)
 
 
 def _reserve_noncompliant(
@@ -346,3 +374,27 @@ def _reserve_noncompliant(
         for phase in charger.site_phases() if charger else (0, 1, 2):
             load[phase] += rating_a
     return (load[0], load[1], load[2]), ignored
+
+
+def _reserve(
+    snapshot: SiteSnapshot,
+    config: HeadroomConfig,
+    base: Phases,
+    groups_a: dict[str, Phases],
+    keys: set[str],
+    current_a: float,
+) -> tuple[Phases, dict[str, Phases]]:
+    """``current_a`` on the phases of each session in ``keys``, added to the base load of
+    the site and of every group above it."""
+    load = {config.site.id: list(base)} | {g: list(v) for g, v in groups_a.items()}
+    for session in snapshot.sessions:
+        if session.key not in keys:
+            continue
+        charger = config.charger(session.charger_id)
+        phases = session.belief.phases or tuple(range(charger.phases if charger else 3))
+        for node in [config.site.id, *nodes_above(config, session.charger_id)]:
+            node_load = load.setdefault(node, [0.0, 0.0, 0.0])
+            for phase in _site_phases(config, session.charger_id, phases):
+                node_load[phase] += current_a
+    site = load.pop(config.site.id)
+    return (site[0], site[1], site[2]), {n: (v[0], v[1], v[2]) for n, v in load.items()}
