@@ -160,7 +160,8 @@ def test_each_node_keeps_its_own_view_and_doubt() -> None:
     state.apply(reading("fm", 1.0, 8.0, WALL0))
     state.apply(MeterFailed("fm", 1.5, "no valid answer within 0.5 s"))
     snap = state.snapshot(1.6)
-    assert snap.meter.problem == "" and snap.meter.current_a == (20.0, 20.0, 20.0)
+    assert snap.meter.problem == ""
+    assert snap.meter.current_a == (20.0, 20.0, 20.0)
     assert snap.meters["feeder"].problem == "no valid answer within 0.5 s"
     assert snap.meters["feeder"].problem_since == 1.5
     state.apply(reading("nope", 2.0, 1.0, WALL0))
@@ -240,7 +241,8 @@ def test_a_charger_main_meter_becomes_a_reading_in_site_phases() -> None:
     assert (got.current_a, got.power_w, got.source_at) == ((3.0, 1.0, 2.0), 1380.0, WALL0)
     assert as_meter_reading(replace(m, connector_id=1), meter, (0, 1, 2)) is None
     empty = as_meter_reading(replace(m, current_a=(None, None, None), power_w=None), meter, (0,))
-    assert empty is not None and empty.quality is Quality.INVALID
+    assert empty is not None
+    assert empty.quality is Quality.INVALID
 
 
 # --- property: invariant 4 on every node ---------------------------------------------
