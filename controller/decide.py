@@ -8,7 +8,10 @@ policy:
   ``hold``: no session gets more than it holds now. Doubtful for longer
   than ``control.failsafe_after_s``, or no reading since start → ``failsafe``:
   every session gets the fail-safe current that the config proved fits
-  under the limit. A missing reading is never read as 0 W.
+  under the limit. A missing reading is never read as 0 W. A group with a
+  meter of its own is judged the same way for the sessions below it
+  (:mod:`controller.node_modes`); sessions below a fail-safe group get the
+  fail-safe current, reserved on every node above them.
 * **The non-controllable load** (:func:`base_load_a`): site meter minus the
   chargers' draw measured at the time of that meter reading, per site phase.
   A session with no measurement from then is left inside the base load (its
@@ -34,10 +37,10 @@ from controller.node_modes import (
     group_loads_a,
     group_modes,
     node_load_a,
-    nodes_above,
     session_modes,
     view_mode,
 )
+from controller.reserve import reserve_failsafe, reserve_noncompliant, site_phases
 from controller.state import SessionView, SiteSnapshot
 from policies import Allocation, AllocationProblem, ConnectorAllocation, LimitNode, Policy
 from policies.problem import SessionDemand
@@ -79,14 +82,6 @@ class Decision:
 def meter_mode(snapshot: SiteSnapshot, config: HeadroomConfig) -> tuple[Mode, str]:
     """How far the loop may trust the site meter now, and why."""
     return view_mode(snapshot.meter, snapshot.at, config.control.failsafe_after_s)
-
-
-def _site_phases(
-    config: HeadroomConfig, charger_id: str, charger_phases: tuple[int, ...]
-) -> tuple[int, ...]:
-    charger = config.charger(charger_id)
-    wiring = charger.site_phases() if charger else (0, 1, 2)
-    return tuple(sorted({wiring[p] for p in charger_phases if p < len(wiring)}))
 
 
 def smoothed_base_a(
@@ -160,7 +155,7 @@ def _demand(
     return SessionDemand(
         connector_id=session.key,
         node=session.charger_id if charger else config.site.id,
-        phases=_site_phases(config, session.charger_id, charger_phases),
+        phases=site_phases(config, session.charger_id, charger_phases),
         max_current_a=max_a,
         weight=charger.priority if charger else 1.0,
         running_for_s=run_times[0],
@@ -283,21 +278,25 @@ def decide(
     snapshot = replace(
         snapshot, sessions=tuple(s for s in snapshot.sessions if s.charger_id in snapshot.booted)
     )
-    base, ignored = _reserve_noncompliant(snapshot, config, base, noncompliant)
+    base, ignored = reserve_noncompliant(snapshot, config, base, noncompliant)
     all_sessions = {s.key: s for s in snapshot.sessions if s.key not in ignored}
     modes = group_modes(snapshot.meters, config, snapshot.at)
     by_session = session_modes(snapshot.sessions, config, modes)
     failsafe_a = config.site.failsafe_current_a
     if group_base_a is None:
         group_base_a = group_loads_a(snapshot.meters, snapshot.sessions, snapshot.booted, config)
-    groups_a = dict(group_base_a)
+    # In fail-safe the allocation is the one the config proved safe, not a solved one:
+    # no measured base load enters it, the groups' no more than the site's.
+    groups_a = dict(group_base_a) if mode is not Mode.FAILSAFE else {}
     if mode is not Mode.FAILSAFE:
         # Below a group in fail-safe, sessions get the fail-safe current and that
         # current is reserved on every node above them: the rest is solved around it.
         failsafe_keys = {
             k for k, m in by_session.items() if m[0] is Mode.FAILSAFE and k in all_sessions
         }
-        base, groups_a = _reserve(snapshot, config, base, groups_a, failsafe_keys, failsafe_a)
+        base, groups_a = reserve_failsafe(
+            snapshot, config, base, groups_a, failsafe_keys, failsafe_a
+        )
     snapshot = replace(
         snapshot,
         sessions=tuple(
@@ -360,41 +359,3 @@ def decide(
                 session.started_at,
             )
     return Decision(snapshot.at, mode, why, base, problem, allocation, targets, rejected, modes)
-
-
-def _reserve_noncompliant(
-    snapshot: SiteSnapshot, config: HeadroomConfig, base: Phases, keys: frozenset[str]
-) -> tuple[Phases, dict[str, SessionView]]:
-    """Base load with the full rating of each non-compliant charger's phases added."""
-    ignored = {s.key: s for s in snapshot.sessions if s.key in keys}
-    load = list(base)
-    for session in ignored.values():
-        charger = config.charger(session.charger_id)
-        rating_a = charger.max_current_a if charger else 0.0
-        for phase in charger.site_phases() if charger else (0, 1, 2):
-            load[phase] += rating_a
-    return (load[0], load[1], load[2]), ignored
-
-
-def _reserve(
-    snapshot: SiteSnapshot,
-    config: HeadroomConfig,
-    base: Phases,
-    groups_a: dict[str, Phases],
-    keys: set[str],
-    current_a: float,
-) -> tuple[Phases, dict[str, Phases]]:
-    """``current_a`` on the phases of each session in ``keys``, added to the base load of
-    the site and of every group above it."""
-    load = {config.site.id: list(base)} | {g: list(v) for g, v in groups_a.items()}
-    for session in snapshot.sessions:
-        if session.key not in keys:
-            continue
-        charger = config.charger(session.charger_id)
-        phases = session.belief.phases or tuple(range(charger.phases if charger else 3))
-        for node in [config.site.id, *nodes_above(config, session.charger_id)]:
-            node_load = load.setdefault(node, [0.0, 0.0, 0.0])
-            for phase in _site_phases(config, session.charger_id, phases):
-                node_load[phase] += current_a
-    site = load.pop(config.site.id)
-    return (site[0], site[1], site[2]), {n: (v[0], v[1], v[2]) for n, v in load.items()}
