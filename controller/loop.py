@@ -254,5 +254,10 @@ class ControlLoop:
         if previous is None or previous.mode is not decision.mode:
             level = log.info if decision.mode is Mode.NORMAL else log.warning
             level("mode", mode=decision.mode.value, reason=decision.mode_reason)
+        before = previous.node_modes if previous is not None else {}
+        for node, (mode, reason) in decision.node_modes.items():
+            if node not in before or before[node][0] is not mode:
+                level = log.info if mode is Mode.NORMAL else log.warning
+                level("node mode", node=node, mode=mode.value, reason=reason)
         if decision.rejected:
             log.error("policy answer rejected", violations=list(decision.rejected)[:5])
