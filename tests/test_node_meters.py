@@ -7,13 +7,14 @@ tests/test_site_meters.py; these check the rules one by one.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.config import HeadroomConfig, parse_config
+from controller.config import HeadroomConfig, load_config, parse_config
 from controller.decide import Mode, decide
 from controller.errors import ConfigError
 from controller.meter_book import MeterView
@@ -79,6 +80,15 @@ def test_legacy_meter_is_the_site_meter_unchanged() -> None:
     assert (spec.meter_id, spec.node, spec.includes_chargers) == ("grid", "site", True)
     assert spec.stale_s == config.control.meter_stale_s
     assert spec.chargers is None  # every charger's draw, as before
+
+
+def test_the_meters_example_loads() -> None:
+    """examples/site-meters.yaml: a grid, a feeder (MQTT) and a charger's main meter."""
+    config = load_config(Path(__file__).resolve().parent.parent / "examples" / "site-meters.yaml")
+    specs = config.meter_specs()
+    assert {s.node for s in specs.values()} == {"depot-north", "feeder-a", "hall-b"}
+    assert specs["hall-b-main"].chargers == frozenset({"cp-b1", "cp-b2"})
+    assert specs["grid"].stale_s == 3.0  # max(3 × 0.5 s, control.meter_stale_s)
 
 
 @pytest.mark.parametrize(
