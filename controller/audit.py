@@ -54,6 +54,16 @@ CREATE TABLE IF NOT EXISTS commands (
     detail TEXT NOT NULL,
     latency_ms REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    site TEXT NOT NULL,
+    who TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    before TEXT,
+    after TEXT
+);
+CREATE INDEX IF NOT EXISTS changes_at ON changes (at);
 CREATE INDEX IF NOT EXISTS decisions_at ON decisions (at);
 CREATE INDEX IF NOT EXISTS commands_at ON commands (at);
 CREATE INDEX IF NOT EXISTS commands_charger ON commands (charger, at);
@@ -120,6 +130,21 @@ class AuditLog:
             ),
         )
 
+    def record_change(self, who: str, resource: str, before: Any, after: Any, at: datetime) -> None:
+        """Append one operator change: who (the API token's name), what, before and after."""
+        self._db.execute(
+            "INSERT INTO changes (at, site, who, resource, before, after)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                at.isoformat(),
+                self.site,
+                who,
+                resource,
+                json.dumps(before, sort_keys=True, separators=(",", ":")),
+                json.dumps(after, sort_keys=True, separators=(",", ":")),
+            ),
+        )
+
     def close(self) -> None:
         """Close the database (everything written is already committed)."""
         self._db.close()
@@ -132,7 +157,7 @@ class AuditQuery:
     since: str | None = None
     until: str | None = None
     charger: str | None = None
-    kind: str = "all"  # all | decisions | commands
+    kind: str = "all"  # all | decisions | commands | changes
 
 
 def read_audit(path: str | Path, query: AuditQuery) -> Iterator[dict[str, Any]]:
@@ -145,10 +170,18 @@ def read_audit(path: str | Path, query: AuditQuery) -> Iterator[dict[str, Any]]:
             rows += _select(db, "commands", query, charger_column="charger")
         if query.kind in ("all", "decisions") and query.charger is None:
             rows += _select(db, "decisions", query)
+        if query.kind in ("all", "changes") and query.charger is None and _has(db, "changes"):
+            rows += _select(db, "changes", query)
         rows.sort(key=lambda r: (r["at"], r["kind"]))
         yield from rows
     finally:
         db.close()
+
+
+def _has(db: sqlite3.Connection, table: str) -> bool:
+    """Whether the table exists (a log written before it was added has none)."""
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,))
+    return found.fetchone() is not None
 
 
 def _select(
@@ -182,7 +215,11 @@ def format_records(records: Sequence[dict[str, Any]], fmt: str) -> str:
         return buffer.getvalue()
     lines = []
     for r in records:
-        if r["kind"] == "command":
+        if r["kind"] == "change":
+            lines.append(
+                f"{r['at']}  change    {r['who']} {r['resource']}: {r['before']} → {r['after']}"
+            )
+        elif r["kind"] == "command":
             lines.append(
                 f"{r['at']}  command   {r['charger']}/{r['connector']} {r['purpose']} "
                 f"{r['limit_a']} A → {r['status']} ({r['latency_ms']} ms) {r['detail']}"

@@ -13,7 +13,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from controller.config import load_sites
+from controller.config import HeadroomConfig, load_sites
 from controller.errors import ConfigError
 from controller.logs import configure_logging
 
@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--report", help="write the run's KPIs as JSON to this file")
     demo.add_argument("--seed", type=int, default=1, help="random seed for the EVs")
     demo.add_argument("--log-json", action="store_true", help="controller logs as JSON on stderr")
+    demo.add_argument(
+        "--api-port", type=int, default=8080, help="dashboard and API port (default 8080)"
+    )
+    demo.add_argument("--no-api", action="store_true", help="serve no dashboard or API")
 
     solve = sub.add_parser(
         "solve", help="solve an allocation problem (JSON) with a policy and explain it"
@@ -58,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
         "--generate", action="store_true", help="make a new random password and print both"
     )
 
-    audit = sub.add_parser("audit", help="print or export the audit log of decisions and commands")
+    audit = sub.add_parser(
+        "audit", help="print or export the audit log of decisions, commands and operator changes"
+    )
     source = audit.add_mutually_exclusive_group(required=True)
     source.add_argument("--db", help="the audit database file")
     source.add_argument("--config", help="the site config (its audit.path is read)")
@@ -66,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", help="ISO time, e.g. 2026-11-21T18:00")
     audit.add_argument("--until", help="ISO time (exclusive)")
     audit.add_argument("--charger", help="only this charger's commands")
-    audit.add_argument("--kind", choices=["all", "decisions", "commands"], default="all")
+    audit.add_argument("--kind", choices=["all", "decisions", "commands", "changes"], default="all")
     audit.add_argument("--format", choices=["table", "csv", "json"], default="table")
     return parser
 
@@ -94,8 +100,6 @@ async def _run_until_signalled(service: Coroutine[Any, Any, None]) -> None:
 
 
 def _run(path: str, console_logs: bool, level: str) -> int:
-    from controller.deployment import run_sites
-
     try:
         sites = load_sites(path)
     except ConfigError as exc:
@@ -103,8 +107,36 @@ def _run(path: str, console_logs: bool, level: str) -> int:
             print(f"{exc.source}: {problem}", file=sys.stderr)
         return 1
     configure_logging(level, json_lines=not console_logs)
-    asyncio.run(_run_until_signalled(run_sites(sites)))
+    try:
+        asyncio.run(_run_until_signalled(_serve_sites(sites)))
+    except ValueError as exc:  # a malformed HEADROOM_API_TOKENS
+        print(f"headroom run: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+async def _serve_sites(sites: list[HeadroomConfig]) -> None:
+    """The sites, and the API over them when a site config has ``api:`` (the first one's)."""
+    from controller.api.server import ApiServer, tokens_for
+    from controller.deployment import run_sites
+    from controller.service import SiteController
+
+    settings = next((c.api for c in sites if c.api is not None), None)
+    if settings is None:
+        await run_sites(sites)
+        return
+    running: dict[str, SiteController] = {}
+
+    def factory(config: HeadroomConfig) -> SiteController:
+        running[config.site.id] = SiteController(config)  # a restarted site replaces its entry
+        return running[config.site.id]
+
+    server = ApiServer(settings, running, tokens_for(settings))
+    await server.start()
+    try:
+        await run_sites(sites, factory)
+    finally:
+        await server.stop()
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -116,7 +148,10 @@ def _demo(args: argparse.Namespace) -> int:
     configure_logging(
         "warning" if args.log_level == "info" else args.log_level, json_lines=args.log_json
     )
-    report = asyncio.run(run_demo(args.chargers, args.duration, args.report, args.seed, out=print))
+    api_port = None if args.no_api else args.api_port
+    report = asyncio.run(
+        run_demo(args.chargers, args.duration, args.report, args.seed, out=print, api_port=api_port)
+    )
     keys = (
         "limit_kw",
         "peak_site_kw",

@@ -160,6 +160,37 @@ class StoreSettings(_Strict):
     fsync: bool = False
 
 
+class ApiToken(_Strict):
+    """One bearer token of the HTTP API: its name (audited as who), role and SHA-256."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    role: Literal["viewer", "manager", "admin"]
+    token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class ApiSettings(_Strict):
+    """The HTTP API and dashboard at http(s)://HOST:PORT/ (TLS with a certificate)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    tokens: list[ApiToken] = Field(default_factory=list)
+    tls_cert_file: Annotated[str, Field(min_length=1)] | None = None
+    tls_key_file: Annotated[str, Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        for key in ("tls_cert_file", "tls_key_file"):
+            path = getattr(self, key)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"api.{key}: no file at {path}")
+        if (self.tls_key_file is None) != (self.tls_cert_file is None):
+            raise ValueError("api.tls_cert_file and api.tls_key_file go together")
+        names = [t.name for t in self.tokens]
+        if len(set(names)) != len(names):
+            raise ValueError("api.tokens: names must differ (the audit log records them)")
+        return self
+
+
 class ChargerSettings(_Strict):
     """One charger: its rating, wiring and priority."""
 
@@ -218,8 +249,10 @@ class HeadroomConfig(_Strict):
     audit: AuditSettings | None = None
     store: StoreSettings | None = None
     telemetry: TelemetrySettings | None = None
+    api: ApiSettings | None = None
     groups: list[GroupSettings] = Field(default_factory=list)
     chargers: Annotated[list[ChargerSettings], Field(min_length=1)]
+    _charger_index: tuple[list[ChargerSettings], dict[str, ChargerSettings]] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -397,8 +430,11 @@ class HeadroomConfig(_Strict):
         return stale_s
 
     def charger(self, charger_id: str) -> ChargerSettings | None:
-        """The settings of a configured charger."""
-        return next((c for c in self.chargers if c.id == charger_id), None)
+        """The settings of a configured charger (a dict lookup: the loop asks per session)."""
+        index = self._charger_index
+        if index is None or index[0] is not self.chargers:  # model_copy may swap the list
+            index = self._charger_index = (self.chargers, {c.id: c for c in self.chargers})
+        return index[1].get(charger_id)
 
 
 def _location(loc: Sequence[int | str]) -> str:

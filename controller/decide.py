@@ -18,7 +18,9 @@ policy:
   draw is counted twice at worst, which errs on the safe side).
 * **The problem the policy solves** (:func:`build_problem`): the site node,
   one node per charger (its rating shared by its connectors) and one demand
-  per session, with the phases and maximum learned from the car.
+  per session, with the phases and maximum learned from the car. A limit set
+  by others (OCPP 2.0.1 NotifyChargingLimit) lowers the charger node's rating
+  (EVSE 0) or the session's maximum (one EVSE).
 
 The policy's answer is checked against the invariants before it is used; a
 broken answer is replaced by the fail-safe allocation and reported.
@@ -152,6 +154,8 @@ def _demand(
         max_a = min(max_a, session.belief.ev_max_a)
     if cap_a is not None:
         max_a = min(max_a, cap_a)
+    if session.external_limit_a is not None:  # set by others (2.0.1 NotifyChargingLimit)
+        max_a = min(max_a, max(session.external_limit_a, 0.0))
     return SessionDemand(
         connector_id=session.key,
         node=session.charger_id if charger else config.site.id,
@@ -214,8 +218,14 @@ def build_problem(
                 label=group.id,
             )
         )
+    external = snapshot.charger_limits_a  # whole-charger limits others set: the sum obeys
     nodes += [
-        LimitNode(id=c.id, parent=c.group or parent, max_current_a=c.max_current_a, label=c.id)
+        LimitNode(
+            id=c.id,
+            parent=c.group or parent,
+            max_current_a=min(c.max_current_a, max(external.get(c.id, c.max_current_a), 0.0)),
+            label=c.id,
+        )
         for c in config.chargers
     ]
     caps = caps_a or {}

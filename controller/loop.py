@@ -36,6 +36,7 @@ from controller.model import (
     ChargerBooted,
     ChargerDisconnected,
     Event,
+    ExternalLimitChanged,
     MeterFailed,
     MeterReading,
     Quality,
@@ -65,6 +66,8 @@ def is_urgent(event: Event, config: HeadroomConfig) -> bool:
     """True when the event must be decided on now rather than at the next tick."""
     match event:
         case SessionStarted() | SessionStopped() | ChargerBooted() | ChargerDisconnected():
+            return True
+        case ExternalLimitChanged():
             return True
         case MeterFailed():
             return True

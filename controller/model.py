@@ -124,6 +124,23 @@ class SessionNeeds:
 
 
 @dataclass(frozen=True, slots=True)
+class ExternalLimitChanged:
+    """A limit set on a charger by someone else (OCPP 2.0.1 NotifyChargingLimit): respect it.
+
+    ``evse_id`` 0 caps the charger as a whole (the sum of its connectors),
+    another the sessions on that EVSE. ``limit_a`` is amperes per phase;
+    ``None`` means the limit from ``source`` was cleared (ClearedChargingLimit).
+    ``source`` is who set it (``EMS``, ``SO``, ``CSO``, ``Other``).
+    """
+
+    charger_id: str
+    evse_id: int
+    at: float
+    limit_a: float | None
+    source: str = "Other"
+
+
+@dataclass(frozen=True, slots=True)
 class ChargerMeasurement:
     """MeterValues from one connector, already converted to A, W and Wh.
 
@@ -189,6 +206,7 @@ Event = (
     | SessionStarted
     | SessionStopped
     | SessionNeeds
+    | ExternalLimitChanged
     | ChargerMeasurement
     | MeterReading
     | MeterFailed

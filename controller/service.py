@@ -23,6 +23,7 @@ from controller.config import HeadroomConfig
 from controller.decide import Decision
 from controller.demand import DemandWindow
 from controller.dispatcher import Dispatcher
+from controller.live import LiveView
 from controller.loop import ControlLoop, StepTimes, is_urgent, over_limit
 from controller.meters import ModbusMeter
 from controller.meters.mqtt import MqttMeter
@@ -41,6 +42,7 @@ from controller.model import (
 )
 from controller.ocpp import OcppServer
 from controller.ocpp.server import tls_context
+from controller.operator import OperatorControl
 from controller.state import SiteSnapshot, SiteState
 from controller.store import StateStore
 from controller.telemetry import TelemetryPublisher
@@ -135,6 +137,12 @@ class SiteController:
             self._decided,
             self.demand if config.site.demand_target_kw is not None else None,
         )
+        self.live = LiveView(config.site.id)
+        """The latest picture and recent timeline, for the API and dashboard."""
+        self.operator = OperatorControl(
+            config, self.clock, self.reconfigure, self.store, self.audit
+        )
+        """Operator settings over the YAML config (limits, schedules, priorities)."""
         self._tasks: list[asyncio.Task[None]] = []
         self._helpers: set[asyncio.Task[None]] = set()
         self._metrics_server: WSGIServer | None = None
@@ -184,6 +192,7 @@ class SiteController:
 
     def _decided(self, decision: Decision, times: StepTimes, snapshot: SiteSnapshot) -> None:
         self.metrics.observe_decision(decision, times, snapshot)
+        self.live.on_decision(decision, self.clock.now())
         if self.audit is not None:
             self.audit.record_decision(decision, self.clock.now())
         if self.telemetry is not None:
@@ -193,6 +202,7 @@ class SiteController:
 
     def _commanded(self, result: CommandResult) -> None:
         self.metrics.observe_command(result)
+        self.live.on_command(result, self.clock.now())
         if self.audit is not None:
             self.audit.record_command(result, self.clock.now())
 
@@ -204,7 +214,10 @@ class SiteController:
     def sink(self, event: Event) -> None:
         """Where every adapter puts its events."""
         self.state.apply(event)
-        if isinstance(event, MeterReading) and event.meter_id == self._site_meter_id:
+        site_reading = isinstance(event, MeterReading) and event.meter_id == self._site_meter_id
+        if site_reading or not isinstance(event, MeterReading):  # the live view shows the grid
+            self.live.on_event(event, self.clock.now())
+        if isinstance(event, MeterReading) and site_reading:
             self.metrics.observe_reading(event)
             if event.quality is Quality.GOOD and event.power_w is not None:
                 self.demand.add(self.clock.now().timestamp(), event.power_w)
@@ -244,6 +257,7 @@ class SiteController:
 
     async def start(self) -> None:
         """Listen for chargers, start polling the meter and deciding."""
+        self.operator.load()
         await self.ocpp.start()
         if self.config.metrics is not None:
             m = self.config.metrics
@@ -258,6 +272,7 @@ class SiteController:
         self._tasks = [
             *(asyncio.create_task(m.run(), name=f"meter:{m.meter_id}") for m in self.meters),
             asyncio.create_task(self.loop.run(), name="loop"),
+            asyncio.create_task(self.operator.run(), name="operator"),
         ]
         if self.telemetry is not None:
             self._tasks.append(asyncio.create_task(self.telemetry.run(), name="telemetry"))

@@ -25,6 +25,7 @@ from controller.model import (
     ChargerMeasurement,
     ConnectorStatusChanged,
     Event,
+    ExternalLimitChanged,
     MeterFailed,
     MeterReading,
     PhaseValues,
@@ -59,6 +60,8 @@ class SessionView:
     """Departure, energy, EV limits and priority, as far as anyone has said."""
     draw_at_node_meter_a: Mapping[str, PhaseValues | None] = field(default_factory=dict)
     """The draw at the time of each group meter's last good reading, by node."""
+    external_limit_a: float | None = None
+    """The lowest limit others set on this EVSE (2.0.1 NotifyChargingLimit), A per phase."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,8 @@ class SiteSnapshot:
     booted: frozenset[str]
     meters: Mapping[str, MeterView] = field(default_factory=dict)
     """Every metered node's view, by node id (the site's is also ``meter``)."""
+    charger_limits_a: Mapping[str, float] = field(default_factory=dict)
+    """Limits others set on whole chargers (2.0.1 NotifyChargingLimit on EVSE 0), A per phase."""
 
 
 HISTORY = 8  # measurements kept per connector: enough to line one up with the meter reading
@@ -119,6 +124,13 @@ class _Charger:
     connected: bool = False
     booted: bool = False
     connectors: dict[int, _Connector] = field(default_factory=dict)
+    external_limits_a: dict[tuple[int, str], float] = field(default_factory=dict)
+    """By (EVSE, source): limits set by others; they hold until cleared, across reconnects."""
+
+    def external_limit_a(self, evse_id: int) -> float | None:
+        """The lowest limit in force on ``evse_id`` (0 = the whole charger)."""
+        limits = [a for (evse, _), a in self.external_limits_a.items() if evse == evse_id]
+        return min(limits) if limits else None
 
     def connector(self, connector_id: int) -> _Connector:
         return self.connectors.setdefault(connector_id, _Connector())
@@ -192,6 +204,12 @@ class SiteState:
             case SessionNeeds():
                 connector = self._charger(event.charger_id).connector(event.connector_id)
                 connector.needs = merge_needs(connector.needs, event)
+            case ExternalLimitChanged():
+                limits = self._charger(event.charger_id).external_limits_a
+                if event.limit_a is None:
+                    limits.pop((event.evse_id, event.source), None)
+                else:
+                    limits[(event.evse_id, event.source)] = event.limit_a
             case ChargerMeasurement():
                 self._measure(event)
 
@@ -282,6 +300,7 @@ class SiteState:
                             if node != self._site_node
                         },
                         needs=c.needs,
+                        external_limit_a=charger.external_limit_a(conn_id),
                     )
                 )
         return SiteSnapshot(
@@ -291,4 +310,9 @@ class SiteState:
             connected=frozenset(c for c, s in self._chargers.items() if s.connected),
             booted=frozenset(c for c, s in self._chargers.items() if s.booted),
             meters=meters,
+            charger_limits_a={
+                cid: limit
+                for cid, charger in self._chargers.items()
+                if (limit := charger.external_limit_a(0)) is not None
+            },
         )

@@ -45,20 +45,26 @@ class ChargerOwner(Protocol):
         ...
 
 
-class ChargerSide(ChargePoint):  # type: ignore[misc]  # the ocpp library is untyped
-    """The library's ChargePoint, answering the central system's CALLs for its owner."""
+class QuirkyReceiver:
+    """The receive path of a simulated charger of either version: holds back or drops commands.
 
-    def __init__(self, owner: ChargerOwner, connection: ClientConnection, timeout_s: float):
-        super().__init__(owner.charger_id, connection, response_timeout=timeout_s)
+    Mixed in before the library's ChargePoint; the owner has ``quirks``.
+    """
+
+    _owner: Any
+    _late: set[asyncio.Task[None]]
+    _log: Any
+
+    def _init_quirks(self, owner: Any) -> None:
         self._owner = owner
-        self._late: set[asyncio.Task[None]] = set()
+        self._late = set()
         self._log = structlog.get_logger(__name__).bind(charger_id=owner.charger_id)
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         """Route a frame, holding back or dropping commands as the owner's quirks say."""
         quirks = self._owner.quirks
         if not _is_call(raw_msg) or not (quirks.silent_to_commands or quirks.slow_ack_s > 0):
-            await super().route_message(raw_msg)
+            await super().route_message(raw_msg)  # type: ignore[misc]  # the library's
         elif quirks.silent_to_commands:
             self._log.info("sim_command_ignored", quirk="silent_to_commands")
         else:  # answer later, without holding up the answers to our own CALLs meanwhile
@@ -77,7 +83,15 @@ class ChargerSide(ChargePoint):  # type: ignore[misc]  # the ocpp library is unt
     async def _answer_late(self, raw_msg: str | bytes, delay_s: float) -> None:
         """Route a command after ``delay_s``."""
         await asyncio.sleep(delay_s)
-        await super().route_message(raw_msg)
+        await super().route_message(raw_msg)  # type: ignore[misc]  # the library's
+
+
+class ChargerSide(QuirkyReceiver, ChargePoint):  # type: ignore[misc]  # the library is untyped
+    """The library's ChargePoint, answering the central system's CALLs for its owner."""
+
+    def __init__(self, owner: ChargerOwner, connection: ClientConnection, timeout_s: float):
+        super().__init__(owner.charger_id, connection, response_timeout=timeout_s)
+        self._init_quirks(owner)
 
     @on_action(Action.set_charging_profile)
     def _on_set_charging_profile(

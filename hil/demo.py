@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from controller.service import SiteController
 from hil.results import finite
 from hil.runner import run_scenario
 from hil.scenario import Scenario, parse_scenario
@@ -87,16 +89,47 @@ def demo_scenario(chargers: int = 10, duration_s: float = 60.0, seed: int = 1) -
     )
 
 
+def _dashboard(
+    port: int, out: Callable[[str], None]
+) -> Callable[[SiteController], AbstractAsyncContextManager[object]]:
+    """Serve the API and dashboard for the demo's controller, with a fresh manager token."""
+    from controller.api.auth import TokenBook, new_token, sha256_hex
+    from controller.api.server import ApiServer
+    from controller.config import ApiSettings
+
+    token = new_token()
+
+    @asynccontextmanager
+    async def serve(controller: SiteController) -> AsyncIterator[object]:
+        book = TokenBook([("demo-manager", "manager", sha256_hex(token))])
+        server = ApiServer(ApiSettings(port=port), {controller.config.site.id: controller}, book)
+        await server.start()
+        out(f"dashboard: {server.url}#token={token}")
+        try:
+            yield server
+        finally:
+            await server.stop()
+
+    return serve
+
+
 async def run_demo(
     chargers: int = 10,
     duration_s: float = 60.0,
     report_path: str | Path | None = None,
     seed: int = 1,
     out: Callable[[str], None] = print,
+    api_port: int | None = None,
 ) -> dict[str, Any]:
-    """Run the demo site and return (and optionally write) the report."""
+    """Run the demo site and return (and optionally write) the report.
+
+    With ``api_port`` the API and dashboard are served on 127.0.0.1 with a
+    manager token made for this run; the URL to open (token in its fragment) is
+    printed.
+    """
     scenario = demo_scenario(chargers, duration_s, seed)
-    result = await run_scenario(scenario, out=out)
+    serve = None if api_port is None else _dashboard(api_port, out)
+    result = await run_scenario(scenario, out=out, serve=serve)
     report = dict(result.kpis)
     report.update(
         {

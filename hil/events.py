@@ -87,18 +87,17 @@ class ChargerConnection(_Event):
 
 
 class LimitChange(_Event):
-    """The facility manager changes the site limit: needs the limits API of issue 7."""
+    """The facility manager changes the site limit (the running controller is reconfigured)."""
 
     event: Literal["limit"]
-    max_current_a: float | None = None
-    max_power_kw: float | None = None
+    max_current_a: Annotated[float, Field(gt=0)] | None = None
+    max_power_kw: Annotated[float, Field(gt=0)] | None = None
 
     @model_validator(mode="after")
-    def _unsupported(self) -> Self:
-        raise ValueError(
-            "not supported yet: changing the limit during a run needs the controller's "
-            "limits API (issue 7); a restart would drop every running session"
-        )
+    def _some_limit(self) -> Self:
+        if self.max_current_a is None and self.max_power_kw is None:
+            raise ValueError("give max_current_a, max_power_kw or both")
+        return self
 
 
 Event = Annotated[

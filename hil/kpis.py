@@ -54,6 +54,12 @@ class Sample:
     available_w: float
     charging: int
     mode: str = ""
+    limit: SiteLimit | None = None
+    """The limit in force at ``t`` when the facility manager changed it during the run."""
+
+    def limit_or(self, run_limit: SiteLimit) -> SiteLimit:
+        """The limit this sample is judged against."""
+        return self.limit or run_limit
 
 
 def available_power_w(
@@ -148,7 +154,7 @@ def summarize(
     available_j = sum(s.available_w for s in samples) * dt_s
     intervals: list[dict[str, float]] = []
     for s in samples:
-        if not over_limit(limit, s.site_a):
+        if not over_limit(s.limit_or(limit), s.site_a):
             continue
         before = [d for d in disturbances if d <= s.t]
         since = s.t - max(before) if before else float("inf")
@@ -164,11 +170,11 @@ def summarize(
                     "peak_a": max(s.site_a),
                 }
             )
-    over_s = sum(1 for s in samples if over_limit(limit, s.site_a)) * dt_s
+    over_s = sum(1 for s in samples if over_limit(s.limit_or(limit), s.site_a)) * dt_s
     unexplained = [
         s
         for s in samples
-        if over_limit(limit, s.site_a)
+        if over_limit(s.limit_or(limit), s.site_a)
         and s.t - max((d for d in disturbances if d <= s.t), default=-1e9) > allowance_s
     ]
     return RunSummary(
@@ -224,9 +230,11 @@ def limit_use(limit: SiteLimit, samples: Sequence[Sample], short_share: float = 
     utilisation would starve the 1-phase cars.
     """
     uses = []
+    run_limit = limit
     for s in samples:
         if s.available_w - s.ev_power_w <= short_share * s.available_w:
             continue
+        limit = s.limit_or(run_limit)
         use = 0.0
         if limit.max_current_a is not None:
             use = max(s.site_a) / (limit.max_current_a - limit.margin_a)

@@ -31,7 +31,7 @@ def overshoot(limit: SiteLimit, samples: Sequence[Sample], dt_s: float) -> dict[
     peak_w = 0.0
     energy_j = 0.0
     for s in samples:
-        over_a, over_w = over_amounts(limit, s.site_a)
+        over_a, over_w = over_amounts(s.limit_or(limit), s.site_a)
         peak_a = [max(p, o) for p, o in zip(peak_a, over_a, strict=True)]
         peak_w = max(peak_w, over_w)
         energy_j += max(over_w, sum(over_a) * limit.voltage_v) * dt_s
@@ -58,11 +58,17 @@ def recovery_times(
     for i, at_s in enumerate(times):
         end_s = times[i + 1] if i + 1 < len(times) else float("inf")
         window = [s for s in samples if at_s <= s.t < end_s]
-        last_over = next((s for s in reversed(window) if over_limit(limit, s.site_a)), None)
+        last_over = next(
+            (s for s in reversed(window) if over_limit(s.limit_or(limit), s.site_a)), None
+        )
         recover: float | None = 0.0
         if last_over is not None:
             under = next(
-                (s for s in samples if s.t > last_over.t and not over_limit(limit, s.site_a)),
+                (
+                    s
+                    for s in samples
+                    if s.t > last_over.t and not over_limit(s.limit_or(limit), s.site_a)
+                ),
                 None,
             )
             recover = None if under is None else round(under.t - at_s, 3)

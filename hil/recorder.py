@@ -41,6 +41,14 @@ class Recorder:
     connectors: dict[str, ConnectorSeries] = field(default_factory=dict)
     events: list[tuple[float, str]] = field(default_factory=list)
     disturbances: list[float] = field(default_factory=list)
+    changed_limit: SiteLimit | None = None
+    """The limit in force since the facility manager last changed it (``None``: the run's)."""
+    limit_changes: list[tuple[float, SiteLimit]] = field(default_factory=list)
+
+    def change_limit(self, t: float, limit: SiteLimit) -> None:
+        """The facility manager set ``limit`` at ``t``: later samples are judged against it."""
+        self.changed_limit = limit
+        self.limit_changes.append((t, limit))
 
     def event(self, t: float, label: str, disturbance: bool = True) -> None:
         """Note an event for the report (and, by default, as a disturbance for the KPIs)."""
@@ -68,9 +76,10 @@ class Recorder:
             site_a=(base[0] + chargers[0], base[1] + chargers[1], base[2] + chargers[2]),
             base_a=base,
             ev_power_w=sum(chargers) * rig.site.voltage_v,
-            available_w=available_power_w(self.limit, base, demands, groups),
+            available_w=available_power_w(self.changed_limit or self.limit, base, demands, groups),
             charging=sum(1 for p in rig.plugs.values() if p.ev.current_a() > 0.5),
             mode=decision.mode.value if decision is not None else "",
+            limit=self.changed_limit,
         )
         self.samples.append(sample)
         return sample
@@ -111,6 +120,14 @@ class Recorder:
             "limit_kw": None if self.limit.max_power_w is None else self.limit.max_power_w / 1000,
             "margin_a": self.limit.margin_a,
             "voltage_v": self.limit.voltage_v,
+            "limit_changes": [
+                {
+                    "t": round(t, 3),
+                    "limit_a": lim.max_current_a,
+                    "limit_kw": None if lim.max_power_w is None else lim.max_power_w / 1000,
+                }
+                for t, lim in self.limit_changes
+            ],
             "connectors": {
                 key: {
                     "t": c.t,

@@ -11,6 +11,7 @@ events are vertical lines across all three, labelled on top.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,19 @@ def _modes(ax: Axes, t: Sequence[float], modes: Sequence[str], dt_s: float) -> N
             ax.axvspan(t[i], t[i] + dt_s, color=MODE_COLORS[mode], linewidth=0, zorder=0)
 
 
+def _limit_over_time(series: dict[str, Any], key: str) -> list[float]:
+    """The limit ``key`` (``limit_a``, ``limit_kw``) at each sample, after the run's changes.
+
+    NaN where there is no such limit (matplotlib leaves a gap).
+    """
+    value, changes, i, values = series[key], series.get("limit_changes", []), 0, []
+    for t in series["t"]:
+        while i < len(changes) and changes[i]["t"] <= t:
+            value, i = changes[i][key], i + 1
+        values.append(math.nan if value is None else float(value))
+    return values
+
+
 def _current_panel(ax: Axes, series: dict[str, Any]) -> None:
     t = series["t"]
     _modes(ax, t, series["mode"], series["dt_s"])
@@ -115,10 +129,19 @@ def _current_panel(ax: Axes, series: dict[str, Any]) -> None:
         color = PHASE_COLORS[p]
         ax.plot(t, [a[p] for a in series["site_a"]], color=color, lw=1.4, label=f"site L{p + 1}")
         ax.plot(t, [a[p] for a in series["base_a"]], color=color, lw=0.8, ls=":", alpha=0.8)
-    if series["limit_a"] is not None:
-        ax.axhline(series["limit_a"], color="red", lw=1.6, label="current limit")
-        margin_a = series["limit_a"] - series["margin_a"]
-        ax.axhline(margin_a, color="red", lw=0.8, ls="--", label="limit − margin")
+    limit_a = _limit_over_time(series, "limit_a")
+    if not all(math.isnan(a) for a in limit_a):
+        ax.plot(t, limit_a, color="red", lw=1.6, drawstyle="steps-post", label="current limit")
+        margin_a = [a - series["margin_a"] for a in limit_a]
+        ax.plot(
+            t,
+            margin_a,
+            color="red",
+            lw=0.8,
+            ls="--",
+            drawstyle="steps-post",
+            label="limit − margin",
+        )
     ax.set_ylabel("site current per phase (A)\n(dotted: base load)")
     ax.legend(loc="lower right", fontsize=7, ncol=5)
 
@@ -129,8 +152,9 @@ def _power_panel(ax: Axes, series: dict[str, Any]) -> None:
     ax.plot(t, [w / 1000 for w in series["ev_power_w"]], color="tab:green", lw=1.1, label="EVs")
     available = [w / 1000 for w in series["available_w"]]
     ax.plot(t, available, color="tab:green", lw=0.9, ls="--", label="EVs could take")
-    if series["limit_kw"] is not None:
-        ax.axhline(series["limit_kw"], color="red", lw=1.6, label="power limit")
+    limit_kw = _limit_over_time(series, "limit_kw")
+    if not all(math.isnan(kw) for kw in limit_kw):
+        ax.plot(t, limit_kw, color="red", lw=1.6, drawstyle="steps-post", label="power limit")
     ax.set_ylabel("power (kW)")
     ax.legend(loc="lower right", fontsize=7, ncol=4)
 

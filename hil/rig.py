@@ -22,11 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast, get_args
 
-from controller.config import ChargerSettings
+from controller.config import ChargerSettings, SiteLimits
 from controller.service import SiteController
 from hil.charge_point import SimulatedChargePoint
 from hil.devices import BaseLoad, base_load, build_ev
 from hil.ev import EV
+from hil.kpis import SiteLimit
 from hil.meter import Fault, MeterValues, SimulatedMeter
 from hil.scenario import Scenario, SimCharger
 from hil.site import SimulatedSite, WiredCharger
@@ -200,6 +201,20 @@ class SimRig:
         await cp.unplug(connector_id)
         plug.departed_s = self.elapsed_s()
         self.finished.append(plug)
+
+    def change_limit(self, max_current_a: float | None, max_power_kw: float | None) -> SiteLimit:
+        """Set the site limit the running controller works to; the limit to judge it by.
+
+        What the facility manager does through the API, applied in-process: the
+        values given replace the config's, the others stay.
+        """
+        config = self.controller.config
+        given = {"max_current_a": max_current_a, "max_power_kw": max_power_kw}
+        site = SiteLimits.model_validate(
+            {**config.site.model_dump(), **{k: v for k, v in given.items() if v is not None}}
+        )
+        self.controller.reconfigure(config.model_copy(update={"site": site}))
+        return SiteLimit(site.max_current_a, site.max_power_w, site.safety_margin_a, site.voltage_v)
 
     def _site_action(self, action: Action) -> None:
         if action.kind == "base_load":

@@ -23,10 +23,12 @@ import contextlib
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from controller.errors import ConfigError
 from controller.logs import configure_logging
+from controller.service import SiteController
 from hil.assertions import judge
 from hil.kpis import SiteLimit
 from hil.recorder import SAMPLE_S, Recorder, status_line
@@ -58,15 +60,22 @@ async def run_scenario(
     policy: str | None = None,
     report_dir: Path | None = None,
     out: Out = print,
+    serve: Callable[[SiteController], AbstractAsyncContextManager[object]] | None = None,
 ) -> ScenarioResult:
-    """Run ``scenario`` (under ``policy`` if given) in real time; report into ``report_dir``."""
+    """Run ``scenario`` (under ``policy`` if given) in real time; report into ``report_dir``.
+
+    ``serve`` is entered with the running controller for the drive (the demo's API).
+    """
     rig = SimRig(scenario, policy)
     recorder = Recorder(site_limit(scenario), SAMPLE_S)
     await rig.start()
     try:
         chosen = rig.controller.config.control.policy
         out(f"scenario {scenario.name} · policy {chosen} · {scenario.duration_s:g} s")
-        await _drive(rig, expand(scenario), recorder, scenario, out)
+        async with contextlib.AsyncExitStack() as stack:
+            if serve is not None:
+                await stack.enter_async_context(serve(rig.controller))
+            await _drive(rig, expand(scenario), recorder, scenario, out)
         plugs = [*rig.finished, *rig.plugs.values()]
         commands = rig.controller.dispatcher.sent
         controller: dict[str, object] = {
@@ -133,6 +142,9 @@ async def _timeline_loop(
         while pending and pending[0].at_s <= t:
             action = pending.popleft()
             recorder.event(t, action.label, disturbance=not action.charger_id)
+            if action.kind == "limit":  # the manager's change: the run is judged by it from now
+                recorder.change_limit(t, rig.change_limit(action.limit_a, action.limit_kw))
+                continue
             tasks.add(asyncio.create_task(_act(rig, action, recorder)))
         sample = recorder.take(rig)
         if t >= next_judge:

@@ -26,7 +26,7 @@ class Action:
     """One thing the runner does at ``at_s``; ``charger_id`` is empty for site-wide ones."""
 
     at_s: float
-    kind: str  # arrive, depart, base_load, meter_fault, charger_offline, charger_online
+    kind: str  # arrive, depart, base_load, meter_fault, charger_offline, charger_online, limit
     label: str
     charger_id: str = ""
     connector_id: int = 1
@@ -39,6 +39,8 @@ class Action:
     mode: str = ""
     delay_s: float = 0.0
     reboot: bool = False
+    limit_a: float | None = None
+    limit_kw: float | None = None
 
 
 def charger_ids(event: Arrive | Depart, scenario: Scenario) -> list[str]:
@@ -98,6 +100,18 @@ def _site_action(event: BaseLoadChange | MeterFault | ChargerConnection) -> Acti
     return Action(event.at_s, event.event, label, event.charger, reboot=event.reboot)
 
 
+def _limit_change(event: LimitChange) -> Action:
+    given = [f"{event.max_current_a:g} A"] if event.max_current_a is not None else []
+    given += [f"{event.max_power_kw:g} kW"] if event.max_power_kw is not None else []
+    return Action(
+        event.at_s,
+        "limit",
+        f"limit set to {' / '.join(given)}",
+        limit_a=event.max_current_a,
+        limit_kw=event.max_power_kw,
+    )
+
+
 def expand(scenario: Scenario) -> list[Action]:
     """Every action of the run, in time order (stable for actions at the same instant)."""
     actions: list[Action] = []
@@ -109,7 +123,7 @@ def expand(scenario: Scenario) -> list[Action]:
                 _departure(event.at_s, cid, event.connector) for cid in charger_ids(event, scenario)
             ]
         elif isinstance(event, LimitChange):
-            continue  # refused at validation; kept out of the runner
+            actions.append(_limit_change(event))
         else:
             actions.append(_site_action(event))
     return sorted(actions, key=lambda a: a.at_s)

@@ -18,6 +18,7 @@ from controller.model import ChargerLink, Event
 from controller.ocpp.server import OcppServer
 from controller.ocpp.v16 import ChargePointConnection
 from hil.charge_point import SimulatedChargePoint
+from hil.charge_point_201 import SimulatedStation
 
 KNOWN = frozenset({"cp-1", "cp-2", "raw-1"})
 E = TypeVar("E")
@@ -40,6 +41,14 @@ class Site:
     async def charger(self, charger_id: str = "cp-1", **kwargs: Any) -> SimulatedChargePoint:
         """A started simulated charge point, booted and known to the server."""
         sim = SimulatedChargePoint(charger_id, self.url, **kwargs)
+        await sim.start()
+        self.sims.append(sim)
+        await wait_until(lambda: self.server.link(charger_id) is not None)
+        return sim
+
+    async def station(self, charger_id: str = "cp-1", **kwargs: Any) -> SimulatedStation:
+        """A started simulated OCPP 2.0.1 station, booted and known to the server."""
+        sim = SimulatedStation(charger_id, self.url, **kwargs)
         await sim.start()
         self.sims.append(sim)
         await wait_until(lambda: self.server.link(charger_id) is not None)

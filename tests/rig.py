@@ -12,6 +12,7 @@ from typing import Any
 from controller.config import HeadroomConfig, parse_config
 from controller.service import SiteController
 from hil.charge_point import SimulatedChargePoint
+from hil.charge_point_201 import SimulatedStation
 from hil.meter import SimulatedMeter
 from hil.quirks import Quirks
 from hil.site import SimulatedSite, WiredCharger
@@ -24,6 +25,7 @@ def config_for(
     audit_path: str | None = None,
     telemetry: tuple[str, int] | None = None,
     site_keys: dict[str, Any] | None = None,
+    config_keys: dict[str, Any] | None = None,
     **control: Any,
 ) -> HeadroomConfig:
     """A 3-phase 63 A site with fast timings so the tests run in seconds."""
@@ -50,6 +52,7 @@ def config_for(
             "ocpp": {"host": "127.0.0.1", "port": 0, "call_timeout_s": 2},
             "meter": {"host": "127.0.0.1", "port": meter_port, "poll_interval_s": 0.25},
             "chargers": [{"id": f"cp-{i}", "max_current_a": 32} for i in range(chargers)],
+            **(config_keys or {}),
         }
     )
 
@@ -73,20 +76,29 @@ async def rig(
     telemetry: tuple[str, int] | None = None,
     site_keys: dict[str, Any] | None = None,
     quirks: dict[int, Quirks] | None = None,
+    ocpp201: frozenset[int] = frozenset(),
+    config_keys: dict[str, Any] | None = None,
     **control: Any,
 ) -> AsyncIterator[Rig]:
-    """Start meter, controller and chargers; stop all of them afterwards."""
+    """Start meter, controller and chargers; stop all of them afterwards.
+
+    The chargers whose index is in ``ocpp201`` speak OCPP 2.0.1, the others 1.6J.
+    """
     base_a = [10.0, 10.0, 10.0]
     site = SimulatedSite(lambda _t: (base_a[0], base_a[1], base_a[2]), [], time.monotonic)
     meter = SimulatedMeter(source=site.meter_values)
     await meter.start()
     controller = SiteController(
-        config_for(meter.port, chargers, metrics, audit_path, telemetry, site_keys, **control)
+        config_for(
+            meter.port, chargers, metrics, audit_path, telemetry, site_keys, config_keys, **control
+        )
     )
     await controller.start()
     url = f"ws://127.0.0.1:{controller.ocpp.port}/ocpp"
     cps = [
-        SimulatedChargePoint(f"cp-{i}", url, meter_interval_s=0.25, quirks=(quirks or {}).get(i))
+        (SimulatedStation if i in ocpp201 else SimulatedChargePoint)(
+            f"cp-{i}", url, meter_interval_s=0.25, quirks=(quirks or {}).get(i)
+        )
         for i in range(chargers)
     ]
     site.chargers.extend(WiredCharger(cp) for cp in cps)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from controller.cli import main
-from controller.config import load_config, parse_config
+from controller.config import HeadroomConfig, load_config, parse_config
 from controller.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,3 +173,19 @@ def test_meter_map_must_be_known_or_a_valid_file(tmp_path: Path) -> None:
     data["meter"] = {"host": "127.0.0.1", "map_file": str(bad)}
     [problem] = problems(data)
     assert problem.startswith("meter: meter.map_file")
+
+
+def test_charger_lookup_follows_a_copy_with_other_chargers() -> None:
+    config = HeadroomConfig.model_validate(
+        {
+            "site": {"id": "depot", "max_current_a": 63},
+            "meter": {"host": "127.0.0.1"},
+            "chargers": [{"id": "cp-1"}, {"id": "cp-2", "max_current_a": 16}],
+        }
+    )
+    assert config.charger("cp-2") is not None
+    assert config.charger("cp-2").max_current_a == 16.0  # type: ignore[union-attr]
+    assert config.charger("cp-9") is None
+    fewer = config.model_copy(update={"chargers": [config.chargers[0]]})
+    assert fewer.charger("cp-2") is None
+    assert config.charger("cp-2") is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from hil.kpis import (
     limit_use,
     peak_mean_kw,
     peak_window_s,
+    summarize,
 )
 from hil.overshoot import overshoot, recovery_times
 from hil.scenario import CsvLoad, load_scenario, parse_scenario
@@ -100,8 +102,8 @@ def test_every_library_scenario_is_valid(path: Path) -> None:
         (lambda d: d["timeline"][0].update(connector=2), "timeline[0].connector: cp-01 has 1"),
         (lambda d: d["timeline"][0].update(departure_s=0.5), "timeline[0].departure_s: must be"),
         (
-            lambda d: d["timeline"].append({"at_s": 5, "event": "limit", "max_current_a": 40}),
-            "timeline[1].limit: not supported yet",
+            lambda d: d["timeline"].append({"at_s": 5, "event": "limit"}),
+            "timeline[1].limit: give max_current_a, max_power_kw or both",
         ),
         (
             lambda d: d["timeline"].append({"at_s": 5, "event": "meter_fault", "mode": "fire"}),
@@ -267,6 +269,30 @@ def test_overshoot_by_hand() -> None:
     assert result["peak_over_limit_a_per_phase"] == [4.0, 0.0, 0.0]
     assert result["peak_over_limit_kw"] == 0.0  # no power limit
     assert result["energy_over_limit_kwh"] == pytest.approx(1150 / 3.6e6, abs=1e-6)
+
+
+def test_samples_after_a_limit_change_are_judged_by_the_new_limit() -> None:
+    """The manager cuts 100 A to 80 A at 2 s: 90 A is fine before, 10 A over after; the cut is
+    the disturbance, so the site recovers 2 s after it."""
+    cut = SiteLimit(max_current_a=80.0, max_power_w=None, margin_a=2.0, voltage_v=230.0)
+    run = [
+        dataclasses.replace(s, limit=cut if s.t >= 2 else None)
+        for s in samples(90, 90, 90, 90, 75, 75)
+    ]
+    assert overshoot(LIMIT, run, 1.0)["peak_over_limit_a"] == 10.0
+    assert recovery_times(LIMIT, run, [2.0], 1.0) == [{"at_s": 2.0, "recover_s": 2.0}]
+    summary = summarize(run, LIMIT, 1.0, [2.0], allowance_s=0.5)
+    assert summary.seconds_over_limit == 2.0
+    assert summary.seconds_over_limit_unexplained == 1.0  # the sample at 3 s, 1 s after the cut
+
+
+def test_a_limit_event_becomes_a_limit_action() -> None:
+    """A scenario's limit change reaches the runner with the values it gave."""
+    data = copy.deepcopy(MINIMAL)
+    data["timeline"].append({"at_s": 5, "event": "limit", "max_power_kw": 50})
+    (action,) = [a for a in expand(parse_scenario(data)) if a.kind == "limit"]
+    assert (action.at_s, action.limit_a, action.limit_kw) == (5, None, 50.0)
+    assert action.label == "limit set to 50 kW"
 
 
 def test_power_overshoot_counts_the_larger_excess() -> None:

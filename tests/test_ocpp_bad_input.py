@@ -43,6 +43,8 @@ PROPERTY = ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
 TYPE = ErrorCode.TYPE_CONSTRAINT_VIOLATION
 
 # frame sent → (error code, unique id of the CALLERROR)
+SAMPLE = {"timestamp": "2026-11-21T18:00:00Z", "sampledValue": [{"value": "7.5"}]}
+
 BAD_FRAMES: dict[str, tuple[str | bytes, ErrorCode, str]] = {
     "not JSON": ("this is not json", FORMATION, "-1"),
     "truncated JSON": ('[2, "m-1", "Heartbeat", {', FORMATION, "-1"),
@@ -84,6 +86,16 @@ BAD_FRAMES: dict[str, tuple[str | bytes, ErrorCode, str]] = {
     "empty list": (
         call_frame("MeterValues", {"connectorId": 1, "meterValue": []}),
         ErrorCode.OCCURENCE_CONSTRAINT_VIOLATION,
+        "m-1",
+    ),
+    "meter values of the wrong type": (
+        call_frame("MeterValues", {"connectorId": "one", "meterValue": [SAMPLE]}),
+        TYPE,
+        "m-1",
+    ),
+    "meter values without a timestamp": (
+        call_frame("MeterValues", {"connectorId": 1, "meterValue": [{"sampledValue": []}]}),
+        ErrorCode.PROTOCOL_ERROR,
         "m-1",
     ),
 }

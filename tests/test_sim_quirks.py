@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from ocpp.v16 import call
 from structlog.testing import capture_logs
 
 from controller.model import (
@@ -28,6 +28,7 @@ from controller.model import (
     SessionStarted,
 )
 from controller.ocpp.profiles import set_charging_profile_payload
+from controller.ocpp.v16 import ChargePointConnection
 from hil.charge_point import SimulatedChargePoint
 from hil.ev import EV
 from hil.quirks import Quirks
@@ -53,21 +54,21 @@ def tx(transaction_id: int, limit_a: float = 8.0) -> ProfileCommand:
     )
 
 
-def in_watts(command: ProfileCommand, limit_w: float) -> call.SetChargingProfile:
-    """The SetChargingProfile request for ``command``, but with a limit in W."""
+def in_watts(command: ProfileCommand, limit_w: float) -> dict[str, Any]:
+    """The SetChargingProfile payload for ``command``, but with a limit in W."""
     payload = set_charging_profile_payload(command, datetime.now(UTC))
     schedule = payload["csChargingProfiles"]["chargingSchedule"]
     schedule["chargingRateUnit"] = "W"
     schedule["chargingSchedulePeriod"] = [{"startPeriod": 0, "limit": limit_w, "numberPhases": 3}]
-    return call.SetChargingProfile(
-        connector_id=payload["connectorId"], cs_charging_profiles=payload["csChargingProfiles"]
-    )
+    return payload
 
 
 async def send_watts(site: Site, limit_w: float) -> str:
     """Send a W TxDefaultProfile to cp-1; the status it answers."""
-    answer = await site.link().call(in_watts(default(), limit_w), suppress=False)
-    return str(answer.status)
+    link = site.link()
+    assert isinstance(link, ChargePointConnection)
+    answer = await link.request("SetChargingProfile", in_watts(default(), limit_w), timeout_s=5)
+    return str(answer["status"])
 
 
 def kinds(site: Site, since: int = 0) -> list[str]:

@@ -5,6 +5,10 @@
   keeps one live link each.
 - :mod:`controller.ocpp.v16` — :class:`ChargePointConnection`, one OCPP 1.6J
   connection: wire messages to domain events, and the :class:`ChargerLink` port.
+- :mod:`controller.ocpp.v201` — :class:`ChargingStationConnection`, the same for
+  OCPP 2.0.1; its handlers in :mod:`controller.ocpp.handlers201`, its payloads
+  (pure) in :mod:`controller.ocpp.wire201`, its transaction ids in
+  :mod:`controller.ocpp.transactions`.
 - :mod:`controller.ocpp.router` — the receive path that survives bad input.
 - :mod:`controller.ocpp.rpc` — pure: OCPP-J frames judged, and the CALLERROR for each fault.
 - :mod:`controller.ocpp.auth` — pure: charger passwords hashed and verified.
@@ -17,9 +21,11 @@ from controller.ocpp.measurands import MeasurementFields, parse_meter_values
 from controller.ocpp.profiles import floor_limit, set_charging_profile_payload
 from controller.ocpp.server import OcppServer, tls_context
 from controller.ocpp.v16 import ChargePointConnection
+from controller.ocpp.v201 import ChargingStationConnection
 
 __all__ = [
     "ChargePointConnection",
+    "ChargingStationConnection",
     "MeasurementFields",
     "OcppServer",
     "check_password_hash",

@@ -1,4 +1,4 @@
-"""OCPP 1.6 ``MeterValues`` entries converted to A, W, Wh and percent (pure).
+"""OCPP 1.6 and 2.0.1 ``MeterValues`` entries converted to A, W, Wh and percent (pure).
 
 This module owns the reading rules: which sample set counts (the latest by
 timestamp), the defaults the spec gives when a field is absent (measurand
@@ -6,6 +6,11 @@ timestamp), the defaults the spec gives when a field is absent (measurand
 (kW → W, kWh → Wh), and per-phase versus total values. A value that is not a
 finite number is skipped and the reason collected, never raised: one bad
 sample must not hide the good ones.
+
+OCPP 2.0.1 writes the unit as ``unitOfMeasure`` (``unit`` and a power-of-ten
+``multiplier``, default 0) and the value as a JSON number; 1.6 writes ``unit``
+and a string. Both are read; a 2.0.1 ``signedMeterValue`` beside a plain
+value does not stop the plain value from being read.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from controller.model import PhaseValues
@@ -117,9 +123,17 @@ def _sample(raw: dict[str, Any], problems: list[str]) -> _Sample | None:
     if measurand not in _UNITS:
         return None  # voltage, frequency, temperature...: not used by the controller
     default_unit, scales = _UNITS[measurand]
-    unit = raw.get("unit", default_unit)
+    unit_of_measure = raw.get("unitOfMeasure")
+    if isinstance(unit_of_measure, dict):  # OCPP 2.0.1
+        unit = unit_of_measure.get("unit", default_unit)
+        multiplier = unit_of_measure.get("multiplier", 0)
+    else:
+        unit, multiplier = raw.get("unit", default_unit), 0
     if unit not in scales:
         problems.append(f"{measurand}: unit {unit!r} not understood")
+        return None
+    if isinstance(multiplier, bool) or not isinstance(multiplier, int):
+        problems.append(f"{measurand}: multiplier {multiplier!r} is not an integer")
         return None
     if raw.get("format") == "SignedData":
         problems.append(f"{measurand}: signed data is not read")
@@ -131,12 +145,13 @@ def _sample(raw: dict[str, Any], problems: list[str]) -> _Sample | None:
     phase = raw.get("phase")
     if phase is not None and phase not in _PHASES:
         return None  # neutral or line-to-line: not a line's import
-    return _Sample(measurand, None if phase is None else _PHASES[phase], value * scales[unit])
+    scale = scales[unit] * 10.0**multiplier
+    return _Sample(measurand, None if phase is None else _PHASES[phase], value * scale)
 
 
 def _number(raw: object) -> float | None:
     """A finite float from a spec string (or a number a lenient charger sent)."""
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
         return None
     try:
         value = float(raw)

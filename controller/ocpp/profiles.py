@@ -63,14 +63,14 @@ def set_charging_profile_payload(
     }
     if command.purpose is ProfilePurpose.TX:
         profile["transactionId"] = command.transaction_id
-    schedule = _schedule(command, now, skew_s, rate_unit, voltage_v)
+    schedule = charging_schedule(command, now, skew_s, rate_unit, voltage_v)
     if command.lease_s is not None:
         profile["validTo"] = wire_time(now + timedelta(seconds=command.lease_s))
     profile["chargingSchedule"] = schedule
     return {"connectorId": command.connector_id, "csChargingProfiles": profile}
 
 
-def _schedule(
+def charging_schedule(
     command: ProfileCommand, now: datetime, skew_s: float, rate_unit: str, voltage_v: float
 ) -> dict[str, Any]:
     """One period from the start of the schedule: the limit in A per phase, or in W.

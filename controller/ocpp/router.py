@@ -8,23 +8,35 @@ connection. :class:`GuardedChargePoint` replaces it:
 each frame is judged by :mod:`controller.ocpp.rpc`, a bad one gets the answer
 that module prescribes and a structlog line with the charger id and the
 reason, and the connection keeps running whatever arrives.
+
+It also owns the send path of our own CALLs (:meth:`GuardedChargePoint.request`):
+a frame built from the payload dict, its answer handed to a future keyed by the
+CALL's unique id. The library's ``call()`` costs about three times the bare
+frame per command (dataclass serialisation, schema checks on a thread, extra
+tasks; see docs/benchmarks.md), which at depot scale is the whole fan-out
+budget. What we send is built by :mod:`controller.ocpp.profiles` and tested
+against the OCPP schemas; what comes back is read defensively field by field.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import itertools
+import json
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 from ocpp.exceptions import OCPPError
-from ocpp.messages import Call, CallError, CallResult
+from ocpp.messages import Call, CallError
 from ocpp.v16 import ChargePoint
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from controller.ocpp.rpc import (
     CALL,
-    CALL_RESULT,
+    CALL_ERROR,
     ErrorCode,
     Frame,
     FrameFault,
@@ -36,18 +48,28 @@ from controller.ocpp.rpc import (
 LOGGED_FRAME_CHARS = 200
 """How much of a bad frame a log line quotes: enough to see what it was, not a megabyte."""
 
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+class LinkClosed(Exception):
+    """The connection closed before (or while) a CALL of ours could be answered."""
+
 
 class GuardedChargePoint(ChargePoint):  # type: ignore[misc]  # the ocpp library is untyped
     """The library's 1.6 ``ChargePoint`` with a receive path that survives any frame.
 
     Subclasses set ``_log`` (a structlog logger bound to the charger id) in
-    their ``__init__``.
+    their ``__init__``. A 2.0.1 subclass sets the library's class attributes
+    ``_call``, ``_call_result`` and ``_ocpp_version`` to the 2.0.1 ones; the
+    faults are then judged and named by the 2.0.1 actions, schemas and codes.
     """
 
     _log: structlog.typing.FilteringBoundLogger
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._pending: dict[str, asyncio.Future[Frame]] = {}
+        self._call_ids = itertools.count(1)
         for action, handlers in self.route_map.items():
             if "_after_action" in handlers:
                 handlers["_after_action"] = self._guarded_after(action, handlers["_after_action"])
@@ -69,6 +91,42 @@ class GuardedChargePoint(ChargePoint):  # type: ignore[misc]  # the ocpp library
 
         return guarded
 
+    async def serve(self) -> None:
+        """Receive until the connection closes; a CALL still waiting learns at once."""
+        try:
+            await self.start()
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(LinkClosed())
+
+    async def request(self, action: str, payload: dict[str, Any], timeout_s: float) -> Any:
+        """Send one CALL and return its CALLRESULT payload (a dict).
+
+        One CALL is in flight per connection (OCPP-J); ``timeout_s`` bounds the
+        wait for that turn and for the answer together. Raises ``TimeoutError``,
+        :class:`LinkClosed` (or ``ConnectionClosed``), or the library's
+        ``OCPPError`` for a CALLERROR, so callers record one of those outcomes.
+        """
+        if self._connection.state is not State.OPEN:
+            raise LinkClosed
+        unique_id = str(next(self._call_ids))
+        frame = _JSON.encode([CALL, unique_id, action, payload])
+        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        async with asyncio.timeout(timeout_s), self._call_lock:
+            self._pending[unique_id] = future
+            try:
+                await self._send(frame)
+                answer = await future
+            finally:
+                self._pending.pop(unique_id, None)
+        if answer.message_type_id == CALL_ERROR:
+            error = CallError(
+                unique_id, answer.error_code, answer.error_description, answer.error_details
+            )
+            raise error.to_exception()
+        return answer.payload
+
     async def route_message(self, raw_msg: str | bytes) -> None:
         """Route one inbound frame; bad input gets its CALLERROR (or a log line), never a crash."""
         frame = parse_frame(raw_msg)
@@ -82,7 +140,7 @@ class GuardedChargePoint(ChargePoint):  # type: ignore[misc]  # the ocpp library
     async def _route_call(self, frame: Frame, raw: str | bytes) -> None:
         """Run the handler of a well-formed CALL; refuse an unserved action or a bad payload."""
         if "_on_action" not in self.route_map.get(frame.action, {}):
-            await self._refuse(unserved_action(frame), raw)
+            await self._refuse(unserved_action(frame, self._ocpp_version), raw)
             return
         try:
             await self._handle_call(Call(frame.unique_id, frame.action, frame.payload))
@@ -92,7 +150,7 @@ class GuardedChargePoint(ChargePoint):  # type: ignore[misc]  # the ocpp library
             # The library's schema check refused the request (or, a bug, our answer):
             # name the fault by the 1.6 rules rather than the library's 2.0.1 codes.
             # Checking again costs only on bad input; good frames are checked once.
-            fault = payload_fault(frame) or self._internal_error(frame, exc)
+            fault = payload_fault(frame, self._ocpp_version) or self._internal_error(frame, exc)
             await self._refuse(fault, raw)
         except Exception as exc:  # our bug before the answer went out: say so, serve on
             await self._refuse(self._internal_error(frame, exc), raw)
@@ -103,25 +161,21 @@ class GuardedChargePoint(ChargePoint):  # type: ignore[misc]  # the ocpp library
         return FrameFault(ErrorCode.INTERNAL_ERROR, f"{frame.action} failed here", frame.unique_id)
 
     def _route_answer(self, frame: Frame) -> None:
-        """Hand an answer to the waiting ``call()``; one nobody awaits is logged and dropped."""
-        if not self._call_lock.locked():
-            # Late after its timeout, or never asked for: queued, it would sit there.
+        """Hand an answer to the CALL waiting for it; one nobody awaits is logged and dropped."""
+        future = self._pending.pop(frame.unique_id, None)
+        if future is None or future.done():
+            # Late after its timeout, or never asked for.
             self._log.warning(
                 "ocpp_unexpected_answer",
                 unique_id=frame.unique_id,
                 reason="no CALL of ours is waiting for an answer",
             )
             return
-        if frame.message_type_id == CALL_RESULT:
-            answer: Any = CallResult(frame.unique_id, frame.payload)
-        else:
-            answer = CallError(
-                frame.unique_id, frame.error_code, frame.error_description, frame.error_details
-            )
-        self._response_queue.put_nowait(answer)
+        future.set_result(frame)
 
     async def _refuse(self, fault: FrameFault, raw: str | bytes) -> None:
         """Log a bad frame with its reason; send its CALLERROR when it may be answered."""
+        fault = fault.in_version(self._ocpp_version)  # a 2.0.1 link spells its codes anew
         answer = fault.call_error()
         self._log.warning(
             "ocpp_bad_frame",

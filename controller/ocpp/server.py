@@ -1,9 +1,12 @@
-"""The OCPP 1.6J central system: a websockets server at ``/ocpp/{charge_point_id}``.
+"""The OCPP central system (1.6J and 2.0.1): a websockets server at ``/ocpp/{charge_point_id}``.
 
 The handshake is where a charger is admitted or refused: a malformed path or
-an id the site does not know gets HTTP 404, a client that does not offer the
-``ocpp1.6`` subprotocol gets HTTP 400, each with a log line saying why.
-An admitted charger gets a :class:`ChargePointConnection`; its connect and
+an id the site does not know gets HTTP 404, a client that offers neither
+``ocpp1.6`` nor ``ocpp2.0.1`` gets HTTP 400, each with a log line saying why.
+Of the two, the charger's own order decides: the first one it offers that we
+speak (:func:`choose_subprotocol`). An admitted charger gets a
+:class:`ChargePointConnection` (1.6) or a :class:`ChargingStationConnection`
+(2.0.1); its connect and
 disconnect become :class:`ChargerConnected` / :class:`ChargerDisconnected`
 events. A second connection with the same id replaces the first: the old one
 is closed and reported disconnected before the new one is reported connected.
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from pathlib import Path
 from ssl import PROTOCOL_TLS_SERVER, SSLContext, TLSVersion
@@ -35,9 +38,14 @@ from websockets.typing import Subprotocol
 from controller.clock import Clock
 from controller.model import ChargerConnected, ChargerDisconnected, ChargerLink, EventSink
 from controller.ocpp.auth import VerifiedPasswords, verify_password
+from controller.ocpp.transactions import TransactionIds
 from controller.ocpp.v16 import DEFAULT_CALL_TIMEOUT_S, ChargePointConnection
+from controller.ocpp.v201 import ChargingStationConnection
 
 OCPP16 = Subprotocol("ocpp1.6")
+OCPP201 = Subprotocol("ocpp2.0.1")
+SUBPROTOCOLS = (OCPP201, OCPP16)
+Link = ChargePointConnection | ChargingStationConnection
 PATH_PREFIX = "/ocpp/"
 MAX_ID_LENGTH = 48  # OCPP 2.0.1 caps the identity at 48 characters; 1.6 chargers stay within
 REALM = "headroom"
@@ -68,6 +76,15 @@ def offered_subprotocols(headers: Headers) -> list[str]:
         for item in value.split(",")
         if item.strip()
     ]
+
+
+def choose_subprotocol(offered: Sequence[str]) -> Subprotocol | None:
+    """The first subprotocol in the charger's offer that we speak; ``None`` if none.
+
+    A charger lists its versions in its order of preference (RFC 6455 §4.1),
+    so 2.0.1 is chosen only where the charger put it before 1.6.
+    """
+    return next((Subprotocol(p) for p in offered if p in SUBPROTOCOLS), None)
 
 
 def _refuse(
@@ -109,13 +126,13 @@ def tls_context(certfile: str | Path, keyfile: str | Path | None = None) -> SSLC
 class _Live:
     """One admitted connection and the moment its handler has finished."""
 
-    def __init__(self, link: ChargePointConnection) -> None:
+    def __init__(self, link: Link) -> None:
         self.link = link
         self.finished = asyncio.Event()
 
 
 class OcppServer:
-    """Accepts OCPP 1.6J chargers and keeps one live :class:`ChargerLink` per charger id."""
+    """Accepts OCPP 1.6J and 2.0.1 chargers; keeps one live :class:`ChargerLink` per id."""
 
     def __init__(
         self,
@@ -143,6 +160,8 @@ class OcppServer:
         self._call_timeout_s = call_timeout_s
         # Site-wide, so a transaction id names one session whichever charger runs it.
         self._transaction_ids = itertools.count(first_transaction_id)
+        # 2.0.1 stations name transactions with strings: ours per charger, across reconnects.
+        self._tx201: dict[str, TransactionIds] = {}
         self._live: dict[str, _Live] = {}
         self._register_lock = asyncio.Lock()
         self._server: Server | None = None
@@ -157,7 +176,8 @@ class OcppServer:
             self._serve_connection,
             self._host,
             self._port,
-            subprotocols=[OCPP16],
+            subprotocols=list(SUBPROTOCOLS),
+            select_subprotocol=lambda _connection, offered: choose_subprotocol(offered),
             process_request=self._process_request,
             ssl=self._ssl,
         )
@@ -199,7 +219,7 @@ class OcppServer:
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
-        """Refuse malformed paths, unknown ids, bad credentials, clients without ``ocpp1.6``."""
+        """Refuse malformed paths, unknown ids, bad credentials, clients without a version."""
         charger_id = charger_id_from_path(request.path)
         if charger_id is None:
             return _refuse(connection, HTTPStatus.NOT_FOUND, "malformed path", path=request.path)
@@ -213,8 +233,8 @@ class OcppServer:
             if problem is not None:
                 return _unauthorized(connection, problem, charger_id)
         offered = offered_subprotocols(request.headers)
-        if OCPP16 not in offered:
-            reason = f"subprotocol ocpp1.6 not offered (offered: {offered or 'none'})"
+        if choose_subprotocol(offered) is None:
+            reason = f"neither ocpp2.0.1 nor ocpp1.6 offered (offered: {offered or 'none'})"
             return _refuse(connection, HTTPStatus.BAD_REQUEST, reason, charger_id=charger_id)
         return None
 
@@ -246,24 +266,12 @@ class OcppServer:
         """Run one admitted connection from ChargerConnected to ChargerDisconnected."""
         path = connection.request.path if connection.request is not None else ""
         charger_id = charger_id_from_path(path) or path  # admitted in _process_request
-        live = _Live(
-            ChargePointConnection(
-                charger_id,
-                connection,
-                sink=self._sink,
-                clock=self._clock,
-                next_transaction_id=lambda: next(self._transaction_ids),
-                call_timeout_s=self._call_timeout_s,
-                voltage_v=self._voltage_v,
-                meter_values_interval_s=self._meter_values_interval_s,
-            )
-        )
+        protocol = connection.subprotocol or OCPP16
+        live = _Live(self._link(charger_id, connection, protocol))
         await self._register(charger_id, live)
         log = _log.bind(charger_id=charger_id)
-        log.info("charger_connected", remote=str(connection.remote_address))
-        self._sink(
-            ChargerConnected(charger_id, self._clock.monotonic(), connection.subprotocol or OCPP16)
-        )
+        log.info("charger_connected", remote=str(connection.remote_address), protocol=protocol)
+        self._sink(ChargerConnected(charger_id, self._clock.monotonic(), protocol))
         reason = "connection lost"
         try:
             reason = await self._run(live.link, log)
@@ -273,6 +281,33 @@ class OcppServer:
             log.info("charger_disconnected", reason=reason)
             self._sink(ChargerDisconnected(charger_id, self._clock.monotonic(), reason))
             live.finished.set()
+
+    def _link(self, charger_id: str, connection: ServerConnection, protocol: str) -> Link:
+        """The connection class of the negotiated version."""
+        if protocol == OCPP201:
+            transactions = self._tx201.setdefault(
+                charger_id, TransactionIds(lambda: next(self._transaction_ids))
+            )
+            return ChargingStationConnection(
+                charger_id,
+                connection,
+                sink=self._sink,
+                clock=self._clock,
+                transactions=transactions,
+                call_timeout_s=self._call_timeout_s,
+                voltage_v=self._voltage_v,
+                meter_values_interval_s=self._meter_values_interval_s,
+            )
+        return ChargePointConnection(
+            charger_id,
+            connection,
+            sink=self._sink,
+            clock=self._clock,
+            next_transaction_id=lambda: next(self._transaction_ids),
+            call_timeout_s=self._call_timeout_s,
+            voltage_v=self._voltage_v,
+            meter_values_interval_s=self._meter_values_interval_s,
+        )
 
     async def _register(self, charger_id: str, live: _Live) -> None:
         """Make ``live`` the charger's link, closing (and awaiting) a previous one first."""
@@ -285,7 +320,7 @@ class OcppServer:
             self._live[charger_id] = live
 
     @staticmethod
-    async def _run(link: ChargePointConnection, log: structlog.typing.FilteringBoundLogger) -> str:
+    async def _run(link: Link, log: structlog.typing.FilteringBoundLogger) -> str:
         """Run the receive loop; the reason it ended."""
         try:
             await link.run()

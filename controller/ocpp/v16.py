@@ -6,31 +6,35 @@ charger and turn each message into a :mod:`controller.model` event for the
 :data:`EventSink`; its :meth:`~ChargePointConnection.set_profile` is the
 :class:`ChargerLink` the dispatcher commands the charger through.
 
-Two rules of the library shape this module: a handler must never await
-``self.call()`` (handlers run inside the receive loop, which would wait for
-its own answer), and ``call()`` must get ``suppress=False``, or a charger's
-CALLERROR comes back as ``None``.
+A handler must never await a CALL of ours (handlers run inside the receive
+loop, which would wait for its own answer): work that needs the charger's
+answer runs from the dispatcher (:meth:`ChargePointConnection.prepare`).
+Our CALLs go through :meth:`~controller.ocpp.router.GuardedChargePoint.request`,
+never the library's ``call()`` (whose default ``suppress=True`` would hide a
+charger's CALLERROR).
 
 Bad input never ends the connection: the receive path is
-:class:`~controller.ocpp.router.GuardedChargePoint`'s.
+:class:`~controller.ocpp.router.GuardedChargePoint`'s. MeterValues, the
+message every charger sends every few seconds, skips the library: it is
+checked against the OCPP 1.6 schema compiled once (:func:`fast_check`) and
+read straight from the wire's camelCase payload.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import structlog
-from ocpp.charge_point import snake_to_camel_case
+from fastjsonschema import JsonSchemaException
 from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError
 from ocpp.routing import after, on
-from ocpp.v16 import call, call_result
+from ocpp.v16 import call_result
 from ocpp.v16.datatypes import IdTagInfo
 from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
 
 from controller.clock import Clock
 from controller.model import (
@@ -46,7 +50,8 @@ from controller.model import (
 )
 from controller.ocpp.measurands import parse_meter_values
 from controller.ocpp.profiles import DEFAULT_SKEW_S, set_charging_profile_payload, wire_time
-from controller.ocpp.router import GuardedChargePoint
+from controller.ocpp.router import GuardedChargePoint, LinkClosed
+from controller.ocpp.rpc import ErrorCode, Frame, FrameFault, fast_check, payload_fault
 
 HEARTBEAT_INTERVAL_S = 30
 """Heartbeat interval we give chargers at boot: a silent link shows within a minute."""
@@ -55,10 +60,6 @@ DEFAULT_CALL_TIMEOUT_S = 10.0
 """How long a charger has to answer a command before it counts as ignored."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-
-class _LinkClosed(Exception):
-    """The connection closed before the charger answered."""
 
 
 def on_action(action: Action) -> Callable[[_F], _F]:
@@ -119,7 +120,7 @@ class ChargePointConnection(GuardedChargePoint):
 
     async def run(self) -> None:
         """Receive and answer messages until the connection closes (raises ConnectionClosed)."""
-        await self.start()
+        await self.serve()
 
     async def close(self, reason: str) -> None:
         """Close the websocket (normal closure) and wait for the close handshake."""
@@ -133,11 +134,7 @@ class ChargePointConnection(GuardedChargePoint):
         payload = set_charging_profile_payload(
             command, self._clock.now(), self._skew_s, self.rate_unit, self._voltage_v
         )
-        request = call.SetChargingProfile(
-            connector_id=payload["connectorId"],
-            cs_charging_profiles=payload["csChargingProfiles"],
-        )
-        status, detail = await self._send_profile(request)
+        status, detail = await self._send_profile(payload)
         result = CommandResult(command, status, self._clock.monotonic() - started_s, detail)
         log = self._log.info if result.ok else self._log.warning
         log(
@@ -174,76 +171,74 @@ class ChargePointConnection(GuardedChargePoint):
     async def _get_configuration(self, keys: list[str]) -> dict[str, str] | None:
         """The keys the charger reports; ``{}`` if it refuses, ``None`` if it does not answer."""
         try:
-            response = await self._call_while_open(call.GetConfiguration(key=keys))
+            response = await self.request("GetConfiguration", {"key": keys}, self._call_timeout_s)
         except (OCPPError, UnknownCallErrorCodeError) as exc:
             self._log.warning("GetConfiguration refused", error=repr(exc))
             return {}
-        except (TimeoutError, ConnectionClosed, _LinkClosed) as exc:
+        except (TimeoutError, ConnectionClosed, LinkClosed) as exc:
             self._log.warning("GetConfiguration unanswered", error=repr(exc))
             return None
-        entries = response.configuration_key or []
+        entries = response.get("configurationKey") or []
+        if not isinstance(entries, list):
+            self._log.warning("GetConfiguration answer unreadable", answer=repr(response)[:200])
+            return {}
         return {str(e.get("key")): str(e.get("value", "")) for e in entries if isinstance(e, dict)}
 
     async def _change_configuration(self, key: str, value: str) -> bool:
         try:
-            response = await self._call_while_open(call.ChangeConfiguration(key=key, value=value))
+            response = await self.request(
+                "ChangeConfiguration", {"key": key, "value": value}, self._call_timeout_s
+            )
         except (
             TimeoutError,
             ConnectionClosed,
-            _LinkClosed,
+            LinkClosed,
             OCPPError,
             UnknownCallErrorCodeError,
         ) as exc:
             self._log.warning("ChangeConfiguration failed", key=key, error=repr(exc))
             return False
-        status = str(response.status)
+        status = str(response.get("status"))
         if status not in ("Accepted", "RebootRequired"):
             self._log.info("ChangeConfiguration refused", key=key, value=value, status=status)
         return status in ("Accepted", "RebootRequired")
 
-    async def _send_profile(self, request: Any) -> tuple[CommandStatus, str]:
-        """The outcome of one CALL as a status and a human-readable detail."""
+    async def _send_profile(self, payload: dict[str, Any]) -> tuple[CommandStatus, str]:
+        """The outcome of one SetChargingProfile as a status and a human-readable detail."""
         try:
-            response = await self._call_while_open(request)
+            response = await self.request("SetChargingProfile", payload, self._call_timeout_s)
         except TimeoutError:
             return CommandStatus.TIMEOUT, f"no answer within {self._call_timeout_s} s"
-        except (ConnectionClosed, _LinkClosed):
+        except (ConnectionClosed, LinkClosed):
             return CommandStatus.NOT_CONNECTED, "connection closed"
         except OCPPError as exc:
             return CommandStatus.CALL_ERROR, f"{exc.code}: {exc.description}"
         except UnknownCallErrorCodeError as exc:  # a CALLERROR with a code OCPP does not define
             return CommandStatus.CALL_ERROR, str(exc)
-        status = str(response.status)
+        status = response.get("status")
         if status == "Accepted":
             return CommandStatus.ACCEPTED, ""
-        return CommandStatus.REJECTED, status
+        return CommandStatus.REJECTED, str(status)
 
-    async def _call_while_open(self, request: Any) -> Any:
-        """``call()`` bounded by the timeout, given up at once when the connection closes.
-
-        The library would wait out its full timeout for an answer that can no
-        longer come; racing the call against the close frees the dispatcher.
-        """
-        if self._ws.state is not State.OPEN:
-            raise _LinkClosed
-        call_task = asyncio.ensure_future(self.call(request, suppress=False))
-        closed_task = asyncio.ensure_future(self._ws.wait_closed())
+    async def _route_call(self, frame: Frame, raw: str | bytes) -> None:
+        """MeterValues on the fast path; every other CALL through the library's handlers."""
+        if frame.action != "MeterValues":
+            await super()._route_call(frame, raw)
+            return
+        payload = frame.payload
         try:
-            done, _ = await asyncio.wait(
-                (call_task, closed_task),
-                timeout=self._call_timeout_s,
-                return_when=asyncio.FIRST_COMPLETED,
+            fast_check("MeterValues")(payload)
+        except JsonSchemaException as exc:
+            # The schema rules name the fault precisely; the compiled check only says "no".
+            fault = payload_fault(frame) or FrameFault(
+                ErrorCode.FORMATION_VIOLATION, f"MeterValues: {exc}", frame.unique_id
             )
-        finally:
-            call_task.cancel()
-            closed_task.cancel()
-            # Collect both so no task outlives this call or leaves an unretrieved error.
-            await asyncio.gather(call_task, closed_task, return_exceptions=True)
-        if call_task in done:
-            return call_task.result()
-        if closed_task in done:
-            raise _LinkClosed
-        raise TimeoutError
+            await self._refuse(fault, raw)
+            return
+        self._take_meter_values(
+            payload["connectorId"], payload["meterValue"], payload.get("transactionId")
+        )
+        await self._send(f"[3,{json.dumps(frame.unique_id)},{{}}]")
 
     # --- handlers: each answers at once and hands an event to the sink -------
 
@@ -378,17 +373,11 @@ class ChargePointConnection(GuardedChargePoint):
         self._log.info("diagnostics_status", status=str(status))
         return call_result.DiagnosticsStatusNotification()
 
-    @on_action(Action.meter_values)
-    def _on_meter_values(
-        self,
-        connector_id: int,
-        meter_value: list[dict[str, Any]],
-        transaction_id: int | None = None,
-        **_: Any,
-    ) -> call_result.MeterValues:
+    def _take_meter_values(
+        self, connector_id: int, meter_value: list[dict[str, Any]], transaction_id: int | None
+    ) -> None:
         """Convert the latest sample set to A, W and Wh; log what could not be read."""
-        # The library hands nested keys over in snake_case; the parser reads the wire's camelCase.
-        fields = parse_meter_values(snake_to_camel_case(meter_value))
+        fields = parse_meter_values(meter_value)
         if fields.problems:
             self._log.warning("meter_values_unreadable", problems=list(fields.problems))
         self._sink(
@@ -404,7 +393,6 @@ class ChargePointConnection(GuardedChargePoint):
                 transaction_id=transaction_id,
             )
         )
-        return call_result.MeterValues()
 
 
 def _session_fields(event: SessionStarted) -> dict[str, Any]:

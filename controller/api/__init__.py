@@ -1,0 +1,1 @@
+"""The HTTP API and dashboard for facility managers (FastAPI, served by uvicorn)."""

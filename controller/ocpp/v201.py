@@ -1,0 +1,190 @@
+"""One OCPP 2.0.1 charging station connection, central-system side: the :class:`ChargerLink`.
+
+:class:`ChargingStationConnection` is the 2.0.1 twin of
+:class:`~controller.ocpp.v16.ChargePointConnection`: the same port
+(:meth:`~ChargingStationConnection.set_profile`,
+:meth:`~ChargingStationConnection.prepare`), so the dispatcher, the fail-safe,
+leases, the fallback ladder and the compliance check work on it unchanged.
+The messages the station sends are handled in
+:mod:`controller.ocpp.handlers201`; the payloads are built and read in
+:mod:`controller.ocpp.wire201`; bad frames are refused by
+:class:`~controller.ocpp.router.GuardedChargePoint` with the 2.0.1 codes.
+
+Every call goes through :meth:`~controller.ocpp.router.GuardedChargePoint.request`
+(a timeout, a recorded result, given up at once when the connection closes),
+never the library's ``call()``; none is awaited inside a handler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError
+from ocpp.v201 import call, call_result
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from controller.clock import Clock
+from controller.model import (
+    CommandResult,
+    CommandStatus,
+    EventSink,
+    ProfileCommand,
+    ProfilePurpose,
+    SessionStarted,
+)
+from controller.ocpp.handlers201 import StationMessages
+from controller.ocpp.notices201 import StationNotices
+from controller.ocpp.profiles import DEFAULT_SKEW_S
+from controller.ocpp.router import GuardedChargePoint, LinkClosed
+from controller.ocpp.transactions import TransactionIds
+from controller.ocpp.wire201 import (
+    CAPABILITY_VARIABLES,
+    get_variable_data,
+    rate_unit_201,
+    read_variables,
+    set_charging_profile_payload_201,
+    set_variable_data,
+)
+
+DEFAULT_CALL_TIMEOUT_S = 10.0
+"""How long a station has to answer a command before it counts as ignored."""
+
+_CALL_FAILURES = (TimeoutError, ConnectionClosed, OCPPError, UnknownCallErrorCodeError)
+
+
+class ChargingStationConnection(StationMessages, StationNotices, GuardedChargePoint):
+    """The central system's side of one live OCPP 2.0.1 connection."""
+
+    _call = call
+    _call_result = call_result
+    _ocpp_version = "2.0.1"
+
+    def __init__(
+        self,
+        charger_id: str,
+        connection: ServerConnection,
+        *,
+        sink: EventSink,
+        clock: Clock,
+        transactions: TransactionIds,
+        call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+        skew_s: float = DEFAULT_SKEW_S,
+        voltage_v: float = 230.0,
+        meter_values_interval_s: int = 0,
+    ) -> None:
+        self._log = structlog.get_logger(__name__).bind(charger_id=charger_id, ocpp="2.0.1")
+        super().__init__(charger_id, connection, response_timeout=call_timeout_s)
+        self.charger_id = charger_id
+        self._ws = connection
+        self._sink = sink
+        self._clock = clock
+        self._tx = transactions
+        self._call_timeout_s = call_timeout_s
+        self._skew_s = skew_s
+        self._voltage_v = voltage_v
+        self._meter_values_interval_s = meter_values_interval_s
+        self._started: dict[str, SessionStarted] = {}
+        self.rate_unit = "A"  # until SmartChargingCtrlr.RateUnit says the station takes only W
+        self.capabilities: dict[str, str] = {}
+
+    async def run(self) -> None:
+        """Receive and answer messages until the connection closes (raises ConnectionClosed)."""
+        await self.serve()
+
+    async def close(self, reason: str) -> None:
+        """Close the websocket (normal closure) and wait for the close handshake."""
+        await self._ws.close(reason=reason)
+
+    # --- the ChargerLink port ---------------------------------------------
+
+    async def set_profile(self, command: ProfileCommand) -> CommandResult:
+        """Send one 2.0.1 SetChargingProfile and record the answer; never raises for it."""
+        started_s = self._clock.monotonic()
+        theirs = None
+        if command.transaction_id is not None:
+            theirs = self._tx.theirs(command.transaction_id)
+        if command.purpose is ProfilePurpose.TX and theirs is None:
+            status = CommandStatus.REJECTED
+            detail = f"transaction {command.transaction_id} is not open on this station"
+        else:
+            payload = set_charging_profile_payload_201(
+                command, self._clock.now(), theirs, self._skew_s, self.rate_unit, self._voltage_v
+            )
+            status, detail = await self._send_profile(payload)
+        result = CommandResult(command, status, self._clock.monotonic() - started_s, detail)
+        log = self._log.info if result.ok else self._log.warning
+        log(
+            "set_charging_profile",
+            evse_id=command.connector_id,
+            purpose=command.purpose.value,
+            limit_a=command.limit_a,
+            status=status.value,
+            detail=detail,
+            latency_s=round(result.latency_s, 3),
+        )
+        return result
+
+    async def prepare(self) -> None:
+        """Learn the station's smart-charging variables; ask for the meter values we need.
+
+        Never raises: a station that does not answer keeps the defaults (A, its
+        own sampling), which is logged.
+        """
+        request = {"getVariableData": get_variable_data(CAPABILITY_VARIABLES)}
+        try:
+            response = await self.request("GetVariables", request, self._call_timeout_s)
+        except (*_CALL_FAILURES, LinkClosed) as exc:
+            self._log.warning("GetVariables failed", error=repr(exc))
+            if isinstance(exc, TimeoutError | ConnectionClosed | LinkClosed):
+                return  # silent or gone: more questions would only delay the fail-safe
+        else:
+            self.capabilities = read_variables(_dicts(response.get("getVariableResult")))
+            self.rate_unit = rate_unit_201(self.capabilities.get("SmartChargingCtrlr.RateUnit"))
+            self._log.info("charger capabilities", rate_unit=self.rate_unit, **self.capabilities)
+        data = set_variable_data(self._meter_values_interval_s)
+        try:
+            answer = await self.request(
+                "SetVariables", {"setVariableData": data}, self._call_timeout_s
+            )
+        except (*_CALL_FAILURES, LinkClosed) as exc:
+            self._log.warning("SetVariables failed", error=repr(exc))
+            return
+        refused = [
+            r
+            for r in _dicts(answer.get("setVariableResult"))
+            if r.get("attributeStatus")
+            not in (
+                "Accepted",
+                "RebootRequired",
+            )
+        ]
+        if refused:
+            self._log.info("SetVariables refused", results=refused)
+
+    async def _send_profile(self, payload: dict[str, Any]) -> tuple[CommandStatus, str]:
+        """The outcome of one SetChargingProfile as a status and a human-readable detail."""
+        try:
+            response = await self.request("SetChargingProfile", payload, self._call_timeout_s)
+        except TimeoutError:
+            return CommandStatus.TIMEOUT, f"no answer within {self._call_timeout_s} s"
+        except (ConnectionClosed, LinkClosed):
+            return CommandStatus.NOT_CONNECTED, "connection closed"
+        except OCPPError as exc:
+            return CommandStatus.CALL_ERROR, f"{exc.code}: {exc.description}"
+        except UnknownCallErrorCodeError as exc:
+            return CommandStatus.CALL_ERROR, str(exc)
+        status = str(response.get("status"))
+        if status == "Accepted":
+            return CommandStatus.ACCEPTED, ""
+        info = response.get("statusInfo") or {}
+        reason = info.get("reasonCode") if isinstance(info, dict) else None
+        return CommandStatus.REJECTED, f"{status}: {reason}" if reason else status
+
+
+def _dicts(items: Any) -> list[dict[str, Any]]:
+    """The dicts of an answer's result list; anything else a station sends is skipped."""
+    return (
+        [item for item in items or [] if isinstance(item, dict)] if isinstance(items, list) else []
+    )
