@@ -316,7 +316,11 @@ def decide(
             and (mode is Mode.FAILSAFE or by_session[s.key][0] is not Mode.FAILSAFE)
         ),
     )
-    failsafe_sessions = {k: s for k, s in all_sessions.items() if by_session[k][0] is Mode.FAILSAFE}
+    failsafe_sessions = {
+        k: s
+        for k, s in all_sessions.items()
+        if mode is not Mode.FAILSAFE and by_session[k][0] is Mode.FAILSAFE
+    }
     caps = None
     if mode is Mode.HOLD:
         caps = {s.key: held_a.get(s.key, failsafe_a) for s in snapshot.sessions}
@@ -358,8 +362,8 @@ def decide(
             "non-compliant: draws more than its setpoint; its rating is reserved",
             session.started_at,
         )
-    if mode is not Mode.FAILSAFE:
-        for key, session in failsafe_sessions.items():
+    for key, session in failsafe_sessions.items():  # out of the problem: told here
+        if key not in targets:
             targets[key] = Target(
                 session.charger_id,
                 session.connector_id,

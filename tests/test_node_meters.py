@@ -22,7 +22,7 @@ from controller.meters.node_settings import ModbusNodeMeter, OcppNodeMeter
 from controller.meters.ocpp_meter import as_meter_reading
 from controller.model import ChargerMeasurement, MeterFailed, MeterReading, Quality
 from controller.state import SiteState
-from policies import get_policy
+from policies import Allocation, ConnectorAllocation, get_policy
 from policies.verify import violations
 from tests.helpers import session, snapshot
 
@@ -240,6 +240,28 @@ def test_doubt_on_the_feeder_holds_then_fail_safes_only_its_chargers() -> None:
     assert decision.targets["cp-2/1"].limit_a == 32.0
     # The fail-safe current of the feeder's cars is reserved on the site: 40 − 30 + 12.
     assert decision.base_load_a == (22.0, 22.0, 22.0)
+
+
+def test_fail_safe_feeder_sessions_keep_their_target_when_the_policy_fails() -> None:
+    """A policy answer that breaks an invariant sends the site to fail-safe; the sessions
+    below the fail-safe feeder (taken out of the problem) still get their 6 A target."""
+    doubtful = replace(GOOD_FEEDER, problem="frozen", problem_since=80.0)
+    snap, held = feeder_snapshot(doubtful)
+
+    def broken(problem: Any) -> Allocation:
+        entries = {
+            s.connector_id: ConnectorAllocation(s.connector_id, 500.0, "broken")
+            for s in problem.sessions
+        }
+        return Allocation(entries)
+
+    decision = decide(snap, CONFIG, broken, held)
+    assert decision.mode is Mode.FAILSAFE
+    assert {k: t.limit_a for k, t in decision.targets.items()} == {
+        "cp-0/1": 6.0,
+        "cp-1/1": 6.0,
+        "cp-2/1": 6.0,
+    }
 
 
 def test_a_charger_main_meter_becomes_a_reading_in_site_phases() -> None:
