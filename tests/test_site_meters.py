@@ -19,6 +19,7 @@ from typing import Any
 
 import aiomqtt
 
+from controller.api.views import site_view
 from controller.config import parse_config
 from controller.decide import Mode
 from controller.service import SiteController
@@ -142,9 +143,9 @@ async def test_feeder_fault_holds_then_fail_safes_only_the_feeder() -> None:
     """Two meters on two nodes. Feeder base 25 A: cp-0 gets 40 − 25 = 15 A, cp-1 the rest of
     the site's 62 − 30 = 32 A, 17 A. The feeder meter fails: cp-0 is held (a lower load on the
     feeder does not raise it), then after failsafe_after_s gets the 6 A fail-safe while cp-1
-    charges on at its 32 A rating; the site stays normal, the feeder's mode is a metric.
-    When the meter answers again the
-    feeder recovers by itself and the cars share again."""
+    charges on at its 32 A rating; the site stays normal; the feeder's mode is in the
+    metrics and the API. When the meter answers again the feeder recovers by itself and
+    the cars share again."""
     async with two_meter_site() as r:
         await settle(r, 15.0, 17.0)
         assert r.feeder_meter is not None
@@ -172,6 +173,9 @@ async def test_feeder_fault_holds_then_fail_safes_only_the_feeder() -> None:
         labels = {"site": "t", "node": "feeder", "mode": "failsafe"}
         registry = r.controller.metrics.registry
         assert registry.get_sample_value("headroom_node_mode", labels) == 1.0
+        api = site_view(r.controller)
+        assert api.node_modes["feeder"].mode == "failsafe"
+        assert api.mode == "normal"
 
         r.feeder_meter.fault = None
         await until(lambda: feeder_mode(r) is Mode.NORMAL, 4, "feeder recovered")
