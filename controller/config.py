@@ -16,8 +16,18 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from controller.errors import ConfigError
+from controller.meters.modbus_settings import MeterSettings
 from controller.meters.mqtt_settings import MqttMeterSettings
-from controller.meters.registers import RegisterMap
+from controller.meters.node_settings import (
+    MeterSpec,
+    NodeMeter,
+    NodeMeterSettings,
+    OcppNodeMeter,
+    check_meters,
+    legacy_site_meter,
+)
+
+__all__ = ["HeadroomConfig", "MeterSettings", "MqttMeterSettings", "load_config", "parse_config"]
 
 IEC_61851_MIN_CURRENT_A = 6.0  # below it the EV stops: a fail-safe is 0 or at least this
 
@@ -116,45 +126,6 @@ class OcppSettings(_Strict):
         if self.tls_key_file is not None and self.tls_cert_file is None:
             raise ValueError("ocpp.tls_key_file needs ocpp.tls_cert_file")
         return self
-
-
-class MeterSettings(_Strict):
-    """The grid-connection meter, read over Modbus TCP.
-
-    ``map`` names a built-in register map; ``map_file`` a YAML map of your own
-    (same format as ``controller/meters/maps/``), which wins when both are set.
-    """
-
-    id: Annotated[str, Field(min_length=1)] = "grid"
-    host: Annotated[str, Field(min_length=1)]
-    port: Annotated[int, Field(ge=1, le=65535)] = 502
-    unit_id: Annotated[int, Field(ge=0, le=255)] = 1
-    map: Annotated[str, Field(min_length=1)] = "sdm630"
-    map_file: Annotated[str, Field(min_length=1)] | None = None
-    poll_interval_s: Annotated[float, Field(ge=0.25, le=60)] = 1.0
-    timeout_s: Annotated[float, Field(gt=0, le=10)] = 0.5
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        from controller.meters.registers import builtin_map_names, load_map_file
-
-        if self.map_file is not None:
-            try:
-                load_map_file(Path(self.map_file))
-            except (OSError, ValueError) as exc:
-                raise ValueError(f"meter.map_file {self.map_file}: {exc}") from exc
-        elif self.map not in builtin_map_names():
-            known = ", ".join(builtin_map_names())
-            raise ValueError(f"meter.map {self.map!r} is not a built-in map; known: {known}")
-        return self
-
-    def register_map(self) -> RegisterMap:
-        """The register map to read with."""
-        from controller.meters.registers import load_builtin_map, load_map_file
-
-        if self.map_file is not None:
-            return load_map_file(Path(self.map_file))
-        return load_builtin_map(self.map)
 
 
 class MetricsSettings(_Strict):
@@ -308,6 +279,7 @@ class HeadroomConfig(_Strict):
     ocpp: OcppSettings = Field(default_factory=OcppSettings)
     meter: MeterSettings | None = None
     mqtt_meter: MqttMeterSettings | None = None
+    meters: list[NodeMeterSettings] = Field(default_factory=list)
     metrics: MetricsSettings | None = None
     audit: AuditSettings | None = None
     store: StoreSettings | None = None
@@ -320,9 +292,16 @@ class HeadroomConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        if (self.meter is None) == (self.mqtt_meter is None):
+        legacy = [k for k in ("meter", "mqtt_meter") if getattr(self, k) is not None]
+        if legacy and self.meters:
             raise ValueError(
-                "the grid meter: set exactly one of meter (Modbus TCP) and mqtt_meter (MQTT)"
+                f"{legacy[0]} and meters are two ways to set the site meter: put it in meters "
+                f"(with node: {self.site.id}) and drop {legacy[0]}"
+            )
+        if not self.meters and len(legacy) != 1:
+            raise ValueError(
+                "the grid meter: set exactly one of meter (Modbus TCP) and mqtt_meter (MQTT), "
+                "or list the meters under meters"
             )
         ids = [c.id for c in self.chargers]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -331,6 +310,8 @@ class HeadroomConfig(_Strict):
         if self.site.id in ids:
             raise ValueError(f"chargers: id {self.site.id!r} is the site's id; use another")
         self._check_groups(set(ids))
+        if self.meters:
+            check_meters(self.meters, self.site.id, {g.id for g in self.groups}, set(ids))
         self._check_failsafe_fits()
         return self
 
@@ -421,15 +402,68 @@ class HeadroomConfig(_Strict):
                 f"minus the margin"
             )
 
-    def meter_max_step_a(self) -> float:
-        """The largest believable change of a phase current between two meter readings."""
+    def meter_max_step_a(self, node: str | None = None) -> float:
+        """The largest believable change of a phase current between two readings of a
+        meter on ``node`` (default: the site): 1.5 × the node's fuse, else the site's."""
         if self.control.meter_max_step_a is not None:
             return self.control.meter_max_step_a
         site = self.site
         fuse_a = site.max_current_a
         if fuse_a is None and site.max_power_w is not None:
             fuse_a = site.max_power_w / site.voltage_v / 3
+        group = next((g for g in self.groups if g.id == node), None)
+        if group is not None and group.max_current_a is not None:
+            fuse_a = group.max_current_a
+        elif group is not None and group.max_power_kw is not None:
+            fuse_a = group.max_power_kw * 1000 / site.voltage_v / 3
         return 1.5 * (fuse_a or 1000.0)
+
+    def node_meters(self) -> list[NodeMeter]:
+        """Every meter with its node: the ``meters`` list, or the legacy site meter."""
+        if self.meters:
+            return list(self.meters)
+        return [legacy_site_meter(self.site.id, self.meter, self.mqtt_meter)]
+
+    def meter_specs(self) -> dict[str, MeterSpec]:
+        """What the site state needs of each meter, by meter id."""
+        specs = {}
+        for meter in self.node_meters():
+            node = meter.node or self.site.id
+            stale_s = meter.stale_s or self._default_stale_s(meter)
+            phase_map: tuple[int, ...] = (0, 1, 2)
+            if isinstance(meter, OcppNodeMeter):
+                charger = self.charger(meter.charger)
+                phase_map = charger.site_phases() if charger else phase_map
+            seen: frozenset[str] | None = frozenset()
+            if meter.includes_chargers:
+                seen = frozenset(self.chargers_below(node))
+            if not self.meters:  # the legacy site meter: judged exactly as before
+                seen, stale_s = None, self.control.meter_stale_s
+            specs[meter.id] = MeterSpec(
+                meter.id,
+                node,
+                meter.includes_chargers,
+                stale_s,
+                self.meter_max_step_a(node),
+                seen,
+                phase_map,
+            )
+        return specs
+
+    def chargers_below(self, node: str) -> list[str]:
+        """The chargers under ``node`` (the site: all of them)."""
+        if node == self.site.id:
+            return [c.id for c in self.chargers]
+        return [c.id for c in self.chargers if node in self._groups_above(c.group)]
+
+    def _default_stale_s(self, meter: NodeMeter) -> float:
+        """No fresh reading for max(3 polls, ``control.meter_stale_s``) is stale."""
+        stale_s = self.control.meter_stale_s
+        if isinstance(meter, OcppNodeMeter):  # a charger reports every meter_values_interval_s
+            return max(stale_s, 3.0 * (self.ocpp.meter_values_interval_s or 10))
+        if isinstance(meter, MeterSettings):
+            return max(stale_s, 3.0 * meter.poll_interval_s)
+        return stale_s
 
     def charger(self, charger_id: str) -> ChargerSettings | None:
         """The settings of a configured charger (a dict lookup: the loop asks per session)."""

@@ -8,7 +8,10 @@ policy:
   ``hold``: no session gets more than it holds now. Doubtful for longer
   than ``control.failsafe_after_s``, or no reading since start → ``failsafe``:
   every session gets the fail-safe current that the config proved fits
-  under the limit. A missing reading is never read as 0 W.
+  under the limit. A missing reading is never read as 0 W. A group with a
+  meter of its own is judged the same way for the sessions below it
+  (:mod:`controller.node_modes`); sessions below a fail-safe group get the
+  fail-safe current, reserved on every node above them.
 * **The non-controllable load** (:func:`base_load_a`): site meter minus the
   chargers' draw measured at the time of that meter reading, per site phase.
   A session with no measurement from then is left inside the base load (its
@@ -25,12 +28,21 @@ broken answer is replaced by the fail-safe allocation and reported.
 
 from __future__ import annotations
 
-import enum
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from controller.config import HeadroomConfig
+from controller.node_modes import (
+    Mode,
+    NodeMode,
+    group_loads_a,
+    group_modes,
+    node_load_a,
+    session_modes,
+    view_mode,
+)
+from controller.reserve import reserve_failsafe, reserve_noncompliant, site_phases
 from controller.state import SessionView, SiteSnapshot
 from controller.tariff import horizon
 from policies import Allocation, AllocationProblem, ConnectorAllocation, LimitNode, Policy
@@ -39,13 +51,7 @@ from policies.verify import violations
 
 Phases = tuple[float, float, float]
 
-
-class Mode(enum.Enum):
-    """How the loop treats the site, by how far it trusts the meter."""
-
-    NORMAL = "normal"
-    HOLD = "hold"
-    FAILSAFE = "failsafe"
+__all__ = ["Decision", "Mode", "Phases", "Target", "base_load_a", "decide", "meter_mode"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,29 +78,13 @@ class Decision:
     allocation: Allocation
     targets: Mapping[str, Target]
     rejected: tuple[str, ...] = ()
+    node_modes: Mapping[str, NodeMode] = field(default_factory=dict)
+    """The mode of each metered group, by node (the site's is ``mode``)."""
 
 
 def meter_mode(snapshot: SiteSnapshot, config: HeadroomConfig) -> tuple[Mode, str]:
     """How far the loop may trust the site meter now, and why."""
-    meter = snapshot.meter
-    if meter.good_at is None:
-        detail = f": {meter.problem}" if meter.problem else ""
-        return Mode.FAILSAFE, f"no good meter reading yet{detail}"
-    if not meter.problem:
-        return Mode.NORMAL, ""
-    since = meter.problem_since if meter.problem_since is not None else snapshot.at
-    doubtful_s = snapshot.at - since
-    if doubtful_s >= config.control.failsafe_after_s:
-        return Mode.FAILSAFE, f"meter doubtful for {doubtful_s:.0f} s: {meter.problem}"
-    return Mode.HOLD, f"meter doubtful: {meter.problem}"
-
-
-def _site_phases(
-    config: HeadroomConfig, charger_id: str, charger_phases: tuple[int, ...]
-) -> tuple[int, ...]:
-    charger = config.charger(charger_id)
-    wiring = charger.site_phases() if charger else (0, 1, 2)
-    return tuple(sorted({wiring[p] for p in charger_phases if p < len(wiring)}))
+    return view_mode(snapshot.meter, snapshot.at, config.control.failsafe_after_s)
 
 
 def smoothed_base_a(
@@ -126,24 +116,13 @@ def base_load_a(snapshot: SiteSnapshot, config: HeadroomConfig) -> Phases:
     seconds later: the estimate would jump up after every decrease and drive the
     next one, an oscillation.) What noise is left, :func:`smoothed_base_a` removes.
     """
-    meter = snapshot.meter
-    if meter.current_a is not None and all(v is not None for v in meter.current_a):
-        load = [float(v or 0.0) for v in meter.current_a]
-    else:
-        # A meter with only total power: spread it evenly (the config docs say so).
-        per_phase = (meter.power_w or 0.0) / config.site.voltage_v / 3
-        load = [per_phase] * 3
-    for session in snapshot.sessions:
-        if session.draw_at_meter_a is None:
-            continue  # not seen since the meter reading: left inside the base load
-        if session.charger_id not in snapshot.booted:
-            continue  # offline, so not in the problem: its draw must stay in the base load
-        charger = config.charger(session.charger_id)
-        wiring = charger.site_phases() if charger else (0, 1, 2)
-        for charger_phase, value in enumerate(session.draw_at_meter_a):
-            if value and charger_phase < len(wiring):
-                load[wiring[charger_phase]] -= value
-    return (max(load[0], 0.0), max(load[1], 0.0), max(load[2], 0.0))
+    return node_load_a(
+        snapshot.meter,
+        # A charger that is offline is not in the problem: its draw stays in the base load.
+        [s for s in snapshot.sessions if s.charger_id in snapshot.booted],
+        config,
+        lambda s: s.draw_at_meter_a,
+    )
 
 
 RunState = tuple[bool, float]
@@ -202,7 +181,7 @@ def _demand(
     return SessionDemand(
         connector_id=session.key,
         node=session.charger_id if charger else config.site.id,
-        phases=_site_phases(config, session.charger_id, charger_phases),
+        phases=site_phases(config, session.charger_id, charger_phases),
         max_current_a=max_a,
         weight=priority if priority is not None else weight,
         running_for_s=run_times[0],
@@ -220,9 +199,11 @@ def build_problem(
     demand_cap_w: float | None = None,
     run_state: Mapping[str, RunState] | None = None,
     wall_now_s: float | None = None,
+    group_base_a: Mapping[str, Phases] | None = None,
 ) -> AllocationProblem:
     """The site as a limit tree with one demand per running session.
 
+    ``group_base_a`` is the base load of each group that has a meter of its own.
     With a demand-charge target, a ``demand window`` node between the site and the
     chargers carries the average power still allowed in the billing window. With
     the wall-clock time (UNIX s), departures become seconds from now and the
@@ -260,6 +241,7 @@ def build_problem(
                 max_current_a=group.max_current_a,
                 max_power_w=None if group.max_power_kw is None else group.max_power_kw * 1000,
                 margin_a=group.safety_margin_a,
+                base_load_a=(group_base_a or {}).get(group.id, (0.0, 0.0, 0.0)),
                 label=group.id,
             )
         )
@@ -312,8 +294,14 @@ def decide(
     noncompliant: frozenset[str] = frozenset(),
     run_state: Mapping[str, RunState] | None = None,
     wall_now_s: float | None = None,
+    group_base_a: Mapping[str, Phases] | None = None,
 ) -> Decision:
-    """One decision: trust the meter as far as it deserves, solve, check, and target.
+    """One decision: trust each meter as far as it deserves, solve, check, and target.
+
+    ``group_base_a`` is the base load of each metered group (the loop passes the
+    smoothed ones); without it the raw estimates from this snapshot are used. A
+    session below a doubtful group meter is held, then fail-safe, like every session
+    is when the site meter is doubtful.
 
     ``base_a`` is the base load to plan with (the loop passes the smoothed one);
     without it the raw estimate from this snapshot is used. ``demand_cap_w`` is the
@@ -332,24 +320,67 @@ def decide(
     snapshot = replace(
         snapshot, sessions=tuple(s for s in snapshot.sessions if s.charger_id in snapshot.booted)
     )
-    base, ignored = _reserve_noncompliant(snapshot, config, base, noncompliant)
+    base, ignored = reserve_noncompliant(snapshot, config, base, noncompliant)
+    all_sessions = {s.key: s for s in snapshot.sessions if s.key not in ignored}
+    modes = group_modes(snapshot.meters, config, snapshot.at)
+    by_session = session_modes(snapshot.sessions, config, modes)
+    failsafe_a = config.site.failsafe_current_a
+    if group_base_a is None:
+        group_base_a = group_loads_a(snapshot.meters, snapshot.sessions, snapshot.booted, config)
+    # In fail-safe the allocation is the one the config proved safe, not a solved one:
+    # no measured base load enters it, the groups' no more than the site's.
+    groups_a = dict(group_base_a) if mode is not Mode.FAILSAFE else {}
+    if mode is not Mode.FAILSAFE:
+        # Below a group in fail-safe, sessions get the fail-safe current and that
+        # current is reserved on every node above them: the rest is solved around it.
+        failsafe_keys = {
+            k for k, m in by_session.items() if m[0] is Mode.FAILSAFE and k in all_sessions
+        }
+        base, groups_a = reserve_failsafe(
+            snapshot, config, base, groups_a, failsafe_keys, failsafe_a
+        )
     snapshot = replace(
-        snapshot, sessions=tuple(s for s in snapshot.sessions if s.key not in ignored)
+        snapshot,
+        sessions=tuple(
+            s
+            for s in snapshot.sessions
+            if s.key not in ignored
+            and (mode is Mode.FAILSAFE or by_session[s.key][0] is not Mode.FAILSAFE)
+        ),
     )
+    failsafe_sessions = {
+        k: s
+        for k, s in all_sessions.items()
+        if mode is not Mode.FAILSAFE and by_session[k][0] is Mode.FAILSAFE
+    }
     caps = None
     if mode is Mode.HOLD:
-        failsafe = config.site.failsafe_current_a
-        caps = {s.key: held_a.get(s.key, failsafe) for s in snapshot.sessions}
-    problem = build_problem(snapshot, config, base, caps, demand_cap_w, run_state, wall_now_s)
+        caps = {s.key: held_a.get(s.key, failsafe_a) for s in snapshot.sessions}
+    elif mode is Mode.NORMAL:
+        caps = {
+            s.key: held_a.get(s.key, failsafe_a)
+            for s in snapshot.sessions
+            if by_session[s.key][0] is Mode.HOLD
+        }
+    problem = build_problem(
+        snapshot,
+        config,
+        base,
+        caps,
+        demand_cap_w,
+        run_state,
+        wall_now_s=wall_now_s,
+        group_base_a=groups_a,
+    )
     rejected: tuple[str, ...] = ()
     if mode is Mode.FAILSAFE:
-        allocation = failsafe_allocation(problem, config.site.failsafe_current_a, why)
+        allocation = failsafe_allocation(problem, failsafe_a, why)
     else:
         allocation = policy(problem)
         rejected = tuple(violations(problem, allocation))
         if rejected:
             mode, why = Mode.FAILSAFE, "policy answer broke an invariant"
-            allocation = failsafe_allocation(problem, config.site.failsafe_current_a, why)
+            allocation = failsafe_allocation(problem, failsafe_a, why)
     by_key = {s.key: s for s in snapshot.sessions}
     targets = {
         key: Target(
@@ -363,7 +394,6 @@ def decide(
         for key, entry in allocation.connectors.items()
         if key in by_key
     }
-    failsafe_a = config.site.failsafe_current_a
     for key, session in ignored.items():
         targets[key] = Target(
             session.charger_id,
@@ -373,18 +403,14 @@ def decide(
             "non-compliant: draws more than its setpoint; its rating is reserved",
             session.started_at,
         )
-    return Decision(snapshot.at, mode, why, base, problem, allocation, targets, rejected)
-
-
-def _reserve_noncompliant(
-    snapshot: SiteSnapshot, config: HeadroomConfig, base: Phases, keys: frozenset[str]
-) -> tuple[Phases, dict[str, SessionView]]:
-    """Base load with the full rating of each non-compliant charger's phases added."""
-    ignored = {s.key: s for s in snapshot.sessions if s.key in keys}
-    load = list(base)
-    for session in ignored.values():
-        charger = config.charger(session.charger_id)
-        rating_a = charger.max_current_a if charger else 0.0
-        for phase in charger.site_phases() if charger else (0, 1, 2):
-            load[phase] += rating_a
-    return (load[0], load[1], load[2]), ignored
+    for key, session in failsafe_sessions.items():  # out of the problem: told here
+        if key not in targets:
+            targets[key] = Target(
+                session.charger_id,
+                session.connector_id,
+                session.transaction_id,
+                failsafe_a,
+                f"fail-safe: {by_session[key][1]}",
+                session.started_at,
+            )
+    return Decision(snapshot.at, mode, why, base, problem, allocation, targets, rejected, modes)

@@ -43,6 +43,7 @@ from controller.model import (
     SessionStarted,
     SessionStopped,
 )
+from controller.node_modes import group_loads_a
 from controller.state import SiteSnapshot, SiteState
 from policies import Policy
 
@@ -83,12 +84,18 @@ def over_limit(reading: MeterReading, config: HeadroomConfig, margin: bool = Tru
     With the margin it is the trigger of invariant 5; without it, the breach itself.
     """
     site = config.site
-    margin_a = site.safety_margin_a if margin else 0.0
-    if site.max_current_a is not None:
-        bound_a = site.max_current_a - margin_a
+    node = next((m.node for m in config.node_meters() if m.id == reading.meter_id), None)
+    group = next((g for g in config.groups if g.id == node), None)
+    if group is not None:  # a group's meter: the group's own limits
+        max_a, margin_a = group.max_current_a, group.safety_margin_a
+        max_w = None if group.max_power_kw is None else group.max_power_kw * 1000
+    else:
+        max_a, margin_a, max_w = site.max_current_a, site.safety_margin_a, site.max_power_w
+    margin_a = margin_a if margin else 0.0
+    if max_a is not None:
+        bound_a = max_a - margin_a
         if any(v is not None and v > bound_a for v in reading.current_a):
             return True
-    max_w = site.max_power_w
     if max_w is not None and reading.power_w is not None:
         return reading.power_w > max_w - 3 * margin_a * site.voltage_v
     return False
@@ -128,6 +135,7 @@ class ControlLoop:
         self._run_state: dict[str, RunState] = {}
         self._wake = asyncio.Event()
         self._base_history: deque[tuple[float, Phases]] = deque(maxlen=256)
+        self._group_history: dict[str, deque[tuple[float, Phases]]] = {}
         self._over_limit_at = float("-inf")
         self.last: Decision | None = None
         self.decisions = 0
@@ -171,6 +179,7 @@ class ControlLoop:
             # higher: the median of older readings would undo the decrease that reading caused.
             now - self._over_limit_at <= control.base_load_window_s,
         )
+        group_base = self._group_bases(snapshot, now)
         self._check_compliance(snapshot, now)
         decision = decide(
             snapshot,
@@ -181,7 +190,8 @@ class ControlLoop:
             self._demand_cap_w(),
             self._compliance.flagged,
             self._run_state,
-            self._clock.now().timestamp(),
+            wall_now_s=self._clock.now().timestamp(),
+            group_base_a=group_base,
         )
         self._run_state = next_run_state(self._run_state, decision, now)
         t2 = time.perf_counter()
@@ -204,6 +214,19 @@ class ControlLoop:
         if self._on_decision is not None:
             self._on_decision(decision, StepTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3), snapshot)
         return decision
+
+    def _group_bases(self, snapshot: SiteSnapshot, now: float) -> dict[str, Phases]:
+        """Each metered group's base load, smoothed like the site's; while a group's
+        meter is doubtful, the last good estimate (its sessions are held meanwhile)."""
+        fresh = group_loads_a(snapshot.meters, snapshot.sessions, snapshot.booted, self._config)
+        for node, load in fresh.items():
+            self._group_history.setdefault(node, deque(maxlen=256)).append((now, load))
+        window_s = self._config.control.base_load_window_s
+        bases = {}
+        for node, history in self._group_history.items():
+            recent = [h for h in history if now - h[0] <= window_s] or [history[-1]]
+            bases[node] = smoothed_base_a(recent, recent[-1][0], window_s, False)
+        return bases
 
     @property
     def noncompliant(self) -> frozenset[str]:
@@ -235,5 +258,10 @@ class ControlLoop:
         if previous is None or previous.mode is not decision.mode:
             level = log.info if decision.mode is Mode.NORMAL else log.warning
             level("mode", mode=decision.mode.value, reason=decision.mode_reason)
+        before = previous.node_modes if previous is not None else {}
+        for node, (mode, reason) in decision.node_modes.items():
+            if node not in before or before[node][0] is not mode:
+                level = log.info if mode is Mode.NORMAL else log.warning
+                level("node mode", node=node, mode=mode.value, reason=reason)
         if decision.rejected:
             log.error("policy answer rejected", violations=list(decision.rejected)[:5])

@@ -63,6 +63,12 @@ class SiteMetrics:
         self._mode = Gauge(
             "headroom_mode", "1 for the loop's current mode", ["site", "mode"], registry=r
         )
+        self._node_mode = Gauge(
+            "headroom_node_mode",
+            "1 for the current mode of each group with a meter of its own",
+            ["site", "node", "mode"],
+            registry=r,
+        )
         self._sessions = Gauge("headroom_sessions", "Running sessions", ["site"], registry=r)
         self._chargers = Gauge(
             "headroom_chargers_connected", "Chargers with a live connection", ["site"], registry=r
@@ -148,6 +154,8 @@ class SiteMetrics:
             self._steps.labels(site, step).observe(seconds)
         for mode in Mode:
             self._mode.labels(site, mode.value).set(1 if mode is decision.mode else 0)
+            for node, (node_mode, _) in decision.node_modes.items():
+                self._node_mode.labels(site, node, mode.value).set(1 if mode is node_mode else 0)
         allocated = [0.0, 0.0, 0.0]
         for demand in decision.problem.sessions:
             for phase in demand.phases:

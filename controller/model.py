@@ -173,7 +173,12 @@ class Quality(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class MeterReading:
-    """One poll of a site meter: current per phase (A, import positive) and total power (W)."""
+    """One poll of a meter: current per phase (A, import positive) and total power (W).
+
+    ``source_at`` is when the source measured it, as wall-clock UNIX seconds (a
+    Modbus poll's receive time; an MQTT payload's own timestamp), if known. The
+    state ages the reading by it and never lets an older reading replace a newer one.
+    """
 
     meter_id: str
     at: float
@@ -181,6 +186,7 @@ class MeterReading:
     power_w: float | None
     quality: Quality = Quality.GOOD
     detail: str = ""
+    source_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

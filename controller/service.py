@@ -27,11 +27,14 @@ from controller.live import LiveView
 from controller.loop import ControlLoop, StepTimes, is_urgent, over_limit
 from controller.meters import ModbusMeter
 from controller.meters.mqtt import MqttMeter
+from controller.meters.node_settings import MqttNodeMeter, NodeMeter, OcppNodeMeter
+from controller.meters.ocpp_meter import as_meter_reading
 from controller.metrics import SiteMetrics
 from controller.model import (
     ChargerBooted,
     ChargerConnected,
     ChargerDisconnected,
+    ChargerMeasurement,
     CommandResult,
     Event,
     MeterReading,
@@ -75,7 +78,13 @@ class SiteController:
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.state = SiteState(config.control, config.meter_max_step_a())
+        self.state = SiteState(
+            config.control,
+            config.meter_max_step_a(),
+            config.meter_specs(),
+            config.site.id,
+            lambda: self.clock.now().timestamp(),
+        )
         self.metrics = SiteMetrics(config)
         self.audit = (
             AuditLog(config.audit.path, config.site.id, config.audit.fsync)
@@ -112,7 +121,12 @@ class SiteController:
             wake=self._wake_loop,
             on_result=self._commanded,
         )
-        self.meter = self._meter(config)
+        self.meters = [m for node_meter in config.node_meters() if (m := self._meter(node_meter))]
+        """Every polled or subscribed meter, the site's first; each runs in its own task."""
+        self.meter = self.meters[0] if self.meters else None
+        self._site_meter_id = next(
+            m.id for m in config.node_meters() if (m.node or config.site.id) == config.site.id
+        )
         self.demand = DemandWindow(window_s=config.site.demand_window_min * 60.0)
         self.loop = ControlLoop(
             config,
@@ -133,11 +147,12 @@ class SiteController:
         self._helpers: set[asyncio.Task[None]] = set()
         self._metrics_server: WSGIServer | None = None
 
-    def _meter(self, config: HeadroomConfig) -> ModbusMeter | MqttMeter:
-        if config.mqtt_meter is not None:
-            return MqttMeter(config.mqtt_meter, self.sink, self.clock)
-        m = config.meter
-        assert m is not None  # the config holds exactly one of the two
+    def _meter(self, m: NodeMeter) -> ModbusMeter | MqttMeter | None:
+        """The adapter of one meter; None for a charger's own meter (fed by OCPP)."""
+        if isinstance(m, MqttNodeMeter):
+            return MqttMeter(m, self.sink, self.clock)
+        if isinstance(m, OcppNodeMeter):
+            return None
         return ModbusMeter(
             meter_id=m.id,
             host=m.host,
@@ -149,6 +164,21 @@ class SiteController:
             poll_interval_s=m.poll_interval_s,
             timeout_s=m.timeout_s,
         )
+
+    def _charger_meter_readings(self, event: ChargerMeasurement) -> list[MeterReading]:
+        """The readings a charger's MeterValues give the meters that stand on them."""
+        specs = self.config.meter_specs()
+        return [
+            reading
+            for m in self.config.node_meters()
+            if isinstance(m, OcppNodeMeter)
+            and (
+                reading := as_meter_reading(
+                    event, m, specs[m.id].phase_map, self.clock.now().timestamp()
+                )
+            )
+            is not None
+        ]
 
     def reconfigure(self, config: HeadroomConfig) -> None:
         """Apply a changed configuration (a limit, priorities) at the next decision, now."""
@@ -184,11 +214,16 @@ class SiteController:
     def sink(self, event: Event) -> None:
         """Where every adapter puts its events."""
         self.state.apply(event)
-        self.live.on_event(event, self.clock.now())
-        if isinstance(event, MeterReading):
+        site_reading = isinstance(event, MeterReading) and event.meter_id == self._site_meter_id
+        if site_reading or not isinstance(event, MeterReading):  # the live view shows the grid
+            self.live.on_event(event, self.clock.now())
+        if isinstance(event, MeterReading) and site_reading:
             self.metrics.observe_reading(event)
             if event.quality is Quality.GOOD and event.power_w is not None:
                 self.demand.add(self.clock.now().timestamp(), event.power_w)
+        if isinstance(event, ChargerMeasurement):
+            for reading in self._charger_meter_readings(event):
+                self.sink(reading)
         if self.telemetry is not None:
             self.telemetry.publish_event(event, self.clock.now())
         if isinstance(event, ChargerConnected):
@@ -235,7 +270,7 @@ class SiteController:
             policy=self.config.control.policy,
         )
         self._tasks = [
-            asyncio.create_task(self.meter.run(), name="meter"),
+            *(asyncio.create_task(m.run(), name=f"meter:{m.meter_id}") for m in self.meters),
             asyncio.create_task(self.loop.run(), name="loop"),
             asyncio.create_task(self.operator.run(), name="operator"),
         ]
@@ -252,8 +287,9 @@ class SiteController:
                 await task
         self._tasks, self._helpers = [], set()
         await self.dispatcher.close()
-        if isinstance(self.meter, ModbusMeter):
-            await self.meter.close()
+        for meter in self.meters:
+            if isinstance(meter, ModbusMeter):
+                await meter.close()
         await self.ocpp.stop()
         if self._metrics_server is not None:
             server, self._metrics_server = self._metrics_server, None

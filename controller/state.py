@@ -9,13 +9,15 @@ charger or transaction is recorded as a problem and otherwise ignored.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import structlog
 
 from controller.config import ControlSettings
 from controller.learning import EvBelief, observe
+from controller.meter_book import ANY_METER, MeterBook, MeterView
+from controller.meters.node_settings import MeterSpec
 from controller.model import (
     ChargerBooted,
     ChargerConnected,
@@ -27,13 +29,13 @@ from controller.model import (
     MeterFailed,
     MeterReading,
     PhaseValues,
-    Quality,
     SessionNeeds,
     SessionStarted,
     SessionStopped,
     connector_key,
 )
-from controller.quality import MeterHistory, judge
+
+__all__ = ["MeterView", "SessionView", "SiteSnapshot", "SiteState"]
 
 log = structlog.get_logger(__name__)
 
@@ -56,22 +58,13 @@ class SessionView:
     """The draw at the time of the last good meter reading (for the base load)."""
     needs: SessionNeeds | None = None
     """Departure, energy, EV limits and priority, as far as anyone has said."""
+    draw_at_node_meter_a: Mapping[str, PhaseValues | None] = field(default_factory=dict)
+    """The draw at the time of each group meter's last good reading, by node."""
     external_limit_a: float | None = None
     """The lowest limit others set on this EVSE (2.0.1 NotifyChargingLimit), A per phase."""
     delivered_since_needs_wh: float = 0.0
     """Energy the charger's register counted since ``needs.energy_wh`` was said (0 when
     unknown): the need still open is the difference."""
-
-
-@dataclass(frozen=True, slots=True)
-class MeterView:
-    """The last good reading of the site meter and the current doubt, if any."""
-
-    current_a: PhaseValues | None = None
-    power_w: float | None = None
-    good_at: float | None = None
-    problem: str = ""
-    problem_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +76,8 @@ class SiteSnapshot:
     sessions: tuple[SessionView, ...]
     connected: frozenset[str]
     booted: frozenset[str]
+    meters: Mapping[str, MeterView] = field(default_factory=dict)
+    """Every metered node's view, by node id (the site's is also ``meter``)."""
     charger_limits_a: Mapping[str, float] = field(default_factory=dict)
     """Limits others set on whole chargers (2.0.1 NotifyChargingLimit on EVSE 0), A per phase."""
 
@@ -171,12 +166,26 @@ def _delivered_wh(connector: _Connector) -> float:
 class SiteState:
     """Mutable site state; only :meth:`apply` changes it."""
 
-    def __init__(self, control: ControlSettings, meter_max_step_a: float = float("inf")) -> None:
+    def __init__(
+        self,
+        control: ControlSettings,
+        meter_max_step_a: float = float("inf"),
+        meters: Mapping[str, MeterSpec] | None = None,
+        site_node: str = "site",
+        wall: Callable[[], float] | None = None,
+    ) -> None:
+        """``meters`` by meter id (default: any meter is the site's); ``wall`` gives UNIX
+        time at arrival, to age readings by their source timestamp."""
         self._control = control
-        self._max_step_a = meter_max_step_a
         self._chargers: dict[str, _Charger] = {}
-        self._meter = MeterView()
-        self._meter_history = MeterHistory()
+        specs = meters or {
+            ANY_METER: MeterSpec(
+                ANY_METER, site_node, True, control.meter_stale_s, meter_max_step_a
+            )
+        }
+        self._site_node = site_node
+        self._meters = MeterBook(specs, control.meter_frozen_s)
+        self._wall = wall
         self.problems: list[str] = []
 
     def _charger(self, charger_id: str) -> _Charger:
@@ -221,45 +230,21 @@ class SiteState:
                 self._measure(event)
 
     def _apply_meter(self, event: MeterReading | MeterFailed) -> None:
-        if isinstance(event, MeterReading) and event.quality is Quality.GOOD:
-            problem, self._meter_history = judge(
-                self._meter_history,
-                event.current_a,
-                event.power_w,
-                event.at,
-                self._chargers_draw_a(),
-                self._max_step_a,
-                self._control.meter_frozen_s,
-            )
-            if problem:
-                event = MeterReading(
-                    event.meter_id,
-                    event.at,
-                    event.current_a,
-                    event.power_w,
-                    Quality.INVALID,
-                    problem,
-                )
-        if isinstance(event, MeterReading) and event.quality is Quality.GOOD:
-            if self._meter.problem:
-                log.info("meter recovered", meter=event.meter_id, was=self._meter.problem)
-            self._meter = MeterView(event.current_a, event.power_w, event.at)
-            return
-        detail = event.detail or (event.quality.value if isinstance(event, MeterReading) else "")
-        if not self._meter.problem:
-            log.warning("meter reading rejected", meter=event.meter_id, reason=detail)
-        since = self._meter.problem_since if self._meter.problem else event.at
-        self._meter = MeterView(
-            self._meter.current_a, self._meter.power_w, self._meter.good_at, detail, since
-        )
+        spec = self._meters.spec(event.meter_id)
+        draw_a = self._chargers_draw_a(spec.chargers if spec else None)
+        wall_now = self._wall() if self._wall is not None else None
+        if not self._meters.apply(event, draw_a, wall_now):
+            self._problem(f"reading from unknown meter {event.meter_id!r}")
 
-    def _chargers_draw_a(self) -> float:
-        """The chargers' latest measured draw, summed over connectors and phases."""
+    def _chargers_draw_a(self, chargers: frozenset[str] | None) -> float:
+        """The latest measured draw of ``chargers`` (None: all), summed over connectors
+        and phases; connector 0 (a charger's own main meter) is not a session."""
         return sum(
             sum(value or 0.0 for value in m.current_a)
-            for charger in self._chargers.values()
-            for c in charger.connectors.values()
-            if (m := c.measurement) is not None
+            for cid, charger in self._chargers.items()
+            if chargers is None or cid in chargers
+            for conn_id, c in charger.connectors.items()
+            if conn_id != 0 and (m := c.measurement) is not None
         )
 
     def _stop(self, event: SessionStopped) -> None:
@@ -306,17 +291,8 @@ class SiteState:
 
     def snapshot(self, at: float) -> SiteSnapshot:
         """Freeze the state as of ``at``."""
-        meter = self._meter
-        if meter.good_at is not None and not meter.problem:
-            stale_after = meter.good_at + self._control.meter_stale_s
-            if at > stale_after:
-                meter = MeterView(
-                    meter.current_a,
-                    meter.power_w,
-                    meter.good_at,
-                    f"stale: no good reading for {at - meter.good_at:.1f} s",
-                    stale_after,
-                )
+        meters = self._meters.views(at)
+        meter = meters.get(self._site_node, MeterView())
         sessions = []
         for cid, charger in self._chargers.items():
             for conn_id, c in charger.connectors.items():
@@ -336,6 +312,11 @@ class SiteState:
                         offered_a=m.offered_a if m else None,
                         belief=c.belief,
                         draw_at_meter_a=c.draw_at(meter.good_at),
+                        draw_at_node_meter_a={
+                            node: c.draw_at(view.good_at)
+                            for node, view in meters.items()
+                            if node != self._site_node
+                        },
                         needs=c.needs,
                         external_limit_a=charger.external_limit_a(conn_id),
                         delivered_since_needs_wh=_delivered_wh(c),
@@ -347,6 +328,7 @@ class SiteState:
             sessions=tuple(sessions),
             connected=frozenset(c for c, s in self._chargers.items() if s.connected),
             booted=frozenset(c for c, s in self._chargers.items() if s.booted),
+            meters=meters,
             charger_limits_a={
                 cid: limit
                 for cid, charger in self._chargers.items()

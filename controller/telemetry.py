@@ -77,7 +77,7 @@ class TelemetryPublisher:
         self._state: Message | None = None
         self._events: deque[Message] = deque(maxlen=EVENT_QUEUE)
         self._chargers: dict[str, dict[str, Any]] = {}
-        self._meter_problem: str | None = None
+        self._meter_problems: dict[str, str | None] = {}  # by meter id: one site, many meters
         self._ready = asyncio.Event()
         self.dropped = 0
         self.published = 0
@@ -134,9 +134,10 @@ class TelemetryPublisher:
         """Meter faults as changes (fault, recovery), not one event per failed poll."""
         good = isinstance(event, MeterReading) and event.quality is Quality.GOOD
         problem = None if good else (event.detail or "invalid reading")
-        if problem == self._meter_problem or (problem and self._meter_problem):
+        before = self._meter_problems.get(event.meter_id)
+        if problem == before or (problem and before):
             return None
-        self._meter_problem = problem
+        self._meter_problems[event.meter_id] = problem
         if problem is None:
             return {"type": "meter_recovered", "meter": event.meter_id}
         return {"type": "meter_fault", "meter": event.meter_id, "detail": problem}

@@ -72,8 +72,12 @@ class SimulatedChargePoint:
         password: str | None = None,
         ssl: SSLContext | None = None,
         heartbeat_interval_s: float | None = None,
+        main_meter: Callable[[], tuple[float, float, float]] | None = None,
     ) -> None:
         self.charger_id = charger_id
+        self.main_meter = main_meter
+        """What the charger's own main meter reads (A per its phase), sent on connector 0
+        with every meter round; ``None``: no main meter (set it to ``None`` to silence it)."""
         self.url = f"{url.rstrip('/')}/{charger_id}"  # url: the central system's ``…/ocpp``
         self.n_connectors = n_connectors
         self.max_current_a = max_current_a
@@ -358,9 +362,26 @@ class SimulatedChargePoint:
         )
 
     async def _meter_round(self) -> None:
-        """MeterValues for each connector with a session."""
+        """MeterValues for each connector with a session, and the main meter if any."""
         for connector_id in list(self._sessions):
             await self._send_meter_values(connector_id)
+        if self.main_meter is not None:
+            await self._send_main_meter(self.main_meter())
+
+    async def _send_main_meter(self, current_a: tuple[float, float, float]) -> None:
+        """Connector 0 MeterValues: the charger's main meter, at its grid inlet."""
+        sampled = [
+            _sample("Current.Import", f"{a:.1f}", "A", f"L{phase + 1}", location="Inlet")
+            for phase, a in enumerate(current_a)
+        ]
+        power = f"{sum(current_a) * self.voltage_v:.0f}"
+        sampled.append(_sample("Power.Active.Import", power, "W", location="Inlet"))
+        stamp = wire_time(self._clock.now())
+        await self._call(
+            call.MeterValues(
+                connector_id=0, meter_value=[{"timestamp": stamp, "sampledValue": sampled}]
+            )
+        )
 
     async def _heartbeat(self) -> None:
         """One Heartbeat; counted once answered."""

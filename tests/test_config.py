@@ -150,7 +150,8 @@ def test_exactly_one_grid_meter() -> None:
     data = minimal()
     del data["meter"]
     assert problems(data) == [
-        "(top level): the grid meter: set exactly one of meter (Modbus TCP) and mqtt_meter (MQTT)"
+        "(top level): the grid meter: set exactly one of meter (Modbus TCP) and mqtt_meter "
+        "(MQTT), or list the meters under meters"
     ]
     data["mqtt_meter"] = {
         "host": "127.0.0.1",

@@ -146,8 +146,14 @@ async def test_frozen_meter_repeats_itself_then_moves_on(rig: Rig) -> None:
     rig.sim.fault = "frozen"
     first = good(await rig.reader.poll_once())
     rig.site.values = EXPORTING
-    assert good(await rig.reader.poll_once()) == MeterReading(
-        first.meter_id, rig.events[-1].at, first.current_a, first.power_w
+    again = good(await rig.reader.poll_once())
+    assert again.source_at is not None  # the poll's receive time
+    assert again == MeterReading(
+        first.meter_id,
+        rig.events[-1].at,
+        first.current_a,
+        first.power_w,
+        source_at=again.source_at,
     )
     rig.sim.fault = None
     assert good(await rig.reader.poll_once()).power_w == approx(EXPORTING)[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import re
 import time
@@ -310,6 +311,25 @@ def test_future_timestamp_is_refused() -> None:
     values, age_s = parse_message(config, "site/meter", ok, now_s)
     assert age_s == pytest.approx(3.0)
     assert values["power_total"] == 1000.0
+
+
+def test_reading_carries_the_payload_timestamp_as_source_at() -> None:
+    """With a timestamp field, a reading's source_at is the payload's own time (UNIX s);
+    without one, none (the state then ages it by arrival)."""
+    clock = ManualClock(start=100.0)
+    events: list[Event] = []
+    meter = MqttMeter(settings(None, timestamp_field="ts", max_age_s=30), events.append, clock)
+    meter.listening_since = clock.monotonic()
+    stamp = clock.now().timestamp() - 4.0
+    payload = {"ts": stamp, "current": [1, 2, 3], "data": {"power": {"total": 1}}}
+    reading = meter.on_message("site/meter", json.dumps(payload).encode())
+    assert isinstance(reading, MeterReading)
+    assert reading.source_at == pytest.approx(stamp)
+    bare, _, _ = manual_meter()
+    for topic in ("l1", "l2", "l3", "power"):
+        last = bare.on_message(f"site/meter/{topic}", b"1000")
+    assert isinstance(last, MeterReading)
+    assert last.source_at is None
 
 
 # --- payloads and settings, pure ------------------------------------------------

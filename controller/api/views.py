@@ -32,11 +32,18 @@ class LimitsOut(BaseModel):
     active_schedules: list[str]
 
 
+class NodeModeOut(BaseModel):
+    mode: str
+    reason: str
+
+
 class SiteOut(BaseModel):
     id: str
     mode: str
     mode_reason: str
     failsafe: bool
+    node_modes: dict[str, NodeModeOut]
+    """Each group with a meter of its own: its mode (normal, hold, failsafe) and why."""
     meter: MeterOut
     limits: LimitsOut
     headroom_a: list[float | None]
@@ -111,6 +118,10 @@ def site_view(site: SiteController) -> SiteOut:
         mode=decision.mode.value if decision else "starting",
         mode_reason=decision.mode_reason if decision else "no decision yet",
         failsafe=decision is None or decision.mode.value == "failsafe",
+        node_modes={
+            node: NodeModeOut(mode=mode.value, reason=reason)
+            for node, (mode, reason) in (decision.node_modes if decision else {}).items()
+        },
         meter=MeterOut(current_a=_phases(live.meter_a), power_w=live.meter_w, at=live.meter_at),
         limits=LimitsOut(
             max_current_a=limit_a,

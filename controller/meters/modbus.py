@@ -200,7 +200,13 @@ class ModbusMeter:
         problems = plausibility_problems(values, self._max_current_a, self._max_power_w)
         quality = Quality.INVALID if problems else Quality.GOOD
         return MeterReading(
-            self.meter_id, at, values.current_a, values.power_w, quality, "; ".join(problems)
+            self.meter_id,
+            at,
+            values.current_a,
+            values.power_w,
+            quality,
+            "; ".join(problems),
+            self._clock.now().timestamp(),  # received now: a meter's registers carry no time
         )
 
     def _failed(self, detail: str) -> MeterFailed:

@@ -64,6 +64,7 @@ class _TopicValue:
     source_age_s: float = 0.0  # how old its timestamp said it was when it arrived
     values: dict[Quantity, float] = field(default_factory=dict)
     error: str = ""
+    source_at: float | None = None  # its timestamp (UNIX s), if the payload carries one
 
 
 def parse_message(
@@ -84,6 +85,12 @@ def parse_message(
         for q, s in specs
     }
     return values, _source_age_s(settings, document, now_wall_s)
+
+
+def _is_bare(settings: MqttMeterSettings, topic: str) -> bool:
+    """True when the topic's payload is a bare number (it carries no timestamp)."""
+    specs = settings.topics()[topic]
+    return len(specs) == 1 and specs[0][1].field is None
 
 
 def _to_si(raw: float, spec: MqttValueSettings) -> float:
@@ -131,7 +138,10 @@ class MqttMeter:
         except PayloadError as exc:
             self._latest[topic] = _TopicValue(now, error=str(exc))
             return self._emit(MeterFailed(self.meter_id, now, f"topic {topic}: {exc}"))
-        self._latest[topic] = _TopicValue(now, age_s, values)
+        stamp = None
+        if self.settings.timestamp_field is not None and not _is_bare(self.settings, topic):
+            stamp = self._clock.now().timestamp() - age_s
+        self._latest[topic] = _TopicValue(now, age_s, values, source_at=stamp)
         return self._judge(now, on_message=True)
 
     def check_silence(self) -> Event | None:
@@ -175,8 +185,15 @@ class MqttMeter:
             values, self.settings.max_current_a, self.settings.max_power_w
         )
         quality = Quality.INVALID if problems else Quality.GOOD
+        stamps = [v.source_at for v in self._latest.values() if v.source_at is not None]
         return MeterReading(
-            self.meter_id, now, values.current_a, values.power_w, quality, "; ".join(problems)
+            self.meter_id,
+            now,
+            values.current_a,
+            values.power_w,
+            quality,
+            "; ".join(problems),
+            min(stamps) if stamps else None,  # the reading is as old as its oldest part
         )
 
     def _emit(self, event: Event) -> Event:
