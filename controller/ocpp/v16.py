@@ -41,13 +41,13 @@ from controller.model import (
     ChargerBooted,
     ChargerMeasurement,
     CommandResult,
-    CommandStatus,
     ConnectorStatusChanged,
     EventSink,
     ProfileCommand,
     SessionStarted,
     SessionStopped,
 )
+from controller.ocpp.commands import recorded, send_profile
 from controller.ocpp.measurands import parse_meter_values
 from controller.ocpp.profiles import DEFAULT_SKEW_S, set_charging_profile_payload, wire_time
 from controller.ocpp.router import GuardedChargePoint, LinkClosed
@@ -134,19 +134,8 @@ class ChargePointConnection(GuardedChargePoint):
         payload = set_charging_profile_payload(
             command, self._clock.now(), self._skew_s, self.rate_unit, self._voltage_v
         )
-        status, detail = await self._send_profile(payload)
-        result = CommandResult(command, status, self._clock.monotonic() - started_s, detail)
-        log = self._log.info if result.ok else self._log.warning
-        log(
-            "set_charging_profile",
-            connector_id=command.connector_id,
-            purpose=command.purpose.value,
-            limit_a=command.limit_a,
-            status=status.value,
-            detail=detail,
-            latency_s=round(result.latency_s, 3),
-        )
-        return result
+        status, detail = await send_profile(self, payload, self._call_timeout_s)
+        return recorded(self._log, command, status, detail, self._clock.monotonic() - started_s)
 
     async def prepare(self) -> None:
         """Learn what the charger takes and ask for the meter values the loop needs.
@@ -202,23 +191,6 @@ class ChargePointConnection(GuardedChargePoint):
         if status not in ("Accepted", "RebootRequired"):
             self._log.info("ChangeConfiguration refused", key=key, value=value, status=status)
         return status in ("Accepted", "RebootRequired")
-
-    async def _send_profile(self, payload: dict[str, Any]) -> tuple[CommandStatus, str]:
-        """The outcome of one SetChargingProfile as a status and a human-readable detail."""
-        try:
-            response = await self.request("SetChargingProfile", payload, self._call_timeout_s)
-        except TimeoutError:
-            return CommandStatus.TIMEOUT, f"no answer within {self._call_timeout_s} s"
-        except (ConnectionClosed, LinkClosed):
-            return CommandStatus.NOT_CONNECTED, "connection closed"
-        except OCPPError as exc:
-            return CommandStatus.CALL_ERROR, f"{exc.code}: {exc.description}"
-        except UnknownCallErrorCodeError as exc:  # a CALLERROR with a code OCPP does not define
-            return CommandStatus.CALL_ERROR, str(exc)
-        status = response.get("status")
-        if status == "Accepted":
-            return CommandStatus.ACCEPTED, ""
-        return CommandStatus.REJECTED, str(status)
 
     async def _route_call(self, frame: Frame, raw: str | bytes) -> None:
         """MeterValues on the fast path; every other CALL through the library's handlers."""

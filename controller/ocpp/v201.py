@@ -34,6 +34,7 @@ from controller.model import (
     ProfilePurpose,
     SessionStarted,
 )
+from controller.ocpp.commands import recorded, send_profile
 from controller.ocpp.handlers201 import StationMessages
 from controller.ocpp.notices201 import StationNotices
 from controller.ocpp.profiles import DEFAULT_SKEW_S
@@ -112,19 +113,8 @@ class ChargingStationConnection(StationMessages, StationNotices, GuardedChargePo
             payload = set_charging_profile_payload_201(
                 command, self._clock.now(), theirs, self._skew_s, self.rate_unit, self._voltage_v
             )
-            status, detail = await self._send_profile(payload)
-        result = CommandResult(command, status, self._clock.monotonic() - started_s, detail)
-        log = self._log.info if result.ok else self._log.warning
-        log(
-            "set_charging_profile",
-            evse_id=command.connector_id,
-            purpose=command.purpose.value,
-            limit_a=command.limit_a,
-            status=status.value,
-            detail=detail,
-            latency_s=round(result.latency_s, 3),
-        )
-        return result
+            status, detail = await send_profile(self, payload, self._call_timeout_s)
+        return recorded(self._log, command, status, detail, self._clock.monotonic() - started_s)
 
     async def prepare(self) -> None:
         """Learn the station's smart-charging variables; ask for the meter values we need.
@@ -162,25 +152,6 @@ class ChargingStationConnection(StationMessages, StationNotices, GuardedChargePo
         ]
         if refused:
             self._log.info("SetVariables refused", results=refused)
-
-    async def _send_profile(self, payload: dict[str, Any]) -> tuple[CommandStatus, str]:
-        """The outcome of one SetChargingProfile as a status and a human-readable detail."""
-        try:
-            response = await self.request("SetChargingProfile", payload, self._call_timeout_s)
-        except TimeoutError:
-            return CommandStatus.TIMEOUT, f"no answer within {self._call_timeout_s} s"
-        except (ConnectionClosed, LinkClosed):
-            return CommandStatus.NOT_CONNECTED, "connection closed"
-        except OCPPError as exc:
-            return CommandStatus.CALL_ERROR, f"{exc.code}: {exc.description}"
-        except UnknownCallErrorCodeError as exc:
-            return CommandStatus.CALL_ERROR, str(exc)
-        status = str(response.get("status"))
-        if status == "Accepted":
-            return CommandStatus.ACCEPTED, ""
-        info = response.get("statusInfo") or {}
-        reason = info.get("reasonCode") if isinstance(info, dict) else None
-        return CommandStatus.REJECTED, f"{status}: {reason}" if reason else status
 
 
 def _dicts(items: Any) -> list[dict[str, Any]]:
