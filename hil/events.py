@@ -100,7 +100,25 @@ class LimitChange(_Event):
         return self
 
 
+class ControllerRestart(_Event):
+    """The controller stops (every charger loses its connection) and starts again.
+
+    The new controller resumes from the run's state store and the chargers
+    reconnect, retrying as real chargers do; meanwhile each charger keeps its
+    last setpoint until the lease ends, then falls back to its fail-safe.
+    """
+
+    event: Literal["controller_restart"]
+    down_s: Annotated[float, Field(ge=0, le=600)] = 5.0
+
+
 Event = Annotated[
-    Arrive | Depart | BaseLoadChange | MeterFault | ChargerConnection | LimitChange,
+    Arrive
+    | Depart
+    | BaseLoadChange
+    | MeterFault
+    | ChargerConnection
+    | LimitChange
+    | ControllerRestart,
     Field(discriminator="event"),
 ]

@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast, get_args
 
-from controller.config import ChargerSettings, SiteLimits
+from controller.config import ChargerSettings, SiteLimits, StoreSettings
 from controller.model import SessionNeeds
 from controller.service import SiteController
 from hil.charge_point import SimulatedChargePoint
@@ -119,6 +121,7 @@ class SimRig:
         self.plugs: dict[tuple[str, int], Plug] = {}
         self.finished: list[Plug] = []
         self._controller: SiteController | None = None
+        self._state_dir: tempfile.TemporaryDirectory[str] | None = None
         self._locks = {cid: asyncio.Lock() for cid in self.settings}
 
     @property
@@ -132,6 +135,11 @@ class SimRig:
         """Meter first (the controller polls it), then the controller, then the chargers."""
         await self.meter.start()
         config = self.scenario.controller_config(self.meter.port, self.policy)
+        if any(e.event == "controller_restart" for e in self.scenario.timeline):
+            # What the restarted controller resumes from, as on a site.
+            self._state_dir = tempfile.TemporaryDirectory(prefix="headroom-hil-")
+            store = StoreSettings(path=str(Path(self._state_dir.name) / "state.db"))
+            config = config.model_copy(update={"store": store})
         self._controller = SiteController(config)
         await self._controller.start()
         url = f"ws://127.0.0.1:{self._controller.ocpp.port}/ocpp"
@@ -154,6 +162,8 @@ class SimRig:
         if self._controller is not None:
             await self._controller.stop()
         await self.meter.stop()
+        if self._state_dir is not None:
+            self._state_dir.cleanup()
 
     def elapsed_s(self) -> float:
         """Scenario time."""
@@ -161,6 +171,9 @@ class SimRig:
 
     async def run(self, action: Action) -> None:
         """Carry out one action; one charger's actions run one after the other."""
+        if action.kind == "controller_restart":
+            await self.restart_controller(action.delay_s)
+            return
         if not action.charger_id:
             self._site_action(action)
             return
@@ -223,6 +236,33 @@ class SimRig:
         await cp.unplug(connector_id)
         plug.departed_s = self.elapsed_s()
         self.finished.append(plug)
+
+    async def restart_controller(self, down_s: float) -> None:
+        """Stop the controller, wait ``down_s``, start a new one on the same port and store.
+
+        Each charger's connection drops with it; once the new controller listens,
+        every charger reconnects (without booting: it did not restart), retrying
+        as a real charger does.
+        """
+        old = self.controller
+        config = old.config.model_copy(
+            update={"ocpp": old.config.ocpp.model_copy(update={"port": old.ocpp.port})}
+        )
+        await old.stop()
+        await asyncio.sleep(down_s)
+        self._controller = SiteController(config)
+        await self._controller.start()
+        await asyncio.gather(*(self._reconnect(cid) for cid in self.charge_points))
+
+    async def _reconnect(self, charger_id: str, attempts: int = 20) -> None:
+        async with self._locks[charger_id]:
+            for attempt in range(attempts):
+                try:
+                    await _back_online(self.charge_points[charger_id], reboot=False)
+                    return
+                except OSError:  # not listening yet: try again, as a charger would
+                    await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
+            raise RuntimeError(f"{charger_id} could not reconnect after the restart")
 
     def change_limit(self, max_current_a: float | None, max_power_kw: float | None) -> SiteLimit:
         """Set the site limit the running controller works to; the limit to judge it by.

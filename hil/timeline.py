@@ -14,6 +14,7 @@ from hil.scenario import (
     Arrive,
     BaseLoadChange,
     ChargerConnection,
+    ControllerRestart,
     Depart,
     LimitChange,
     MeterFault,
@@ -26,7 +27,8 @@ class Action:
     """One thing the runner does at ``at_s``; ``charger_id`` is empty for site-wide ones."""
 
     at_s: float
-    kind: str  # arrive, depart, base_load, meter_fault, charger_offline, charger_online, limit
+    kind: str  # arrive, depart, base_load, meter_fault, charger_offline, charger_online, limit,
+    # controller_restart
     label: str
     charger_id: str = ""
     connector_id: int = 1
@@ -124,6 +126,9 @@ def expand(scenario: Scenario) -> list[Action]:
             ]
         elif isinstance(event, LimitChange):
             actions.append(_limit_change(event))
+        elif isinstance(event, ControllerRestart):
+            label = f"controller restarts ({event.down_s:g} s down)"
+            actions.append(Action(event.at_s, event.event, label, delay_s=event.down_s))
         else:
             actions.append(_site_action(event))
     return sorted(actions, key=lambda a: a.at_s)

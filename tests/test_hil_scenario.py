@@ -295,6 +295,17 @@ def test_a_limit_event_becomes_a_limit_action() -> None:
     assert action.label == "limit set to 50 kW"
 
 
+def test_a_controller_restart_becomes_a_site_wide_action() -> None:
+    """The restart reaches the runner with its downtime; a negative one is refused."""
+    data = copy.deepcopy(MINIMAL)
+    data["timeline"].append({"at_s": 5, "event": "controller_restart", "down_s": 3})
+    (action,) = [a for a in expand(parse_scenario(data)) if a.kind == "controller_restart"]
+    assert (action.at_s, action.delay_s, action.charger_id) == (5, 3.0, "")
+    data["timeline"][-1]["down_s"] = -1
+    with pytest.raises(ConfigError, match="down_s"):
+        parse_scenario(data)
+
+
 def test_power_overshoot_counts_the_larger_excess() -> None:
     """With a 60 kW limit, 300 A × 230 V = 69 kW is 9 kW over; the per-phase excess is none."""
     limit = SiteLimit(max_current_a=None, max_power_w=60_000.0, margin_a=0.0, voltage_v=230.0)

@@ -14,7 +14,7 @@ from hil.runner import run_scenario
 from hil.scenario import load_scenario
 
 LIBRARY = Path(__file__).parent.parent / "hil" / "scenarios"
-IN_CI = ("mass_arrival", "building_load_step", "meter_faults", "limit_cut")
+IN_CI = ("mass_arrival", "building_load_step", "meter_faults", "limit_cut", "controller_restart")
 
 
 @pytest.mark.slow
