@@ -131,11 +131,8 @@ def base_estimates(snapshot: SiteSnapshot, config: HeadroomConfig) -> list[tuple
     """The base load at each recent site reading: (reading time, per site phase).
 
     Each reading is estimated with the chargers' reports around *its* time, so an
-    estimate settles as later reports arrive: a car that changed its draw after its
-    last report makes only the newest readings wrong, never the settled ones. A car
-    whose two reports around a reading differ counts at the lower of the two
-    (:meth:`~controller.state._Connector.low_draw_at`): the estimate may be high for a
-    moment, never low. (One
+    estimate improves as later reports arrive: a car that changed its draw after its
+    last report makes only the newest readings wrong, never the settled ones. (One
     estimate per decision instead would repeat the newest reading's error as often
     as the loop decides, and a burst of decisions after a change would carry the
     median with it.)

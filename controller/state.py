@@ -127,27 +127,6 @@ class _Connector:
             for b, a in zip(before.current_a, after.current_a, strict=True)
         )
 
-    def low_draw_at(self, at: float | None) -> PhaseValues | None:
-        """The least the charger can have drawn at ``at``: per phase, the lower of the
-        reports around it (the one before alone until the next has arrived).
-
-        For the base load (meter − chargers) this errs on the safe side: a car that
-        stepped its draw between two reports is taken at the lower of the two, never
-        at a value in between that it may not have reached when the meter read.
-        """
-        if at is None:
-            return None
-        before = next((m for m in reversed(self.history) if m.at <= at), None)
-        after = next((m for m in self.history if m.at > at), None)
-        if before is None:
-            return after.current_a if after is not None else None
-        if after is None:
-            return before.current_a
-        return tuple(  # type: ignore[return-value]
-            None if b is None and a is None else min(b or 0.0, a or 0.0)
-            for b, a in zip(before.current_a, after.current_a, strict=True)
-        )
-
 
 @dataclass
 class _Charger:
@@ -339,7 +318,7 @@ class SiteState:
                         offered_a=m.offered_a if m else None,
                         belief=c.belief,
                         draw_at_meter_a=c.draw_at(meter.good_at),
-                        draw_at_site_readings=tuple(c.low_draw_at(r.good_at) for r in readings),
+                        draw_at_site_readings=tuple(c.draw_at(r.good_at) for r in readings),
                         draw_at_node_meter_a={
                             node: c.draw_at(view.good_at)
                             for node, view in meters.items()

@@ -166,8 +166,7 @@ def test_each_reading_is_estimated_with_the_reports_around_it() -> None:
     """cp-0 (L1L2L3) reports 6 A at 10 s, steps to 16 A and reports it at 12 s; the meter reads
     30 A at 11 s and 40 A at 12.5 s over a 24 A building. Before the 12 s report the 12.5 s
     reading looks like 34 A of building; after it, that reading gives 24 A, and the 11 s one
-    (between the reports) takes the car at the lower report, 6 A: never less building than
-    there may be. A burst of decisions adds no estimates."""
+    (between the reports) is interpolated. A burst of decisions adds no estimates."""
     from controller.decide import base_estimates
     from controller.model import ChargerBooted, ChargerMeasurement, MeterReading, SessionStarted
     from controller.state import SiteState
@@ -184,4 +183,4 @@ def test_each_reading_is_estimated_with_the_reports_around_it() -> None:
 
     state.apply(ChargerMeasurement("cp-0", 1, at=12.0, current_a=(16.0, 16.0, 16.0)))
     after = base_estimates(state.snapshot(12.8), CONFIG)
-    assert [(at, base[0]) for at, base in after] == [(11.0, 24.0), (12.5, 24.0)]
+    assert [(at, base[0]) for at, base in after] == [(11.0, 19.0), (12.5, 24.0)]
