@@ -137,6 +137,7 @@ class SiteController:
             self._decided,
             self.demand if config.site.demand_target_kw is not None else None,
         )
+        self._charger_meters = _charger_meters(config)
         self.live = LiveView(config.site.id)
         """The latest picture and recent timeline, for the API and dashboard."""
         self.operator = OperatorControl(
@@ -167,12 +168,13 @@ class SiteController:
 
     def _charger_meter_readings(self, event: ChargerMeasurement) -> list[MeterReading]:
         """The readings a charger's MeterValues give the meters that stand on them."""
+        if not self._charger_meters:  # the common case, on every MeterValues: nothing to do
+            return []
         specs = self.config.meter_specs()
         return [
             reading
-            for m in self.config.node_meters()
-            if isinstance(m, OcppNodeMeter)
-            and (
+            for m in self._charger_meters
+            if (
                 reading := as_meter_reading(
                     event, m, specs[m.id].phase_map, self.clock.now().timestamp()
                 )
@@ -183,6 +185,7 @@ class SiteController:
     def reconfigure(self, config: HeadroomConfig) -> None:
         """Apply a changed configuration (a limit, priorities) at the next decision, now."""
         self.config = config
+        self._charger_meters = _charger_meters(config)
         self.metrics.reconfigure(config)
         self.loop.reconfigure(config)
         self.loop.wake()
@@ -307,3 +310,8 @@ class SiteController:
             await asyncio.gather(*self._tasks)
         finally:
             await self.stop()
+
+
+def _charger_meters(config: HeadroomConfig) -> list[OcppNodeMeter]:
+    """The meters fed by a charger's own MeterValues (none on most sites)."""
+    return [m for m in config.node_meters() if isinstance(m, OcppNodeMeter)]
