@@ -29,11 +29,10 @@ broken answer is replaced by the fail-safe allocation and reported.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from controller.config import HeadroomConfig
-from controller.model import PhaseValues
 from controller.node_modes import (
     Mode,
     NodeMode,
@@ -94,11 +93,10 @@ def smoothed_base_a(
     """The base load to plan with: the median of the raw estimates of the last ``window_s``.
 
     The chargers report their draw less often than the meter, and not at the same
-    instants, so the newest estimate is off whenever a car changed its draw since its
-    last report (:func:`base_estimates`). The median removes that; a real step in the
-    building load shows within half the window. When the meter shows the site over
-    its limit, the latest raw estimate is used if it is higher, so a step up is
-    answered at once.
+    instants, so a raw estimate jumps whenever a car changes its draw between two of
+    its reports. The median removes those jumps; a real step in the building load
+    shows within half the window. When the meter shows the site over its limit, the
+    latest raw estimate is used if it is higher, so a step up is answered at once.
     """
     recent = [base for at, base in history if now - at <= window_s]
     if not recent:
@@ -125,33 +123,6 @@ def base_load_a(snapshot: SiteSnapshot, config: HeadroomConfig) -> Phases:
         config,
         lambda s: s.draw_at_meter_a,
     )
-
-
-def base_estimates(snapshot: SiteSnapshot, config: HeadroomConfig) -> list[tuple[float, Phases]]:
-    """The base load at each recent site reading: (reading time, per site phase).
-
-    Each reading is estimated with the chargers' reports around *its* time, so an
-    estimate improves as later reports arrive: a car that changed its draw after its
-    last report makes only the newest readings wrong, never the settled ones. (One
-    estimate per decision instead would repeat the newest reading's error as often
-    as the loop decides, and a burst of decisions after a change would carry the
-    median with it.)
-    """
-    sessions = [s for s in snapshot.sessions if s.charger_id in snapshot.booted]
-    estimates = []
-    for i, reading in enumerate(snapshot.site_readings):
-        if reading.good_at is not None:
-            estimate = node_load_a(reading, sessions, config, _draw_at_reading(i))
-            estimates.append((reading.good_at, estimate))
-    return estimates
-
-
-def _draw_at_reading(i: int) -> Callable[[SessionView], PhaseValues | None]:
-    def draw(session: SessionView) -> PhaseValues | None:
-        draws = session.draw_at_site_readings
-        return draws[i] if i < len(draws) else None
-
-    return draw
 
 
 RunState = tuple[bool, float]

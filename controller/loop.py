@@ -25,7 +25,7 @@ from controller.decide import (
     Mode,
     Phases,
     RunState,
-    base_estimates,
+    base_load_a,
     decide,
     smoothed_base_a,
 )
@@ -134,6 +134,7 @@ class ControlLoop:
         self._compliance = Compliance({}, frozenset())
         self._run_state: dict[str, RunState] = {}
         self._wake = asyncio.Event()
+        self._base_history: deque[tuple[float, Phases]] = deque(maxlen=256)
         self._group_history: dict[str, deque[tuple[float, Phases]]] = {}
         self._over_limit_at = float("-inf")
         self.last: Decision | None = None
@@ -168,13 +169,11 @@ class ControlLoop:
         snapshot = self._state.snapshot(now)
         t1 = time.perf_counter()
         control = self._config.control
-        # The window ends at the newest reading, not now: a meter polled less often than
-        # the window still has an estimate, and a doubtful meter keeps its last good one
-        # (its mode, not a base load of 0, keeps the site safe meanwhile).
-        estimates = base_estimates(snapshot, self._config)
+        if snapshot.meter.good_at is not None and not snapshot.meter.problem:
+            self._base_history.append((now, base_load_a(snapshot, self._config)))
         base = smoothed_base_a(
-            estimates,
-            estimates[-1][0] if estimates else now,
+            self._base_history,
+            now,
             control.base_load_window_s,
             # For a whole window after an over-limit reading the latest estimate wins if it is
             # higher: the median of older readings would undo the decrease that reading caused.

@@ -14,7 +14,6 @@ replaces it (MQTT can deliver out of order after a reconnect).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -54,7 +53,6 @@ class _Meter:
     view: MeterView
     history: MeterHistory = field(default_factory=MeterHistory)
     out_of_order: int = 0
-    recent: deque[MeterView] = field(default_factory=lambda: deque(maxlen=RECENT_READINGS))
 
 
 def measured_at(at: float, source_at: float | None, wall_now: float | None) -> float:
@@ -62,13 +60,6 @@ def measured_at(at: float, source_at: float | None, wall_now: float | None) -> f
     if source_at is None or wall_now is None:
         return at
     return at - max(wall_now - source_at, 0.0)
-
-
-RECENT_READINGS = 64
-"""Good readings kept per meter: a base-load window of 15 s at the fastest (0.25 s) poll."""
-
-ESTIMATED_READINGS = 6
-"""At most this many readings of a window are estimated against (the cost is per session)."""
 
 
 class MeterBook:
@@ -154,7 +145,6 @@ class MeterBook:
             spec.includes_chargers,
             event.source_at,
         )
-        meter.recent.append(meter.view)
 
     @staticmethod
     def _doubt(meter: _Meter, meter_id: str, detail: str, at: float) -> None:
@@ -174,19 +164,6 @@ class MeterBook:
             view.includes_chargers,
             view.source_at,
         )
-
-    def recent(self, node: str, window_s: float) -> tuple[MeterView, ...]:
-        """The node's good readings of the last ``window_s`` before its newest, oldest first.
-
-        Thinned to :data:`ESTIMATED_READINGS` (the newest always kept) at fast polls.
-        """
-        meter = next((m for m in self._meters.values() if m.spec.node == node), None)
-        if meter is None or not meter.recent:
-            return ()
-        newest = meter.recent[-1].good_at or 0.0
-        window = [v for v in meter.recent if newest - (v.good_at or 0.0) <= window_s]
-        step = -(-len(window) // ESTIMATED_READINGS)  # ceil
-        return tuple(window[::-1][::step][::-1])
 
     def views(self, at: float) -> dict[str, MeterView]:
         """Each node's meter view as of ``at``, marked stale past its meter's bound."""

@@ -56,8 +56,6 @@ class SessionView:
     belief: EvBelief
     draw_at_meter_a: PhaseValues | None = None
     """The draw at the time of the last good meter reading (for the base load)."""
-    draw_at_site_readings: tuple[PhaseValues | None, ...] = ()
-    """The draw at the time of each of ``SiteSnapshot.site_readings``."""
     needs: SessionNeeds | None = None
     """Departure, energy, EV limits and priority, as far as anyone has said."""
     draw_at_node_meter_a: Mapping[str, PhaseValues | None] = field(default_factory=dict)
@@ -82,9 +80,6 @@ class SiteSnapshot:
     """Every metered node's view, by node id (the site's is also ``meter``)."""
     charger_limits_a: Mapping[str, float] = field(default_factory=dict)
     """Limits others set on whole chargers (2.0.1 NotifyChargingLimit on EVSE 0), A per phase."""
-    site_readings: tuple[MeterView, ...] = ()
-    """The site meter's good readings of the base-load window, oldest first; each session's
-    ``draw_at_site_readings`` lines up with them."""
 
 
 HISTORY = 8  # measurements kept per connector: enough to line one up with the meter reading
@@ -298,7 +293,6 @@ class SiteState:
         """Freeze the state as of ``at``."""
         meters = self._meters.views(at)
         meter = meters.get(self._site_node, MeterView())
-        readings = self._meters.recent(self._site_node, self._control.base_load_window_s)
         sessions = []
         for cid, charger in self._chargers.items():
             for conn_id, c in charger.connectors.items():
@@ -318,7 +312,6 @@ class SiteState:
                         offered_a=m.offered_a if m else None,
                         belief=c.belief,
                         draw_at_meter_a=c.draw_at(meter.good_at),
-                        draw_at_site_readings=tuple(c.draw_at(r.good_at) for r in readings),
                         draw_at_node_meter_a={
                             node: c.draw_at(view.good_at)
                             for node, view in meters.items()
@@ -341,5 +334,4 @@ class SiteState:
                 for cid, charger in self._chargers.items()
                 if (limit := charger.external_limit_a(0)) is not None
             },
-            site_readings=readings,
         )

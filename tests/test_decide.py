@@ -160,27 +160,3 @@ def test_offline_chargers_draw_stays_in_the_base_load() -> None:
     offline = replace(snap, booted=frozenset())
     assert base_load_a(snap, CONFIG) == (14.0, 14.0, 14.0)
     assert base_load_a(offline, CONFIG) == (30.0, 30.0, 30.0)
-
-
-def test_each_reading_is_estimated_with_the_reports_around_it() -> None:
-    """cp-0 (L1L2L3) reports 6 A at 10 s, steps to 16 A and reports it at 12 s; the meter reads
-    30 A at 11 s and 40 A at 12.5 s over a 24 A building. Before the 12 s report the 12.5 s
-    reading looks like 34 A of building; after it, that reading gives 24 A, and the 11 s one
-    (between the reports) is interpolated. A burst of decisions adds no estimates."""
-    from controller.decide import base_estimates
-    from controller.model import ChargerBooted, ChargerMeasurement, MeterReading, SessionStarted
-    from controller.state import SiteState
-
-    state = SiteState(CONFIG.control)
-    state.apply(ChargerBooted("cp-0", at=1.0))
-    state.apply(SessionStarted("cp-0", 1, 7, at=2.0))
-    state.apply(ChargerMeasurement("cp-0", 1, at=10.0, current_a=(6.0, 6.0, 6.0)))
-    state.apply(MeterReading("grid", 11.0, (30.0, 30.0, 30.0), None))
-    state.apply(MeterReading("grid", 12.5, (40.0, 40.0, 40.0), None))
-    before = base_estimates(state.snapshot(12.6), CONFIG)
-    assert [(at, base[0]) for at, base in before] == [(11.0, 24.0), (12.5, 34.0)]
-    assert base_estimates(state.snapshot(12.7), CONFIG) == before
-
-    state.apply(ChargerMeasurement("cp-0", 1, at=12.0, current_a=(16.0, 16.0, 16.0)))
-    after = base_estimates(state.snapshot(12.8), CONFIG)
-    assert [(at, base[0]) for at, base in after] == [(11.0, 19.0), (12.5, 24.0)]
