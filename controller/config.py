@@ -32,6 +32,13 @@ __all__ = ["HeadroomConfig", "MeterSettings", "MqttMeterSettings", "load_config"
 IEC_61851_MIN_CURRENT_A = 6.0  # below it the EV stops: a fail-safe is 0 or at least this
 
 
+def _check_tls_files(section: str, cert_file: str | None, key_file: str | None) -> None:
+    """Refuse a certificate or key path that names no file, with its key path."""
+    for key, path in (("tls_cert_file", cert_file), ("tls_key_file", key_file)):
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"{section}.{key}: no file at {path}")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -119,10 +126,7 @@ class OcppSettings(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        for key in ("tls_cert_file", "tls_key_file"):
-            path = getattr(self, key)
-            if path is not None and not Path(path).is_file():
-                raise ValueError(f"ocpp.{key}: no file at {path}")
+        _check_tls_files("ocpp", self.tls_cert_file, self.tls_key_file)
         if self.tls_key_file is not None and self.tls_cert_file is None:
             raise ValueError("ocpp.tls_key_file needs ocpp.tls_cert_file")
         return self
@@ -179,10 +183,7 @@ class ApiSettings(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        for key in ("tls_cert_file", "tls_key_file"):
-            path = getattr(self, key)
-            if path is not None and not Path(path).is_file():
-                raise ValueError(f"api.{key}: no file at {path}")
+        _check_tls_files("api", self.tls_cert_file, self.tls_key_file)
         if (self.tls_key_file is None) != (self.tls_cert_file is None):
             raise ValueError("api.tls_cert_file and api.tls_key_file go together")
         names = [t.name for t in self.tokens]

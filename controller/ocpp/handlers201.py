@@ -27,14 +27,13 @@ from ocpp.v201.enums import Action
 from controller.clock import Clock
 from controller.model import (
     ChargerBooted,
-    ChargerMeasurement,
     ConnectorStatusChanged,
     EventSink,
     ExternalLimitChanged,
     SessionStarted,
     SessionStopped,
 )
-from controller.ocpp.measurands import parse_meter_values
+from controller.ocpp.measurands import measurement, parse_meter_values
 from controller.ocpp.profiles import wire_time
 from controller.ocpp.transactions import TransactionIds
 from controller.ocpp.wire201 import limit_from_schedules, needs_from
@@ -207,17 +206,7 @@ class StationMessages:
         if all(v is None for v in read) and fields.energy_wh is None:
             return
         self._sink(
-            ChargerMeasurement(
-                self.charger_id,
-                evse_id,
-                self._clock.monotonic(),
-                current_a=fields.current_a,
-                power_w=fields.power_w,
-                offered_a=fields.offered_a,
-                energy_wh=fields.energy_wh,
-                soc_percent=fields.soc_percent,
-                transaction_id=transaction_id,
-            )
+            measurement(self.charger_id, evse_id, self._clock.monotonic(), fields, transaction_id)
         )
 
     # --- smart charging: the EV's needs, limits set by others --------------

@@ -22,7 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from controller.model import PhaseValues
+from controller.model import ChargerMeasurement, PhaseValues
 
 ENERGY = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
@@ -178,3 +178,24 @@ def _combined(
         return totals[-1]
     phases = [v for v in _per_phase(samples, measurand) if v is not None]
     return combine(phases) if phases else None
+
+
+def measurement(
+    charger_id: str,
+    connector_id: int,
+    at: float,
+    fields: MeasurementFields,
+    transaction_id: int | None,
+) -> ChargerMeasurement:
+    """The event for one connector's parsed meter values (both OCPP versions)."""
+    return ChargerMeasurement(
+        charger_id,
+        connector_id,
+        at,
+        current_a=fields.current_a,
+        power_w=fields.power_w,
+        offered_a=fields.offered_a,
+        energy_wh=fields.energy_wh,
+        soc_percent=fields.soc_percent,
+        transaction_id=transaction_id,
+    )

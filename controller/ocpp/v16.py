@@ -39,7 +39,6 @@ from websockets.exceptions import ConnectionClosed
 from controller.clock import Clock
 from controller.model import (
     ChargerBooted,
-    ChargerMeasurement,
     CommandResult,
     ConnectorStatusChanged,
     EventSink,
@@ -48,7 +47,7 @@ from controller.model import (
     SessionStopped,
 )
 from controller.ocpp.commands import recorded, send_profile
-from controller.ocpp.measurands import parse_meter_values
+from controller.ocpp.measurands import measurement, parse_meter_values
 from controller.ocpp.profiles import DEFAULT_SKEW_S, set_charging_profile_payload, wire_time
 from controller.ocpp.router import GuardedChargePoint, LinkClosed
 from controller.ocpp.rpc import ErrorCode, Frame, FrameFault, fast_check, payload_fault
@@ -353,16 +352,8 @@ class ChargePointConnection(GuardedChargePoint):
         if fields.problems:
             self._log.warning("meter_values_unreadable", problems=list(fields.problems))
         self._sink(
-            ChargerMeasurement(
-                self.charger_id,
-                connector_id,
-                self._clock.monotonic(),
-                current_a=fields.current_a,
-                power_w=fields.power_w,
-                offered_a=fields.offered_a,
-                energy_wh=fields.energy_wh,
-                soc_percent=fields.soc_percent,
-                transaction_id=transaction_id,
+            measurement(
+                self.charger_id, connector_id, self._clock.monotonic(), fields, transaction_id
             )
         )
 
