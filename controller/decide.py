@@ -42,7 +42,14 @@ from controller.node_modes import (
     session_modes,
     view_mode,
 )
-from controller.reserve import reserve_failsafe, reserve_noncompliant, site_phases
+from controller.reserve import (
+    reserve_failsafe,
+    reserve_noncompliant,
+    reserve_unconfirmed,
+    site_phases,
+)
+from controller.restored import Restored
+from controller.restored import target_a as restored_target_a
 from controller.state import SessionView, SiteSnapshot
 from controller.tariff import horizon
 from policies import Allocation, AllocationProblem, ConnectorAllocation, LimitNode, Policy
@@ -315,10 +322,16 @@ def decide(
         base: Phases = (0.0, 0.0, 0.0)
     else:
         base = base_a if base_a is not None else base_load_a(snapshot, config)
+    # Sessions restored after a restart that no charger has confirmed: out of the problem,
+    # their worst case reserved, their last setpoint re-asserted (controller/restored.py).
+    unconfirmed = tuple(s for s in snapshot.sessions if s.restored is not None)
     # Only a booted charger can be commanded; a session on a charger that is away keeps
     # its last lease or falls back to its fail-safe, and its draw stays in the base load.
     snapshot = replace(
-        snapshot, sessions=tuple(s for s in snapshot.sessions if s.charger_id in snapshot.booted)
+        snapshot,
+        sessions=tuple(
+            s for s in snapshot.sessions if s.charger_id in snapshot.booted and s.restored is None
+        ),
     )
     base, ignored = reserve_noncompliant(snapshot, config, base, noncompliant)
     all_sessions = {s.key: s for s in snapshot.sessions if s.key not in ignored}
@@ -339,6 +352,7 @@ def decide(
         base, groups_a = reserve_failsafe(
             snapshot, config, base, groups_a, failsafe_keys, failsafe_a
         )
+        base, groups_a = reserve_unconfirmed(unconfirmed, config, base, groups_a, failsafe_a)
     snapshot = replace(
         snapshot,
         sessions=tuple(
@@ -413,4 +427,23 @@ def decide(
                 f"fail-safe: {by_session[key][1]}",
                 session.started_at,
             )
+    for key, (s, (m, _)) in _booted_modes(unconfirmed, snapshot.booted, config, modes).items():
+        failsafe = Mode.FAILSAFE in (mode, m)
+        limit_a = restored_target_a(s.restored or Restored(), failsafe_a, snapshot.at, failsafe)
+        reason = "restored from the state store, not yet confirmed by its charger"
+        targets[key] = Target(
+            s.charger_id, s.connector_id, s.transaction_id, limit_a, reason, s.started_at
+        )
     return Decision(snapshot.at, mode, why, base, problem, allocation, targets, rejected, modes)
+
+
+def _booted_modes(
+    sessions: tuple[SessionView, ...],
+    booted: frozenset[str],
+    config: HeadroomConfig,
+    modes: Mapping[str, NodeMode],
+) -> dict[str, tuple[SessionView, NodeMode]]:
+    """The sessions whose charger is booted, with the mode of the groups above each."""
+    commandable = [s for s in sessions if s.charger_id in booted]
+    by_key = session_modes(commandable, config, modes)
+    return {s.key: (s, by_key[s.key]) for s in commandable}

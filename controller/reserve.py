@@ -1,15 +1,21 @@
 """Load reserved on the limit tree for sessions the policy does not steer. Pure.
 
-Two kinds of session are taken out of the problem and their worst case is
+Three kinds of session are taken out of the problem and their worst case is
 added to the base load instead: a charger that ignores its setpoints (its
-full rating), and a session below a group in fail-safe (the fail-safe
-current, on the site and every group above it).
+full rating), a session below a group in fail-safe (the fail-safe current, on
+the site and every group above it), and a session restored after a restart
+that its charger has not confirmed yet (the larger of its last setpoint and
+the fail-safe current, on the site and every group above it; see
+:mod:`controller.restored`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from controller.config import HeadroomConfig
 from controller.node_modes import Phases, nodes_above
+from controller.restored import reserve_a
 from controller.state import SessionView, SiteSnapshot
 
 
@@ -46,10 +52,31 @@ def reserve_failsafe(
 ) -> tuple[Phases, dict[str, Phases]]:
     """``current_a`` on the phases of each session in ``keys``, added to the base load of
     the site and of every group above it."""
+    sessions = [(s, current_a) for s in snapshot.sessions if s.key in keys]
+    return _reserve(config, base, groups_a, sessions)
+
+
+def reserve_unconfirmed(
+    sessions: Iterable[SessionView],
+    config: HeadroomConfig,
+    base: Phases,
+    groups_a: dict[str, Phases],
+    failsafe_a: float,
+) -> tuple[Phases, dict[str, Phases]]:
+    """Each restored session's :func:`~controller.restored.reserve_a` on its phases, added
+    to the base load of the site and of every group above it."""
+    reserved = [(s, reserve_a(s.restored, failsafe_a)) for s in sessions if s.restored]
+    return _reserve(config, base, groups_a, reserved)
+
+
+def _reserve(
+    config: HeadroomConfig,
+    base: Phases,
+    groups_a: dict[str, Phases],
+    sessions: Iterable[tuple[SessionView, float]],
+) -> tuple[Phases, dict[str, Phases]]:
     load = {config.site.id: list(base)} | {g: list(v) for g, v in groups_a.items()}
-    for session in snapshot.sessions:
-        if session.key not in keys:
-            continue
+    for session, current_a in sessions:
         charger = config.charger(session.charger_id)
         phases = session.belief.phases or tuple(range(charger.phases if charger else 3))
         for node in [config.site.id, *nodes_above(config, session.charger_id)]:

@@ -43,6 +43,7 @@ from controller.model import (
 from controller.ocpp import OcppServer
 from controller.ocpp.server import tls_context
 from controller.operator import OperatorControl
+from controller.restart import StateWriter, resume
 from controller.state import SiteSnapshot, SiteState
 from controller.store import StateStore
 from controller.telemetry import TelemetryPublisher
@@ -140,6 +141,12 @@ class SiteController:
         self._charger_meters = _charger_meters(config)
         self.live = LiveView(config.site.id)
         """The latest picture and recent timeline, for the API and dashboard."""
+        self.writer = (
+            StateWriter(self.store, config.site.id, self.clock, config.control.lease_s)
+            if self.store
+            else None
+        )
+        """Writes sessions, setpoints and beliefs after each decision (controller/restart.py)."""
         self.operator = OperatorControl(
             config, self.clock, self.reconfigure, self.store, self.audit
         )
@@ -198,6 +205,9 @@ class SiteController:
         self.live.on_decision(decision, self.clock.now())
         if self.audit is not None:
             self.audit.record_decision(decision, self.clock.now())
+        if self.writer is not None:
+            held, routes = self.dispatcher.held, self.dispatcher.routes
+            self.writer.after_decision(snapshot.sessions, decision.targets, held, routes)
         if self.telemetry is not None:
             self.telemetry.publish_state(decision, snapshot, self.clock.now())
         if self._on_decision is not None:
@@ -261,6 +271,17 @@ class SiteController:
     async def start(self) -> None:
         """Listen for chargers, start polling the meter and deciding."""
         self.operator.load()
+        if self.store is not None and self.writer is not None:  # before any charger connects
+            config = self.config
+            resume(
+                self.store,
+                config.site.id,
+                self.state,
+                self.dispatcher.routes,
+                self.writer,
+                self.clock,
+                lambda cid: config.charger(cid) is not None or config.ocpp.admit_unknown,
+            )
         await self.ocpp.start()
         if self.config.metrics is not None:
             m = self.config.metrics

@@ -34,8 +34,9 @@ from controller.model import (
     SessionStopped,
     connector_key,
 )
+from controller.restored import Restored, Verdict, judge_measurement
 
-__all__ = ["MeterView", "SessionView", "SiteSnapshot", "SiteState"]
+__all__ = ["MeterView", "Restored", "SessionView", "SiteSnapshot", "SiteState"]
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +66,12 @@ class SessionView:
     delivered_since_needs_wh: float = 0.0
     """Energy the charger's register counted since ``needs.energy_wh`` was said (0 when
     unknown): the need still open is the difference."""
+    needs_register_wh: float | None = None
+    """The energy register when ``needs.energy_wh`` was said (for the state store)."""
+    meter_start_wh: float | None = None
+    """The register at StartTransaction (``None`` for an adopted session)."""
+    restored: Restored | None = None
+    """Set while the session comes from the state store and its charger has not reported it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +101,8 @@ class _Connector:
     belief: EvBelief = field(default_factory=EvBelief)
     needs: SessionNeeds | None = None
     needs_register_wh: float | None = None  # the energy register when the need was said
+    meter_start_wh: float | None = None
+    restored: Restored | None = None  # from the state store, not yet confirmed by the charger
 
     @property
     def measurement(self) -> ChargerMeasurement | None:
@@ -205,9 +214,16 @@ class SiteState:
                 charger = self._charger(cid)
                 charger.connected, charger.booted = False, False
             case ConnectorStatusChanged():
-                self._charger(event.charger_id).connector(event.connector_id).status = event.status
+                connector = self._charger(event.charger_id).connector(event.connector_id)
+                connector.status = event.status
+                if event.status == "Available":
+                    self._drop_restored(event.charger_id, connector, "connector Available")
             case SessionStarted():
                 connector = self._charger(event.charger_id).connector(event.connector_id)
+                if connector.transaction_id != event.transaction_id:
+                    self._drop_restored(event.charger_id, connector, "another transaction started")
+                connector.restored = None
+                connector.meter_start_wh = event.meter_start_wh
                 connector.transaction_id = event.transaction_id
                 connector.started_at = event.at
                 connector.history.clear()
@@ -247,10 +263,35 @@ class SiteState:
             if conn_id != 0 and (m := c.measurement) is not None
         )
 
+    def restore(self, view: SessionView) -> None:
+        """A session from the state store: managed again, unconfirmed until its charger
+        reports it (``view.restored``); the connector's status is left unknown."""
+        connector = self._charger(view.charger_id).connector(view.connector_id)
+        connector.transaction_id, connector.started_at = view.transaction_id, view.started_at
+        connector.belief, connector.needs = view.belief, view.needs
+        connector.needs_register_wh, connector.meter_start_wh = (
+            view.needs_register_wh,
+            view.meter_start_wh,
+        )
+        connector.restored = view.restored or Restored()
+
+    def _drop_restored(self, charger_id: str, connector: _Connector, why: str) -> None:
+        """Forget a restored session that its charger contradicts (see controller/restored.py)."""
+        if connector.restored is None or connector.transaction_id is None:
+            return
+        log.warning(
+            "restored session dropped",
+            charger_id=charger_id,
+            transaction_id=connector.transaction_id,
+            reason=why,
+        )
+        connector.transaction_id, connector.restored = None, None
+        connector.needs, connector.needs_register_wh = None, None
+
     def _stop(self, event: SessionStopped) -> None:
         for connector in self._charger(event.charger_id).connectors.values():
             if connector.transaction_id == event.transaction_id:
-                connector.transaction_id = None
+                connector.transaction_id, connector.restored = None, None
                 connector.history.clear()
                 connector.needs, connector.needs_register_wh = None, None
                 return
@@ -260,6 +301,21 @@ class SiteState:
 
     def _measure(self, event: ChargerMeasurement) -> None:
         connector = self._charger(event.charger_id).connector(event.connector_id)
+        if connector.restored is not None and connector.transaction_id is not None:
+            verdict = judge_measurement(
+                connector.transaction_id, connector.status, event.transaction_id
+            )
+            if verdict is Verdict.IGNORE:
+                return
+            if verdict is Verdict.DROP:
+                self._drop_restored(event.charger_id, connector, "another transaction reported")
+            else:
+                log.info(
+                    "restored session confirmed",
+                    charger_id=event.charger_id,
+                    transaction_id=connector.transaction_id,
+                )
+                connector.restored = None
         if event.transaction_id is not None and connector.transaction_id is None:
             # A transaction we never saw start (Headroom restarted, or the charger was
             # offline): adopt it, so the car is managed rather than left on its lease.
@@ -272,6 +328,7 @@ class SiteState:
             connector.transaction_id = event.transaction_id
             connector.started_at = event.at
             connector.belief = EvBelief()
+            connector.meter_start_wh = None
         connector.history.append(event)
         if connector.needs is not None and connector.needs_register_wh is None:
             connector.needs_register_wh = event.energy_wh  # the first register after the need
@@ -320,6 +377,9 @@ class SiteState:
                         needs=c.needs,
                         external_limit_a=charger.external_limit_a(conn_id),
                         delivered_since_needs_wh=_delivered_wh(c),
+                        needs_register_wh=c.needs_register_wh,
+                        meter_start_wh=c.meter_start_wh,
+                        restored=c.restored,
                     )
                 )
         return SiteSnapshot(

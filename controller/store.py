@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,33 @@ class StateStore:
                 "updated_at = excluded.updated_at",
                 (kind, key, text, at.isoformat()),
             )
+
+    def write(
+        self,
+        puts: Iterable[tuple[str, str, Mapping[str, Any]]],
+        deletes: Iterable[tuple[str, str]],
+        at: datetime,
+    ) -> None:
+        """Store and forget many values in one transaction: all of them or, on a crash,
+        none (one commit, so one flush with ``fsync``)."""
+        rows = [
+            (kind, key, json.dumps(value, separators=(",", ":"), sort_keys=True), at.isoformat())
+            for kind, key, value in puts
+        ]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO state (kind, key, value, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, "
+                    "updated_at = excluded.updated_at",
+                    rows,
+                )
+                self._db.executemany("DELETE FROM state WHERE kind = ? AND key = ?", list(deletes))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         """The value stored under (kind, key), or ``None``."""

@@ -1,0 +1,220 @@
+"""Restart state through the state store: written after each decision, read back on start.
+
+:class:`StateWriter` is the one write path. After each decision it compares
+every running session with what it last wrote (cheap marks, no record is built
+for a session that did not change) and writes, in one transaction, only what
+changed: a session started or ended, a setpoint accepted, a target above the
+stored ceiling (written before the command goes out), a belief or a need
+changed. MeterValues alone never cause a write. A setpoint accepted after a
+decision is written at the next one; its ceiling was stored before it was sent.
+
+:func:`resume` runs on start, before the OCPP server listens: it loads the
+sessions into the site state as restored (unconfirmed, see
+:mod:`controller.restored`), each charger's learned profile route into the
+dispatcher, and seeds the writer, so that an unchanged record is not written
+again. Unreadable records and those of chargers the config no longer has are
+dropped, with a log line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from controller.clock import Clock
+from controller.decide import Target
+from controller.dispatch import Held
+from controller.fallback import ProfileRoute
+from controller.model import ProfilePurpose
+from controller.persist import (
+    ROUTE_KIND,
+    SESSION_KIND,
+    Instant,
+    RouteRecord,
+    SessionRecord,
+    kind,
+    restored_route,
+    restored_view,
+    route_record,
+    session_record,
+    setpoint_record,
+)
+from controller.state import SessionView, SiteState
+from controller.store import StateStore
+
+log = structlog.get_logger(__name__)
+
+Mark = tuple[Any, ...]
+"""What of a session a record depends on, apart from its target."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    record: SessionRecord
+    mark: Mark
+    held: tuple[float, float] | None  # (limit, acked_at) of the acceptance last written
+
+
+def _mark(view: SessionView) -> Mark:
+    b = view.belief
+    return (view.transaction_id, b.phases, b.ev_max_a, view.needs, view.needs_register_wh)
+
+
+class StateWriter:
+    """Writes one site's restart state to the store when it changes."""
+
+    def __init__(self, store: StateStore, site_id: str, clock: Clock, lease_s: float) -> None:
+        self._store = store
+        self._sessions_kind = kind(SESSION_KIND, site_id)
+        self._routes_kind = kind(ROUTE_KIND, site_id)
+        self._clock = clock
+        self.lease_s = lease_s
+        self._written: dict[str, _Written] = {}
+        self._routes: dict[str, ProfilePurpose] = {}
+        self.writes = 0
+        """Transactions committed (for tests and benchmarks)."""
+
+    def seed(self, view: SessionView, record: SessionRecord) -> None:
+        """``record`` is stored already and ``view`` is what the state made of it."""
+        self._written[view.key] = _Written(record, _mark(view), None)
+
+    def seed_route(self, charger_id: str, purpose: ProfilePurpose) -> None:
+        self._routes[charger_id] = purpose
+
+    def after_decision(
+        self,
+        sessions: Sequence[SessionView],
+        targets: Mapping[str, Target],
+        held: Mapping[str, Held],
+        routes: Mapping[str, ProfileRoute],
+    ) -> None:
+        """Write what changed since the last call, in one transaction."""
+        now = Instant(self._clock.monotonic(), self._clock.now().timestamp())
+        puts: list[tuple[str, str, Mapping[str, Any]]] = []
+        live = set()
+        for view in sessions:
+            live.add(view.key)
+            record = self._changed(view, targets.get(view.key), held.get(view.key), routes, now)
+            if record is not None:
+                puts.append((self._sessions_kind, view.key, record.model_dump(mode="json")))
+        deletes = [(self._sessions_kind, key) for key in self._written if key not in live]
+        for _, key in deletes:
+            del self._written[key]
+        for charger_id, route in routes.items():
+            if self._routes.get(charger_id, ProfilePurpose.TX) is not route.purpose:
+                self._routes[charger_id] = route.purpose
+                value = route_record(route).model_dump(mode="json")
+                puts.append((self._routes_kind, charger_id, value))
+        if puts or deletes:
+            self._store.write(puts, deletes, self._clock.now())
+            self.writes += 1
+
+    def _changed(
+        self,
+        view: SessionView,
+        target: Target | None,
+        held: Held | None,
+        routes: Mapping[str, ProfileRoute],
+        now: Instant,
+    ) -> SessionRecord | None:
+        """The session's new record, or ``None`` if the stored one still says it all."""
+        tx = view.transaction_id
+        written = self._written.get(view.key)
+        if written is not None and written.record.transaction_id != tx:
+            written = None  # a new transaction on the connector
+        if held is not None and held.transaction_id != tx:
+            held = None
+        target_a = target.limit_a if target is not None and target.transaction_id == tx else None
+        acked = (held.limit_a, held.acked_at) if held is not None else None
+        before = written.record.setpoint if written is not None else None
+        mark = _mark(view)
+        if (
+            written is not None
+            and mark == written.mark
+            and (acked is None or acked == written.held)
+            and (target_a is None or (before is not None and target_a <= before.ceiling_a))
+        ):
+            return None
+        purpose = routes.get(view.charger_id, ProfileRoute()).purpose
+        acked_since = acked is not None and (written is None or acked != written.held)
+        setpoint = setpoint_record(held, target_a, purpose, self.lease_s, now, before, acked_since)
+        record = session_record(view, setpoint, now)
+        self._written[view.key] = _Written(
+            record, mark, acked if acked is not None else (written.held if written else None)
+        )
+        return record
+
+
+def resume(
+    store: StateStore,
+    site_id: str,
+    state: SiteState,
+    routes: dict[str, ProfileRoute],
+    writer: StateWriter,
+    clock: Clock,
+    known: Callable[[str], bool],
+) -> int:
+    """Load the stored sessions and routes of ``site_id``; returns the sessions restored.
+
+    ``known`` tells whether a charger may still connect (is in the config, or unknown
+    chargers are admitted).
+    """
+    now = Instant(clock.monotonic(), clock.now().timestamp())
+    sessions_kind = kind(SESSION_KIND, site_id)
+    restored = 0
+    for key, value in store.items(sessions_kind).items():
+        try:
+            record = SessionRecord.model_validate(value)
+        except ValidationError as exc:
+            _drop(store, sessions_kind, key, f"unreadable: {_first_error(exc)}")
+            continue
+        if record.key != key:
+            _drop(store, sessions_kind, key, f"stored under {key} but names {record.key}")
+            continue
+        if not known(record.charger_id):
+            _drop(store, sessions_kind, key, f"charger {record.charger_id} is not configured")
+            continue
+        view = restored_view(record, now)
+        state.restore(view)
+        writer.seed(view, record)
+        restored += 1
+        setpoint = record.setpoint
+        log.info(
+            "session restored",
+            charger_id=record.charger_id,
+            connector_id=record.connector_id,
+            transaction_id=record.transaction_id,
+            phases=list(record.belief.phases) if record.belief.phases else None,
+            ev_max_a=record.belief.ev_max_a,
+            setpoint_a=setpoint.limit_a if setpoint else None,
+            ceiling_a=setpoint.ceiling_a if setpoint else None,
+            lease_left_s=None
+            if setpoint is None or setpoint.lease_until is None
+            else round(setpoint.lease_until - now.wall, 1),
+        )
+    routes_kind = kind(ROUTE_KIND, site_id)
+    for charger_id, value in store.items(routes_kind).items():
+        try:
+            route = restored_route(RouteRecord.model_validate(value))
+        except ValidationError as exc:
+            _drop(store, routes_kind, charger_id, f"unreadable: {_first_error(exc)}")
+            continue
+        routes[charger_id] = route
+        writer.seed_route(charger_id, route.purpose)
+        log.info("profile route restored", charger_id=charger_id, purpose=route.purpose.value)
+    return restored
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "record"
+    return f"{where}: {error['msg']}"
+
+
+def _drop(store: StateStore, kind_: str, key: str, why: str) -> None:
+    log.error("stored record dropped", kind=kind_, key=key, reason=why)
+    store.delete(kind_, key)
