@@ -2,8 +2,9 @@
 
 Operator changes (limits, priorities), sessions, last setpoints and what the
 controller learned about each charger and car live here, keyed by a *kind*
-(``settings``, ``session``, ``setpoint``, ``belief`` …) and a key within it;
-each value is a JSON object. The modules that own a kind decide its shape.
+(``settings``: :mod:`controller.operator`; ``session/<site>`` and
+``route/<site>``: :mod:`controller.persist`) and a key within it; each value is
+a JSON object. The modules that own a kind decide its shape.
 
 Durability policy (the same as the audit log's): write-ahead log, every write
 committed before it returns, so a committed value survives ``kill -9``; with

@@ -135,11 +135,11 @@ class SimRig:
         """Meter first (the controller polls it), then the controller, then the chargers."""
         await self.meter.start()
         config = self.scenario.controller_config(self.meter.port, self.policy)
-        if any(e.event == "controller_restart" for e in self.scenario.timeline):
-            # What the restarted controller resumes from, as on a site.
-            self._state_dir = tempfile.TemporaryDirectory(prefix="headroom-hil-")
-            store = StoreSettings(path=str(Path(self._state_dir.name) / "state.db"))
-            config = config.model_copy(update={"store": store})
+        # A state store, as on a site: every run writes its restart state, and a
+        # controller_restart resumes from it.
+        self._state_dir = tempfile.TemporaryDirectory(prefix="headroom-hil-")
+        store = StoreSettings(path=str(Path(self._state_dir.name) / "state.db"))
+        config = config.model_copy(update={"store": store})
         self._controller = SiteController(config)
         await self._controller.start()
         url = f"ws://127.0.0.1:{self._controller.ocpp.port}/ocpp"
