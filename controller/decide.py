@@ -431,8 +431,10 @@ def decide(
         failsafe = Mode.FAILSAFE in (mode, m)
         limit_a = restored_target_a(s.restored or Restored(), failsafe_a, snapshot.at, failsafe)
         reason = "restored from the state store, not yet confirmed by its charger"
+        # Started "now" for the profile ladder: a refusal of a TxProfile for a transaction
+        # the charger may not know (yet) says nothing about the charger (controller/fallback.py).
         targets[key] = Target(
-            s.charger_id, s.connector_id, s.transaction_id, limit_a, reason, s.started_at
+            s.charger_id, s.connector_id, s.transaction_id, limit_a, reason, snapshot.at
         )
     return Decision(snapshot.at, mode, why, base, problem, allocation, targets, rejected, modes)
 

@@ -36,6 +36,7 @@ from controller.model import (
     ChargerDisconnected,
     ChargerMeasurement,
     CommandResult,
+    CommandStatus,
     Event,
     MeterReading,
     Quality,
@@ -214,6 +215,9 @@ class SiteController:
             self._on_decision(decision, times, snapshot)
 
     def _commanded(self, result: CommandResult) -> None:
+        command = result.command
+        if result.status is CommandStatus.REJECTED and command.transaction_id is not None:
+            self.state.refused(command.charger_id, command.connector_id, command.transaction_id)
         self.metrics.observe_command(result)
         self.live.on_command(result, self.clock.now())
         if self.audit is not None:

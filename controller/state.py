@@ -275,6 +275,13 @@ class SiteState:
         )
         connector.restored = view.restored or Restored()
 
+    def refused(self, charger_id: str, connector_id: int, transaction_id: int) -> None:
+        """The charger refused a TxProfile for ``transaction_id``: OCPP lets it refuse one
+        only for a transaction it does not run, so a restored session of that id is stale."""
+        connector = self._charger(charger_id).connector(connector_id)
+        if connector.transaction_id == transaction_id:
+            self._drop_restored(charger_id, connector, "its charger refused a TxProfile for it")
+
     def _drop_restored(self, charger_id: str, connector: _Connector, why: str) -> None:
         """Forget a restored session that its charger contradicts (see controller/restored.py)."""
         if connector.restored is None or connector.transaction_id is None:

@@ -81,6 +81,16 @@ def test_a_new_start_replaces_the_restored_session() -> None:
     assert (s.transaction_id, s.restored, s.meter_start_wh) == (4900, None, 500.0)
 
 
+def test_a_refused_tx_profile_drops_a_restored_session_only() -> None:
+    """A charger may refuse a TxProfile only for a transaction it does not run: a restored
+    session of that transaction is stale; a confirmed one (the start race) is kept."""
+    state = state_with(restored(0, tx=4711))
+    state.apply(SessionStarted("cp-1", 1, 4712, 2.0))
+    state.refused("cp-0", 1, 4711)
+    state.refused("cp-1", 1, 4712)
+    assert [s.transaction_id for s in state.snapshot(2.0).sessions] == [4712]
+
+
 def test_meter_values_without_a_transaction_confirm_only_a_charging_connector() -> None:
     """A report that names no transaction says nothing about the session unless the
     connector has said, since the restart, that it is charging."""
@@ -123,6 +133,8 @@ def test_an_unconfirmed_session_is_reserved_on_its_learned_phases_and_re_asserte
     assert decision.base_load_a == (36.0, 20.0, 20.0)  # 30 − 10 (cp-1) + 16 on L1
     assert [s.connector_id for s in decision.problem.sessions] == ["cp-1/1"]
     assert decision.targets["cp-0/1"].limit_a == 16.0
+    # A refusal of it must not teach the profile ladder anything: it counts as just started.
+    assert decision.targets["cp-0/1"].started_at == snap.at
     assert decision.targets["cp-1/1"].limit_a == 25.0  # 63 − 2 − 36 on L1
 
 
