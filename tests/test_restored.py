@@ -8,6 +8,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.config import parse_config
 from controller.decide import Mode, base_load_a, decide
 from controller.learning import EvBelief
 from controller.model import (
@@ -212,3 +213,21 @@ def test_decisions_keep_invariant_1_with_restored_unconfirmed_sessions(
         assert told <= reserve_a(s.restored, 6.0)
         if s.restored.lease_until is not None and s.restored.lease_until <= snap.at:
             assert told <= 6.0
+
+
+def test_an_unconfirmed_session_is_reserved_on_its_feeder_too() -> None:
+    """A restored session below a 40 A feeder holds its 20 A on the feeder as well as on
+    the site: its neighbour on the feeder gets the 20 A left, not the whole feeder."""
+    config = parse_config(
+        {
+            "site": {"id": "site", "max_current_a": 100, "failsafe_current_a": 6},
+            "meter": {"host": "127.0.0.1"},
+            "groups": [{"id": "feeder", "max_current_a": 40}],
+            "chargers": [{"id": "cp-0", "group": "feeder"}, {"id": "cp-1", "group": "feeder"}],
+        }
+    )
+    snap = snapshot([restored(0, setpoint_a=20.0), session(1)], meter_a=(10.0, 10.0, 10.0))
+    decision = decide(snap, config, FAIR, {})
+    assert decision.targets["cp-0/1"].limit_a == 20.0
+    assert decision.targets["cp-1/1"].limit_a == 20.0
+    assert violations(decision.problem, decision.allocation) == []
