@@ -51,6 +51,9 @@ from policies.verify import violations
 
 Phases = tuple[float, float, float]
 
+OVERDRAWS = "draws more than its setpoint"
+"""Why a session is non-compliant when no other reason is given."""
+
 __all__ = ["Decision", "Mode", "Phases", "Target", "base_load_a", "decide", "meter_mode"]
 
 
@@ -291,7 +294,7 @@ def decide(
     held_a: Mapping[str, float],
     base_a: Phases | None = None,
     demand_cap_w: float | None = None,
-    noncompliant: frozenset[str] = frozenset(),
+    noncompliant: frozenset[str] | Mapping[str, str] = frozenset(),
     run_state: Mapping[str, RunState] | None = None,
     wall_now_s: float | None = None,
     group_base_a: Mapping[str, Phases] | None = None,
@@ -307,7 +310,8 @@ def decide(
     without it the raw estimate from this snapshot is used. ``demand_cap_w`` is the
     average power the demand-charge window still allows, if a target is set.
     ``noncompliant`` sessions do not follow their setpoints: their charger's full
-    rating is reserved on their phases and they are told the fail-safe current.
+    rating is reserved on their phases and they are told the fail-safe current (a
+    mapping gives the reason for each, shown as the target's reason).
     ``wall_now_s`` (UNIX s) lets departures and the ``deadline`` horizon into the problem.
     """
     mode, why = meter_mode(snapshot, config)
@@ -320,7 +324,7 @@ def decide(
     snapshot = replace(
         snapshot, sessions=tuple(s for s in snapshot.sessions if s.charger_id in snapshot.booted)
     )
-    base, ignored = reserve_noncompliant(snapshot, config, base, noncompliant)
+    base, ignored = reserve_noncompliant(snapshot, config, base, frozenset(noncompliant))
     all_sessions = {s.key: s for s in snapshot.sessions if s.key not in ignored}
     modes = group_modes(snapshot.meters, config, snapshot.at)
     by_session = session_modes(snapshot.sessions, config, modes)
@@ -395,12 +399,15 @@ def decide(
         if key in by_key
     }
     for key, session in ignored.items():
+        why = OVERDRAWS
+        if isinstance(noncompliant, Mapping):
+            why = noncompliant.get(key, OVERDRAWS)
         targets[key] = Target(
             session.charger_id,
             session.connector_id,
             session.transaction_id,
             failsafe_a,
-            "non-compliant: draws more than its setpoint; its rating is reserved",
+            f"non-compliant: {why}; its rating is reserved",
             session.started_at,
         )
     for key, session in failsafe_sessions.items():  # out of the problem: told here
