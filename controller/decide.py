@@ -170,7 +170,14 @@ def _demand(
     charger = config.charger(session.charger_id)
     rating_a = charger.max_current_a if charger else config.site.failsafe_current_a
     charger_phases = session.belief.phases or tuple(range(charger.phases if charger else 3))
+    told = session.needs
+    if session.belief.phases is None and told is not None and told.phases is not None:
+        # Until the car's draw shows its phases, the station's word (a single-phase car
+        # draws on the charger's L1, two phases on L1 and L2).
+        charger_phases = charger_phases[: told.phases]
     max_a = rating_a
+    if told is not None and told.cable_max_a is not None:
+        max_a = min(max_a, told.cable_max_a)
     if session.belief.ev_max_a is not None:
         max_a = min(max_a, session.belief.ev_max_a)
     if cap_a is not None:

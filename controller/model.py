@@ -108,8 +108,11 @@ class SessionNeeds:
     wall-clock UNIX time in seconds (a departure is a time of day, not a loop
     instant); ``energy_wh`` is the energy still wanted; ``ev_min_a`` /
     ``ev_max_a`` are the car's own current limits; ``priority`` overrides the
-    charger's priority weight for this session. ``None`` leaves a field as it
-    was. The needs last until the session stops.
+    charger's priority weight for this session. ``cable_max_a`` is the rating of
+    the cable plugged in and ``phases`` the number of phases the car charges on,
+    as a 2.0.1 station or EV says (TransactionEvent ``cableMaxCurrent``,
+    ``numberOfPhasesUsed``; NotifyEVChargingNeeds ``requestedEnergyTransfer``).
+    ``None`` leaves a field as it was. The needs last until the session stops.
     """
 
     charger_id: str
@@ -121,6 +124,8 @@ class SessionNeeds:
     ev_max_a: float | None = None
     priority: float | None = None
     source: str = "operator"
+    cable_max_a: float | None = None
+    phases: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

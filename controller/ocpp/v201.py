@@ -89,6 +89,7 @@ class ChargingStationConnection(StationMessages, StationNotices, GuardedChargePo
         self._voltage_v = voltage_v
         self._meter_values_interval_s = meter_values_interval_s
         self._started: dict[str, SessionStarted] = {}
+        self._session_limits: dict[str, tuple[int | None, int | None]] = {}  # by their tx id
         self.rate_unit = "A"  # until SmartChargingCtrlr.RateUnit says the station takes only W
         self.capabilities: dict[str, str] = {}
 
