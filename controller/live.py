@@ -30,6 +30,7 @@ from controller.model import (
     MeterFailed,
     MeterReading,
     PhaseValues,
+    ScheduleStatus,
     SessionNeeds,
     SessionStarted,
     SessionStopped,
@@ -168,7 +169,9 @@ class LiveView:
     def on_schedule_check(
         self, check: ScheduleCheck, result: CompositeLimit, why: str | None, at: datetime
     ) -> None:
-        """Record a composite-schedule check of a setpoint."""
+        """Record a composite-schedule check that did not simply agree (agreeing ones repeat)."""
+        if why is None and result.status is ScheduleStatus.READ:
+            return
         summary = why or f"composite schedule {result.status.value}: {result.detail}"
         self._add(at, "ScheduleCheck", summary, check.charger_id, check.connector_id)
 

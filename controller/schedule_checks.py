@@ -64,10 +64,17 @@ class ScheduleChecks:
         return {key: why for key, (_, why) in self._flagged.items()}
 
     def prune(self, sessions: Mapping[str, int]) -> None:
-        """Forget what belonged to sessions that ended (``sessions``: key → transaction id)."""
+        """Forget what belonged to sessions that ended (``sessions``: key → transaction id).
+
+        A session whose charger holds no setpoint any more (it reconnected or
+        rebooted) is checked again after its next accepted one; a flag stays.
+        """
         for book in (self._checked, self._flagged):
             for key in [k for k, v in book.items() if sessions.get(k) != v[0]]:
                 del book[key]
+        held = self._dispatcher.held
+        for key in [k for k in self._checked if k not in held]:
+            del self._checked[key]
 
     def start_due(self) -> int:
         """Start the checks that are due where the charger is free; how many started."""

@@ -312,7 +312,9 @@ class SimulatedChargePoint:
         """
         if self.quirks.no_composite_schedule or not 0 <= connector_id <= self.n_connectors:
             return None
-        unit = unit or ("W" if self.quirks.w_only else "A")
+        if self.quirks.w_only or self.quirks.a_only:  # its one unit, whatever was asked
+            unit = "W" if self.quirks.w_only else "A"
+        unit = unit or "A"
         start = self._clock.now()
         periods = composite_periods(
             lambda at: self._composite_limit_a(connector_id, at),

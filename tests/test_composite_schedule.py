@@ -238,6 +238,29 @@ async def test_a_compliant_charger_agrees_and_is_asked_again_on_the_interval(
         assert checks(r, "contradicts") == 0
 
 
+async def test_a_rebooted_charger_is_checked_again() -> None:
+    """A charger that reboots holds nothing we can assume: after its setpoint is accepted
+    again it is checked again, without waiting for the 300 s interval."""
+    async with rig(metrics=True) as r:
+        [cp] = r.charge_points
+        await cp.plug_in(1, EV(response_delay_s=0.1))
+        await until(lambda: checks(r, "agrees") >= 1, 10, "the first check")
+        await cp.reconnect(reboot=True)
+        await until(lambda: checks(r, "agrees") >= 2, 10, "a check after the reboot")
+
+
+@VERSIONS
+async def test_a_w_only_charger_is_asked_in_w_and_agrees(ocpp201: frozenset[int]) -> None:
+    """A charger that takes only W reports its composite in W (three phases at 230 V):
+    read back as the same amperes, it agrees with its setpoint."""
+    async with rig(ocpp201=ocpp201, quirks={0: Quirks(w_only=True)}, metrics=True) as r:
+        [cp] = r.charge_points
+        await cp.plug_in(1, EV(response_delay_s=0.1))
+        await until(lambda: checks(r, "agrees") >= 1, 10, "a check that agrees")
+        assert checks(r, "contradicts") == 0
+        assert r.controller.loop.noncompliant == frozenset()
+
+
 @VERSIONS
 async def test_a_charger_stacking_wrongly_is_flagged_by_its_composite(
     ocpp201: frozenset[int],
