@@ -10,9 +10,11 @@ a site limit at 35 % of what the cars would draw), and every car has a
 departure 1–24 h away and needs 20–60 % of what its maximum would give by
 then (so the limits bind and some cars cannot be served in time). Half the
 runs add time-of-use prices (a night valley, an evening peak) and a peak cap
-at 80 % of the site's power limit. Times are per call, cold layout cache
-excluded (a control loop compiles the layout once), and include the
-slot-0 rounding, the weighted-fair remainder and building the answer.
+at 80 % of the site's power limit. Every car holds the current a first plan
+gave it (``held_a``), as in a control loop's steady state, so the plan carries
+its stickiness rows. Times are per call, cold layout cache excluded (a control
+loop compiles the layout once), and include the slot-0 rounding, the
+weighted-fair remainder and building the answer.
 """
 
 from __future__ import annotations
@@ -54,7 +56,10 @@ def depot(sessions: int, rng: random.Random, tariff: bool) -> AllocationProblem:
     root = problem.nodes[0]
     cap_w = 0.8 * root.max_power_w if tariff and root.max_power_w else None
     horizon = Horizon(SLOT_S, SLOTS, 0.0, PRICES if tariff else (), cap_w)
-    return replace(problem, sessions=tuple(planned), horizon=horizon)
+    fresh = replace(problem, sessions=tuple(planned), horizon=horizon)
+    first = deadline(fresh)
+    held = tuple(replace(s, held_a=first.current_a(s.connector_id)) for s in fresh.sessions)
+    return replace(fresh, sessions=held)
 
 
 def _times(problems: list[AllocationProblem], repeat: int) -> tuple[list[float], int]:

@@ -16,6 +16,8 @@ from typing import Any
 from controller.config import HeadroomConfig, load_sites
 from controller.errors import ConfigError
 from controller.logs import configure_logging
+from controller.runtime import EVENT_LOOPS
+from controller.runtime import run as run_loop
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,6 +25,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="headroom", description="Load management controller for EV charging sites."
     )
     parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    parser.add_argument(
+        "--event-loop",
+        choices=EVENT_LOOPS,
+        default="auto",
+        help="asyncio loop implementation: uvloop where installed (auto), or either one",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the controller for the site(s) in a config file")
@@ -99,7 +107,7 @@ async def _run_until_signalled(service: Coroutine[Any, Any, None]) -> None:
         await task
 
 
-def _run(path: str, console_logs: bool, level: str) -> int:
+def _run(path: str, console_logs: bool, level: str, event_loop: str) -> int:
     try:
         sites = load_sites(path)
     except ConfigError as exc:
@@ -108,7 +116,7 @@ def _run(path: str, console_logs: bool, level: str) -> int:
         return 1
     configure_logging(level, json_lines=not console_logs)
     try:
-        asyncio.run(_run_until_signalled(_serve_sites(sites)))
+        run_loop(_run_until_signalled(_serve_sites(sites)), event_loop)
     except ValueError as exc:  # a malformed HEADROOM_API_TOKENS
         print(f"headroom run: {exc}", file=sys.stderr)
         return 1
@@ -149,8 +157,11 @@ def _demo(args: argparse.Namespace) -> int:
         "warning" if args.log_level == "info" else args.log_level, json_lines=args.log_json
     )
     api_port = None if args.no_api else args.api_port
-    report = asyncio.run(
-        run_demo(args.chargers, args.duration, args.report, args.seed, out=print, api_port=api_port)
+    report = run_loop(
+        run_demo(
+            args.chargers, args.duration, args.report, args.seed, out=print, api_port=api_port
+        ),
+        args.event_loop,
     )
     keys = (
         "limit_kw",
@@ -218,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return _check_config(args.file)
     if args.command == "run":
-        return _run(args.config, args.console_logs, args.log_level)
+        return _run(args.config, args.console_logs, args.log_level, args.event_loop)
     if args.command == "demo":
         return _demo(args)
     if args.command == "audit":
@@ -232,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "hil":
         from hil.runner import hil_main
 
-        return hil_main(list(args.hil_args))
+        return hil_main(list(args.hil_args), args.event_loop)
     return 2
 
 

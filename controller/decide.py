@@ -166,6 +166,7 @@ def _demand(
     cap_a: float | None,
     run_times: tuple[float | None, float | None] = (None, None),
     wall_now_s: float | None = None,
+    held_a: Mapping[str, float] | None = None,
 ) -> SessionDemand:
     charger = config.charger(session.charger_id)
     rating_a = charger.max_current_a if charger else config.site.failsafe_current_a
@@ -198,6 +199,7 @@ def _demand(
         paused_for_s=run_times[1],
         departure_s=departure_s,
         energy_wh=energy_wh,
+        held_a=(held_a or {}).get(session.key),
     )
 
 
@@ -210,10 +212,13 @@ def build_problem(
     run_state: Mapping[str, RunState] | None = None,
     wall_now_s: float | None = None,
     group_base_a: Mapping[str, Phases] | None = None,
+    held_a: Mapping[str, float] | None = None,
 ) -> AllocationProblem:
     """The site as a limit tree with one demand per running session.
 
-    ``group_base_a`` is the base load of each group that has a meter of its own.
+    ``group_base_a`` is the base load of each group that has a meter of its own;
+    ``held_a`` what each session's charger accepted last (``deadline`` keeps to it
+    among equal plans).
     With a demand-charge target, a ``demand window`` node between the site and the
     chargers carries the average power still allowed in the billing window. With
     the wall-clock time (UNIX s), departures become seconds from now and the
@@ -265,10 +270,9 @@ def build_problem(
         )
         for c in config.chargers
     ]
-    caps = caps_a or {}
-    runs = run_state or {}
+    caps, runs, held = caps_a or {}, run_state or {}, held_a or {}
     sessions = tuple(
-        _demand(s, config, caps.get(s.key), _run_times(s, runs, snapshot.at), wall_now_s)
+        _demand(s, config, caps.get(s.key), _run_times(s, runs, snapshot.at), wall_now_s, held)
         for s in snapshot.sessions
     )
     control = config.control
@@ -382,6 +386,7 @@ def decide(
         run_state,
         wall_now_s=wall_now_s,
         group_base_a=groups_a,
+        held_a=held_a,
     )
     rejected: tuple[str, ...] = ()
     if mode is Mode.FAILSAFE:

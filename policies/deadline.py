@@ -10,16 +10,20 @@ This module owns the policy for fleet depots. In order:
    the others are *flexible*.
 3. **The plan.** The planned sessions' currents over the horizon's slots
    (15 minutes, 24 h by default), least shortfall first (by priority), then
-   least cost under the slot prices, then sooner: an LP solved by HiGHS
-   (:mod:`policies.horizon`). Every limit of the tree holds on every phase in
-   every slot, with the root's base load as forecast, or as measured now.
-4. **Slot 0 becomes the setpoint, exactly.** Earliest departure first, each
-   planned session gets its planned slot-0 current (raised to its minimum
-   if the plan gives it less but more than nothing: charging now is never
-   worse for a car that must leave charged), cut to what the limits still
-   leave and floored to 0.1 A; if that is below its minimum it gets 0 A.
-   So the 0-or-at-least-the-minimum rule holds exactly and every limit
-   holds on the 0.1 A grid.
+   least cost under the slot prices, then the least taken from what each car
+   holds now (``held_a``: no swaps between equal cars), then sooner: an LP
+   solved by HiGHS (:mod:`policies.horizon`). Every limit of the tree holds
+   on every phase in every slot, with the root's base load as forecast, or
+   as measured now.
+4. **Slot 0 becomes the setpoint, exactly.** Earliest departure first (among
+   equal departures, cars that hold current now before those that do not, so
+   a cut never stops a charging car to start a waiting one), each planned
+   session gets its planned slot-0 current (raised to its minimum if the plan
+   gives it less but more than nothing: charging now is never worse for a car
+   that must leave charged), cut to what the limits still leave and floored
+   to 0.1 A; if that is below its minimum it gets 0 A. So the
+   0-or-at-least-the-minimum rule holds exactly and every limit holds on the
+   0.1 A grid.
 5. **The rest, weighted-fair.** The flexible sessions share what the planned
    ones leave in slot 0 by ``weighted_fair`` (their currents added to the
    base loads of the nodes above them), pausing and rotation included.
@@ -109,9 +113,15 @@ def _planned(problem: AllocationProblem) -> tuple[FloatArray, FloatArray, BoolAr
     return dep, need, has
 
 
-def _edf_order(who: IntArray, departure_s: FloatArray, first_a: FloatArray) -> IntArray:
-    """Positions into ``who``: earliest departure first, then the larger planned current."""
-    return np.lexsort((-first_a, departure_s[who]))
+def _edf_order(
+    compiled: Compiled, who: IntArray, departure_s: FloatArray, first_a: FloatArray
+) -> IntArray:
+    """Positions into ``who``: earliest departure first, then those that hold current now
+    (so a cut falls on a car that is not charging, not on one that is: no swap), then the
+    larger planned current."""
+    demands = compiled.sessions.demands
+    holding = np.array([(demands[i].held_a or 0.0) > 0.0 for i in who.tolist()], dtype=bool)
+    return np.lexsort((-first_a, ~holding, departure_s[who]))
 
 
 def _first_slot(
@@ -123,7 +133,7 @@ def _first_slot(
     load = np.zeros(len(room))
     bounds = np.searchsorted(pairs.session, np.arange(len(sessions.ids) + 1))
     amps, codes = np.zeros(len(who)), np.full(len(who), PLANNED, dtype=np.int64)
-    for k in _edf_order(who, departure_s, first_a):
+    for k in _edf_order(compiled, who, departure_s, first_a):
         i = int(who[k])
         lo_a, hi_a = sessions.min_a[i], sessions.max_a[i]
         if first_a[k] <= _OFF_A:

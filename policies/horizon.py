@@ -15,8 +15,19 @@ session ``i`` (runnable, with a departure and an energy need) and each slot
 * objective: minimise ``Σ_i M × w_i × s_i`` (shortfall first, by priority)
   ``+ Σ price_t × energy`` (then cost) ``+ δ × t × energy`` (then sooner rather
   than later: a car that arrives or a forecast that errs later finds less
-  left to do). ``M`` is fixed (not taken from the weights), so raising one
-  session's weight can only lower its shortfall.
+  left to do) ``+ κ × d_i × e[i, 0]``, where ``d_i ≥ held_i − x[i, 0]`` is
+  how far the plan takes a car below the current it holds now
+  (``SessionDemand.held_a``): among plans otherwise equal the present one
+  wins, so the slot-0 setpoints do not swap equal cars from one tick to the
+  next (an increase costs nothing: free room is still handed out). ``M`` is
+  fixed (not taken from the weights), so raising one session's weight can
+  only lower its shortfall; ``κ`` sits above every lateness difference and
+  far below a shortfall, so holding current never leaves a car short.
+
+Energy is counted in units of the most one ampere gives in one slot: every
+cost is then of order 1 whatever the slot length, above HiGHS's absolute
+tolerances (with seconds-long slots the per-ampere costs were 1e-9 and the
+plan's slot 0 was left to chance, e.g. every car "later").
 
 Rooms: slot 0 uses the measured base loads (the compiled headroom); later
 slots use the forecast of the root's base load where one is given
@@ -36,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linprog
-from scipy.sparse import csr_array
+from scipy.sparse import csr_array, vstack
 
 from policies.incidence import KINDS, FloatArray, IntArray, non_negative
 from policies.layout import Compiled
@@ -48,6 +59,11 @@ clipped to ≥ 1e-3 a kWh short always costs at least 10 × any price."""
 
 _SOONER = 1e-4
 """Relative worth of delivering a kWh one horizon earlier (a tie-break below any price)."""
+
+_STICKY = 1e-3
+"""Relative cost of a kWh a session that holds current now would lose in slot 0: above
+every lateness tie-break, below any price difference worth the name, far below a kWh
+short. Among plans otherwise equal the present one wins, so equal cars do not swap."""
 
 _WH_PER_KWH = 1000.0
 
@@ -118,8 +134,6 @@ def plan(
     horizon, sessions = compiled.problem.horizon, compiled.sessions
     count, leave = _slot_seconds(departure_s, horizon)
     span_s = horizon.slot_s * max(horizon.slots, 1)
-    need_kwh = need_wh / _WH_PER_KWH * np.minimum(1.0, span_s / leave)
-    slots = int(count.max())
     m, start = len(who), np.concatenate([[0], np.cumsum(count)])
     columns = int(start[-1])
     owner = np.repeat(np.arange(m), count)
@@ -127,51 +141,80 @@ def plan(
     seconds = np.minimum(horizon.slot_s, leave[owner] - slot * horizon.slot_s)
     phases, max_a = sessions.phase_count[who], sessions.max_a[who]
     kwh_per_a = phases[owner] * compiled.problem.voltage_v * seconds / 3.6e6
-    rows = _limit_rows(compiled, who, count, start, rooms, max_a)
-    prices = _prices(horizon, slots)
+    # Energy is counted in units of the most one ampere gives in one slot, so every
+    # cost is of order 1 whatever the slot length: HiGHS compares reduced costs with
+    # an absolute tolerance, and per-ampere costs of 1e-9 (seconds-long slots) would
+    # fall under it and leave the plan to chance.
+    unit = float(np.max(kwh_per_a))
+    per_a = kwh_per_a / unit
+    need = need_wh / _WH_PER_KWH * np.minimum(1.0, span_s / leave) / unit
+    prices = _prices(horizon, int(count.max()))
     scale = 1.0 + float(np.max(np.abs(prices), initial=0.0))
     # Lateness is measured against each car's own window, so a car that leaves sooner
-    # pays more per slot of delay (earliest departure first among otherwise equal plans);
-    # a tiny per-car term by rank (running cars first) keeps ties the same from tick to
-    # tick, so the setpoints do not swap between equal cars.
-    rank = _stable_rank(compiled, who)
-    lateness = (slot + 1) / count[owner] + 1e-3 * rank[owner] / max(m, 1) / slots
-    cost_x = (prices[slot] + _SOONER * scale * lateness) * kwh_per_a
+    # pays more per slot of delay (earliest departure first among otherwise equal plans).
+    lateness = (slot + 1) / count[owner]
+    cost_x = (prices[slot] + _SOONER * scale * lateness) * per_a
     cost_s = _SHORTFALL_COST * scale * sessions.weight[who]
+    held = _held_a(compiled, who, max_a)
+    sticky = np.flatnonzero(held > 0.0)
+    cost_d = _STICKY * scale * per_a[start[sticky]]
+    width = columns + m + len(sticky)
     energy = csr_array(
         (
-            np.concatenate([kwh_per_a, np.ones(m)]),
+            np.concatenate([per_a, np.ones(m)]),
             (np.concatenate([owner, np.arange(m)]), np.arange(columns + m)),
         ),
-        shape=(m, columns + m),
+        shape=(m, width),
     )
+    a_ub, b_ub = _stack(
+        _limit_rows(compiled, who, count, start, rooms, max_a, width),
+        _sticky_rows(start, held, sticky, columns + m, width),
+    )
+    upper = np.concatenate([max_a[owner], np.full(m + len(sticky), np.inf)])
     result = linprog(
-        np.concatenate([cost_x, cost_s]),
-        A_ub=rows[0] if rows is not None else None,
-        b_ub=rows[1] if rows is not None else None,
+        np.concatenate([cost_x, cost_s, cost_d]),
+        A_ub=a_ub,
+        b_ub=b_ub,
         A_eq=energy,
-        b_eq=need_kwh,
-        bounds=np.stack(
-            [np.zeros(columns + m), np.concatenate([max_a[owner], np.full(m, np.inf)])], 1
-        ),
+        b_eq=need,
+        bounds=np.stack([np.zeros(width), upper], 1),
         method="highs",
     )
     if result.status != 0:
         return None
-    x, short = result.x[:columns], result.x[columns:]
-    return Plan(x[start[:-1]], np.maximum(short, 0.0) * _WH_PER_KWH, need_wh)
+    x, short = result.x[:columns], result.x[columns : columns + m]
+    return Plan(x[start[:-1]], np.maximum(short, 0.0) * unit * _WH_PER_KWH, need_wh)
 
 
-def _stable_rank(compiled: Compiled, who: IntArray) -> FloatArray:
-    """Per planned session a rank: running ones first, then by connector id."""
-    demands = [compiled.sessions.demands[i] for i in who.tolist()]
-    order = sorted(
-        range(len(demands)),
-        key=lambda k: (demands[k].running_for_s is None, demands[k].connector_id),
-    )
-    rank = np.empty(len(demands))
-    rank[order] = np.arange(len(demands))
-    return rank
+def _held_a(compiled: Compiled, who: IntArray, max_a: FloatArray) -> FloatArray:
+    """Per planned session the current it holds now (0 when unknown), at most its maximum."""
+    demands = compiled.sessions.demands
+    held = np.array([demands[i].held_a or 0.0 for i in who.tolist()], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(held > 0.0, np.minimum(held, max_a), 0.0)
+
+
+def _sticky_rows(
+    start: IntArray, held: FloatArray, sticky: IntArray, first: int, width: int
+) -> tuple[csr_array, FloatArray] | None:
+    """``x[i, 0] + d_i ≥ held_i`` for each session that holds current: ``d_i`` is the
+    decrease from what it holds, paid at ``_STICKY`` (module doc)."""
+    if not len(sticky):
+        return None
+    k = len(sticky)
+    rows = np.concatenate([np.arange(k), np.arange(k)])
+    cols = np.concatenate([start[sticky], first + np.arange(k)])
+    matrix = csr_array((np.full(2 * k, -1.0), (rows, cols)), shape=(k, width))
+    return matrix, -held[sticky]
+
+
+def _stack(
+    *blocks: tuple[csr_array, FloatArray] | None,
+) -> tuple[csr_array | None, FloatArray | None]:
+    given = [b for b in blocks if b is not None]
+    if not given:
+        return None, None
+    return vstack([b[0] for b in given], format="csr"), np.concatenate([b[1] for b in given])
 
 
 def _limit_rows(
@@ -181,6 +224,7 @@ def _limit_rows(
     start: IntArray,
     rooms: FloatArray,
     max_a: FloatArray,
+    width: int,
 ) -> tuple[csr_array, FloatArray] | None:
     """The limit rows that the planned sessions at their maximum could break, per slot."""
     pairs = compiled.layout.pairs
@@ -201,7 +245,5 @@ def _limit_rows(
     if not binds.any():
         return None
     used, row = np.unique(key[binds], return_inverse=True)
-    matrix = csr_array(
-        (value[binds], (row, column[binds])), shape=(len(used), int(start[-1]) + len(who))
-    )
+    matrix = csr_array((value[binds], (row, column[binds])), shape=(len(used), width))
     return matrix, rooms.ravel()[used]

@@ -1,6 +1,6 @@
-"""Who pauses when the minimums do not all fit, and whose turn it is. Pure.
+"""Who pauses when the minimums do not all fit, whose turn it is, and who resumes. Pure.
 
-This module owns step 3 of :mod:`policies.weighted_fair`: while the minimums
+This module owns steps 3 and 6 of :mod:`policies.weighted_fair`: while the minimums
 of the running sessions do not fit every limit, the session first in the
 pause order among those that load a limit still over is paused. A session
 that loads no over-full limit is never paused for it: pausing it would not
@@ -22,7 +22,15 @@ from collections.abc import Callable
 import numpy as np
 
 from policies.filling import first_of_runs
-from policies.incidence import BoolArray, FloatArray, IntArray, Pairs
+from policies.incidence import (
+    AT_MAX,
+    PAUSED,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    Pairs,
+    floor_to_step,
+)
 from policies.problem import AllocationProblem
 
 FIT_NOISE_A = 1e-9
@@ -143,3 +151,49 @@ def pause_order(
         return result
 
     return rank
+
+
+def resume(
+    pairs: Pairs,
+    current_a: FloatArray,
+    paused: BoolArray,
+    limits_a: tuple[FloatArray, FloatArray, FloatArray],
+    order: Callable[[], IntArray],
+) -> tuple[FloatArray, IntArray]:
+    """Step 6 of :mod:`policies.weighted_fair`: paused sessions whose minimum fits in what
+    the filled answer leaves start after all, last in the pause order first (the highest
+    priority), each taking what its limits leave up to its maximum, on the 0.1 A grid.
+
+    The pausing of step 3 is greedy: pausing a later session can free the room an earlier
+    one lacked, and the running sessions cannot always use it (they are held by other
+    limits). Nobody running gets less. ``limits_a`` is (headroom per constraint, minimum,
+    maximum per session). Returns the currents and, per session, the reason code of a
+    resumed one (the constraint that holds it, or ``AT_MAX``; ``PAUSED`` for the rest).
+    """
+    room, min_a, max_a = limits_a
+    current = current_a.copy()
+    held_by = np.full(len(current), PAUSED, dtype=np.int64)
+    candidates = np.flatnonzero(paused & (max_a >= min_a))
+    if not len(candidates):
+        return current, held_by
+    s, c = pairs.session, pairs.constraint
+    load = np.bincount(c, pairs.coef * current[s], minlength=len(room)).astype(np.float64)
+    # Only a car whose minimum fits now can start; starting one only lowers what the
+    # others find, so the ones that do not fit now are never looked at (the usual case).
+    free_now = np.full(len(current), np.inf)
+    np.minimum.at(free_now, s, (room[c] - load[c]) / pairs.coef)
+    candidates = candidates[free_now[candidates] >= min_a[candidates] - FIT_NOISE_A]
+    if not len(candidates):
+        return current, held_by
+    bounds = np.searchsorted(s, np.arange(len(current) + 1))
+    for i in candidates[np.argsort(-order()[candidates], kind="stable")].tolist():
+        mine, coef = c[bounds[i] : bounds[i + 1]], pairs.coef[bounds[i] : bounds[i + 1]]
+        free = (room[mine] - load[mine]) / coef if len(mine) else np.array([np.inf])
+        tight = int(np.argmin(free))
+        amount = float(floor_to_step(np.array([min(max_a[i], free[tight])]))[0])
+        if amount < min_a[i]:
+            continue
+        current[i] = amount
+        load[mine] += coef * amount
+        held_by[i] = AT_MAX if amount >= max_a[i] else int(mine[tight])
+    return current, held_by

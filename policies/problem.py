@@ -79,6 +79,12 @@ class SessionDemand:
     ``departure_s`` (seconds from now until the car leaves) and ``energy_wh``
     (the energy it still needs by then) are read by ``deadline`` only, and
     only when both are given; the other policies ignore them.
+
+    ``held_a`` is the current the session holds now (the last setpoint its
+    charger accepted; ``None`` or 0 when it holds none). Only ``deadline``
+    reads it: a plan that takes current away from a car that holds it pays a
+    small cost, so ties resolve toward the present and equal cars do not swap
+    from one tick to the next.
     """
 
     connector_id: str
@@ -91,6 +97,7 @@ class SessionDemand:
     paused_for_s: float | None = None
     departure_s: float | None = None
     energy_wh: float | None = None
+    held_a: float | None = None
 
 
 DEFAULT_SLOT_S = 900.0

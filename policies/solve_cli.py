@@ -104,7 +104,7 @@ def _node(record: object, where: str) -> LimitNode:
 def _session(record: object, where: str) -> SessionDemand:
     known = {
         "connector_id", "node", "phases", "max_current_a", "min_current_a", "weight",
-        "running_for_s", "paused_for_s", "departure_s", "energy_wh",
+        "running_for_s", "paused_for_s", "departure_s", "energy_wh", "held_a",
     }  # fmt: skip
     fields = _fields(record, where, known, {"connector_id", "node"})
     phases = fields.get("phases", [0, 1, 2])
@@ -126,6 +126,7 @@ def _session(record: object, where: str) -> SessionDemand:
         paused_for_s=_number(fields.get("paused_for_s"), f"{where}.paused_for_s", True),
         departure_s=_number(fields.get("departure_s"), f"{where}.departure_s", True),
         energy_wh=_number(fields.get("energy_wh"), f"{where}.energy_wh", True),
+        held_a=_number(fields.get("held_a"), f"{where}.held_a", True),
     )
 
 

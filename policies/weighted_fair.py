@@ -20,6 +20,12 @@ This module owns the policy ``weighted_fair``. In order:
    on L2 leaves L1 and L3 to the others.
 5. Currents are floored to the 0.1 A step; minimum and maximum are already
    on that grid, so the floor keeps every session within them.
+6. Work-conserving: a paused session whose minimum fits in what the others
+   leave starts after all (highest priority first), taking what its limits
+   leave up to its maximum. Step 3 pauses greedily, and the running sessions
+   cannot always use the room a pause freed (other limits hold them): a
+   single-phase car paused for a power limit can find room on its phase
+   once a three-phase car is paused too. Nobody running gets less.
 
 Each entry's reason names what bound it: ``<node> L1``..``L3``, ``<node>
 power``, ``session max``, or ``paused: minimum not available, priority <w>``.
@@ -56,7 +62,7 @@ from policies.incidence import (
     floor_to_step,
 )
 from policies.layout import Compiled, Layout, compile_problem
-from policies.pausing import FIT_NOISE_A, pause, pause_order
+from policies.pausing import FIT_NOISE_A, pause, pause_order, resume
 from policies.problem import Allocation, AllocationProblem
 from policies.symmetry import interchangeable
 
@@ -290,8 +296,16 @@ def solve(compiled: Compiled) -> tuple[FloatArray, IntArray]:
     # At its maximum a session names what set the maximum; else the limit that froze it.
     bound = np.where(current >= max_a, plan.cap, filled.binding)
     bound = np.where(running, np.where(bound == -1, plan.cap, bound), PAUSED)
+    current = np.where(running, current, 0.0)
+    paused = ~running & (sessions.status == RUNNABLE)
+    if paused.any():
+        layout = compiled.layout
+        order = pause_order(compiled.problem, sessions.weight, layout.id_rank, layout.warm)
+        limits = (compiled.tree.room_a.ravel(), min_a, sessions.max_a)
+        current, resumed = resume(layout.pairs, current, paused, limits, order)
+        bound = np.where(paused, resumed, bound)
     codes = np.where(sessions.status == RUNNABLE, bound, base_codes(sessions))
-    return np.where(running, current, 0.0), codes
+    return current, codes
 
 
 def weighted_fair(problem: AllocationProblem) -> Allocation:

@@ -127,3 +127,69 @@ def test_the_loop_decision_plans_the_early_van_first() -> None:
     assert decision.targets["cp-0/1"].limit_a == 32.0
     assert decision.targets["cp-1/1"].limit_a == 0.0
     assert decision.rejected == ()
+
+
+def _profile(night_a: float, day_a: float) -> list[list[float]]:
+    """24 hourly entries: ``night_a`` per phase from 00:00 to 06:00, ``day_a`` otherwise."""
+    return [[night_a] * 3 if hour < 6 else [day_a] * 3 for hour in range(24)]
+
+
+def test_the_profile_becomes_the_forecast_in_local_time() -> None:
+    """30-minute slots in Europe/Berlin: 22:00 UTC is 23:00 local, so slots 0 and 1 take the
+    23:00 entry, slot 2 (00:15 local) the 00:00 one; the horizon covers every slot."""
+    profile = [[float(hour), float(hour), 2.0 * hour] for hour in range(24)]
+    config = _config(slot_min=30, timezone="Europe/Berlin", base_load_profile=profile)
+    plan = horizon(config.deadline, NOW_S)  # type: ignore[attr-defined]
+    assert plan.base_forecast_a[:3] == ((23.0, 23.0, 46.0), (23.0, 23.0, 46.0), (0.0, 0.0, 0.0))
+    assert len(plan.base_forecast_a) == plan.slots == 48
+    assert horizon(_config().deadline, NOW_S).base_forecast_a == ()  # type: ignore[attr-defined]
+
+
+def _van_now(**deadline: object) -> float:
+    """What decide() gives a van that needs an hour at 32 A and leaves in 4 h, on the 63 A
+    site (2 A margin) with 25 A of building load measured now, at 22:00 UTC, with the
+    night from midnight four times cheaper."""
+    prices = [
+        {"from": "22:00", "to": "00:00", "price": 0.4},
+        {"from": "00:00", "to": "22:00", "price": 0.1},
+    ]
+    van = replace(
+        session(0), needs=SessionNeeds("cp-0", 1, 0.0, NOW_S + 4 * 3600, 22_080.0, source="api")
+    )
+    decision = decide(
+        snapshot([van], meter_a=(25.0, 25.0, 25.0)),
+        _config(prices=prices, **deadline),  # type: ignore[arg-type]
+        get_policy("deadline"),
+        {},
+        wall_now_s=NOW_S,
+    )
+    assert decision.rejected == ()
+    return decision.targets["cp-0/1"].limit_a
+
+
+def test_the_forecast_steers_the_plan_and_slot_zero_is_measured() -> None:
+    """Without a profile the van waits for the cheap night (0 A now). A profile that says
+    the building takes 61 A of the 61 A allowed all night leaves no room after midnight, so
+    the van charges now at 32 A. The profile says 61 A at 22:00 too, but slot 0 plans with
+    the 25 A measured now, so the 32 A fit (and a profile of a quiet night lets it wait)."""
+    assert _van_now() == 0.0
+    assert _van_now(base_load_profile=_profile(night_a=61.0, day_a=61.0)) == 32.0
+    assert _van_now(base_load_profile=_profile(night_a=5.0, day_a=61.0)) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("profile", "message"),
+    [
+        ([[1.0, 1.0, 1.0]] * 5, "base_load_profile: expected 24 entries"),
+        (
+            [[1.0, 1.0, -1.0]] * 24,
+            r"deadline\.base_load_profile\[0\]\[2\]: Input should be greater",
+        ),
+        ([[1.0, 1.0]] * 24, r"deadline\.base_load_profile\[0\]"),
+    ],
+)
+def test_a_bad_profile_is_refused_with_its_key(profile: object, message: str) -> None:
+    """A profile of the wrong length, a negative current or an entry without three phases
+    names the key."""
+    with pytest.raises(Exception, match=message):
+        _config(base_load_profile=profile)

@@ -165,6 +165,28 @@ def test_pause_spares_sessions_that_load_no_overfull_limit() -> None:
     )
 
 
+def test_a_paused_car_resumes_into_room_a_later_pause_freed() -> None:
+    """Site 40 A per phase with 30 A of building load on L1 (10 A left there) and a power
+    limit of 55 phase-amperes, 25 left after the building. Minimums: z (1-phase L3) 6, b
+    (3-phase) 18, c (1-phase L1, weight 2) 6: 30 phase-amperes, over the power limit, and
+    12 A on L1, over its 10 A.
+
+    Step 3 pauses in order (weight 1 first, the later id first): z for power, then b
+    for L1. c fills L1 to 10 A, which leaves 15 phase-amperes of power that nobody
+    running can use. Step 6 starts z on them: 15 A, held by the power limit (not paused,
+    as it was before the work-conserving step). b stays paused: L1 is full.
+    """
+    case = problem(
+        [site(40.0, (30.0, 0.0, 0.0), max_power_w=55 * 230.0)],
+        [car("z", one(2)), car("b"), car("c", one(0), weight=2.0)],
+    )
+    check(
+        weighted_fair(case),
+        case,
+        {"z": (15.0, "site power"), "b": (0.0, PAUSED_1), "c": (10.0, "site L1")},
+    )
+
+
 def test_power_limit_binds() -> None:
     """Site 11 kW, no current limit: 11000 / 230 = 47.83 phase-amperes.
 

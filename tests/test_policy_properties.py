@@ -175,3 +175,34 @@ def test_weighted_fair_delivers_at_least_equal_share(case: AllocationProblem) ->
         return
     running = sum(1 for e in fair.connectors.values() if e.current_a > 0)
     assert _total_a(fair) + 0.1 * running >= _total_a(equal) - 1e-9
+
+
+def _free_a(case: AllocationProblem, answer: Allocation, key: str) -> float:
+    """The most car ``key`` could draw on top of ``answer``, by every limit above it."""
+    car = next(s for s in case.sessions if s.connector_id == key)
+    mine = set(car.phases) or {0, 1, 2}
+    free = car.max_current_a
+    for node in case.ancestors(car.node):
+        phase_a = list(node.base_load_a)
+        for s in case.sessions:
+            if node in case.ancestors(s.node):
+                for p in set(s.phases) or {0, 1, 2}:
+                    phase_a[p] += answer.current_a(s.connector_id)
+        if node.max_current_a is not None:
+            free = min(free, *(node.max_current_a - node.margin_a - phase_a[p] for p in mine))
+        if node.max_power_w is not None:
+            left = node.max_power_w / case.voltage_v - 3 * node.margin_a - sum(phase_a)
+            free = min(free, left / len(mine))
+    return free
+
+
+@SETTINGS
+@given(case=problems())
+def test_weighted_fair_leaves_no_room_a_paused_car_could_use(case: AllocationProblem) -> None:
+    """Work-conserving: a car weighted_fair pauses for want of its minimum could not get
+    its minimum on top of the answer (some limit above it has less than that left)."""
+    answer = weighted_fair(case)
+    for s in case.sessions:
+        reason = answer.connectors[s.connector_id].reason
+        if reason.startswith("paused: minimum not available"):
+            assert _free_a(case, answer, s.connector_id) < s.min_current_a - 1e-9
