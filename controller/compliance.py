@@ -7,14 +7,22 @@ setpoint it acknowledged, longer than a car needs to follow
 draws within its setpoint again, the loop reserves the charger's full rating
 for it (invariant 1 cannot rely on a charger that does not listen) and
 keeps sending it its setpoint.
+
+The charger's own word is checked too (:func:`checks_due`, :func:`judge_composite`):
+after a setpoint is accepted, its composite schedule (OCPP GetCompositeSchedule)
+must show the limit we sent. A charger that reports another limit did not
+install our profile as we believe (it ignored it, or stacks its profiles
+wrongly), so it cannot be trusted with the next decrease either: the session is
+flagged like one that overdraws, until it ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from controller.dispatch import Held
+from controller.model import CompositeLimit, ScheduleStatus
 from controller.state import SessionView
 
 OVERSHOOT_TOLERANCE_A = 1.0
@@ -53,3 +61,58 @@ def check(
             over_since[session.key] = previous.over_since.get(session.key, session.measured_at)
     flagged = frozenset(k for k, since in over_since.items() if now - since >= timeout_s)
     return Compliance(over_since, flagged)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleCheck:
+    """Ask ``charger_id`` for the composite schedule of ``connector_id``; expect ``held``."""
+
+    key: str
+    charger_id: str
+    connector_id: int
+    held: Held
+
+
+def checks_due(
+    held: Mapping[str, Held],
+    checked: Mapping[str, tuple[int, float]],
+    skip: Collection[str],
+    now: float,
+    interval_s: float,
+) -> list[ScheduleCheck]:
+    """The composite-schedule checks to run now: at most one per charger.
+
+    ``checked`` is when each session (key → (transaction id, time)) was last
+    checked; a session not yet checked in its transaction comes first, else the
+    one checked longest ago once ``interval_s`` has passed. Sessions and chargers
+    in ``skip`` (flagged sessions, chargers that cannot answer) are left out.
+    """
+    best: dict[str, tuple[float, ScheduleCheck]] = {}
+    for key, setpoint in held.items():
+        charger_id, _, connector = key.rpartition("/")
+        if key in skip or charger_id in skip:
+            continue
+        last = checked.get(key)
+        since = float("-inf") if last is None or last[0] != setpoint.transaction_id else last[1]
+        if now - since < interval_s:
+            continue
+        check = ScheduleCheck(key, charger_id, int(connector), setpoint)
+        if charger_id not in best or since < best[charger_id][0]:
+            best[charger_id] = (since, check)
+    return [check for _, check in best.values()]
+
+
+def judge_composite(sent_a: float, reported: CompositeLimit, tolerance_a: float) -> str | None:
+    """Why a composite schedule contradicts the setpoint ``sent_a``; None if it agrees.
+
+    Only a schedule read says anything: a charger that cannot answer is left to
+    the measured-current check. No limit at all, or a limit more than
+    ``tolerance_a`` away from ours (either way), is a contradiction.
+    """
+    if reported.status is not ScheduleStatus.READ:
+        return None
+    if reported.limit_a is None:
+        return f"composite schedule sets no limit; setpoint {sent_a:.1f} A"
+    if abs(reported.limit_a - sent_a) <= tolerance_a:
+        return None
+    return f"composite schedule says {reported.limit_a:.1f} A; setpoint {sent_a:.1f} A"

@@ -121,6 +121,10 @@ class OcppSettings(_Strict):
     admit_unknown: bool = False
     call_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
     meter_values_interval_s: Annotated[int, Field(ge=0, le=3600)] = 10
+    composite_check: bool = True
+    """Check accepted setpoints against each charger's GetCompositeSchedule."""
+    composite_check_interval_s: Annotated[float, Field(ge=1, le=86400)] = 300.0
+    composite_tolerance_a: Annotated[float, Field(ge=0.1, le=10)] = 0.5
     tls_cert_file: Annotated[str, Field(min_length=1)] | None = None
     tls_key_file: Annotated[str, Field(min_length=1)] | None = None
 

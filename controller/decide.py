@@ -58,6 +58,9 @@ from policies.verify import violations
 
 Phases = tuple[float, float, float]
 
+OVERDRAWS = "draws more than its setpoint"
+"""Why a session is non-compliant when no other reason is given."""
+
 __all__ = ["Decision", "Mode", "Phases", "Target", "base_load_a", "decide", "meter_mode"]
 
 
@@ -175,7 +178,14 @@ def _demand(
     charger = config.charger(session.charger_id)
     rating_a = charger.max_current_a if charger else config.site.failsafe_current_a
     charger_phases = session.belief.phases or tuple(range(charger.phases if charger else 3))
+    told = session.needs
+    if session.belief.phases is None and told is not None and told.phases is not None:
+        # Until the car's draw shows its phases, the station's word (a single-phase car
+        # draws on the charger's L1, two phases on L1 and L2).
+        charger_phases = charger_phases[: told.phases]
     max_a = rating_a
+    if told is not None and told.cable_max_a is not None:
+        max_a = min(max_a, told.cable_max_a)
     if session.belief.ev_max_a is not None:
         max_a = min(max_a, session.belief.ev_max_a)
     if cap_a is not None:
@@ -302,7 +312,7 @@ def decide(
     held_a: Mapping[str, float],
     base_a: Phases | None = None,
     demand_cap_w: float | None = None,
-    noncompliant: frozenset[str] = frozenset(),
+    noncompliant: frozenset[str] | Mapping[str, str] = frozenset(),
     run_state: Mapping[str, RunState] | None = None,
     wall_now_s: float | None = None,
     group_base_a: Mapping[str, Phases] | None = None,
@@ -318,7 +328,8 @@ def decide(
     without it the raw estimate from this snapshot is used. ``demand_cap_w`` is the
     average power the demand-charge window still allows, if a target is set.
     ``noncompliant`` sessions do not follow their setpoints: their charger's full
-    rating is reserved on their phases and they are told the fail-safe current.
+    rating is reserved on their phases and they are told the fail-safe current (a
+    mapping gives the reason for each, shown as the target's reason).
     ``wall_now_s`` (UNIX s) lets departures and the ``deadline`` horizon into the problem.
     """
     mode, why = meter_mode(snapshot, config)
@@ -337,7 +348,7 @@ def decide(
             s for s in snapshot.sessions if s.charger_id in snapshot.booted and s.restored is None
         ),
     )
-    base, ignored = reserve_noncompliant(snapshot, config, base, noncompliant)
+    base, ignored = reserve_noncompliant(snapshot, config, base, frozenset(noncompliant))
     all_sessions = {s.key: s for s in snapshot.sessions if s.key not in ignored}
     modes = group_modes(snapshot.meters, config, snapshot.at)
     by_session = session_modes(snapshot.sessions, config, modes)
@@ -414,12 +425,15 @@ def decide(
         if key in by_key
     }
     for key, session in ignored.items():
+        why = OVERDRAWS
+        if isinstance(noncompliant, Mapping):
+            why = noncompliant.get(key, OVERDRAWS)
         targets[key] = Target(
             session.charger_id,
             session.connector_id,
             session.transaction_id,
             failsafe_a,
-            "non-compliant: draws more than its setpoint; its rating is reserved",
+            f"non-compliant: {why}; its rating is reserved",
             session.started_at,
         )
     for key, session in failsafe_sessions.items():  # out of the problem: told here

@@ -102,6 +102,18 @@ class Dispatcher:
             else:
                 self._start(cid, self._send_changes(cid, batch))
 
+    def run_alone(self, charger_id: str, work: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        """Run ``work()`` (a call that is not a setpoint) in the charger's own slot.
+
+        Only when the charger has nothing in flight and no decrease is being sent
+        anywhere, so the call neither doubles up on the connection nor delays a
+        decrease; False when it cannot start now.
+        """
+        if charger_id in self._busy or self._decreasing:
+            return False
+        self._start(charger_id, work())
+        return True
+
     def install_failsafe(self, charger_id: str) -> None:
         """Forget what the charger held; give it its fail-safe default after any call in flight."""
         self.forget_charger(charger_id)

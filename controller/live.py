@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from controller.compliance import ScheduleCheck
 from controller.decide import Decision
 from controller.model import (
     ChargerBooted,
@@ -23,11 +24,13 @@ from controller.model import (
     ChargerDisconnected,
     ChargerMeasurement,
     CommandResult,
+    CompositeLimit,
     ConnectorStatusChanged,
     Event,
     MeterFailed,
     MeterReading,
     PhaseValues,
+    ScheduleStatus,
     SessionNeeds,
     SessionStarted,
     SessionStopped,
@@ -162,6 +165,15 @@ class LiveView:
             c.charger_id,
             c.connector_id or None,
         )
+
+    def on_schedule_check(
+        self, check: ScheduleCheck, result: CompositeLimit, why: str | None, at: datetime
+    ) -> None:
+        """Record a composite-schedule check that did not simply agree (agreeing ones repeat)."""
+        if why is None and result.status is ScheduleStatus.READ:
+            return
+        summary = why or f"composite schedule {result.status.value}: {result.detail}"
+        self._add(at, "ScheduleCheck", summary, check.charger_id, check.connector_id)
 
     def on_change(self, who: str, resource: str, at: datetime) -> None:
         """Record an operator change."""

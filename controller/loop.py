@@ -21,6 +21,7 @@ from controller.clock import Clock
 from controller.compliance import Compliance, check
 from controller.config import HeadroomConfig
 from controller.decide import (
+    OVERDRAWS,
     Decision,
     Mode,
     Phases,
@@ -44,6 +45,7 @@ from controller.model import (
     SessionStopped,
 )
 from controller.node_modes import group_loads_a
+from controller.schedule_checks import ScheduleChecks
 from controller.state import SiteSnapshot, SiteState
 from policies import Policy
 
@@ -123,6 +125,7 @@ class ControlLoop:
         clock: Clock,
         on_decision: Callable[[Decision, StepTimes, SiteSnapshot], None] | None = None,
         demand: DemandWindow | None = None,
+        checks: ScheduleChecks | None = None,
     ) -> None:
         self._config = config
         self._state = state
@@ -131,6 +134,7 @@ class ControlLoop:
         self._clock = clock
         self._on_decision = on_decision
         self._demand = demand
+        self._checks = checks
         self._compliance = Compliance({}, frozenset())
         self._run_state: dict[str, RunState] = {}
         self._wake = asyncio.Event()
@@ -181,6 +185,8 @@ class ControlLoop:
         )
         group_base = self._group_bases(snapshot, now)
         self._check_compliance(snapshot, now)
+        if self._checks is not None:
+            self._checks.prune({s.key: s.transaction_id for s in snapshot.sessions})
         decision = decide(
             snapshot,
             self._config,
@@ -188,7 +194,7 @@ class ControlLoop:
             self._dispatcher.held_a(),
             base,
             self._demand_cap_w(),
-            self._compliance.flagged,
+            self._noncompliant_why(),
             self._run_state,
             wall_now_s=self._clock.now().timestamp(),
             group_base_a=group_base,
@@ -207,6 +213,8 @@ class ControlLoop:
         )
         t3 = time.perf_counter()
         self._dispatcher.submit(changes)
+        if self._checks is not None:
+            self._checks.start_due()  # after the setpoints: a check never delays one
         t4 = time.perf_counter()
         self._log_changes(decision)
         self.last = decision
@@ -231,7 +239,14 @@ class ControlLoop:
     @property
     def noncompliant(self) -> frozenset[str]:
         """Sessions whose chargers do not follow their setpoints."""
-        return self._compliance.flagged
+        return frozenset(self._noncompliant_why())
+
+    def _noncompliant_why(self) -> dict[str, str]:
+        """Each non-compliant session and why: overdrawing, or a contradicting schedule."""
+        why = dict.fromkeys(self._compliance.flagged, OVERDRAWS)
+        if self._checks is not None:
+            why |= self._checks.flagged
+        return why
 
     def _check_compliance(self, snapshot: SiteSnapshot, now: float) -> None:
         before = self._compliance.flagged

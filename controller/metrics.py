@@ -14,7 +14,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from controller.config import HeadroomConfig
 from controller.decide import Decision, Mode
 from controller.loop import StepTimes, over_limit
-from controller.model import CommandResult, MeterReading, Quality
+from controller.model import (
+    CommandResult,
+    CompositeLimit,
+    MeterReading,
+    Quality,
+    ScheduleStatus,
+)
 from controller.state import SiteSnapshot
 
 PHASE_NAMES = ("L1", "L2", "L3")
@@ -92,6 +98,18 @@ class SiteMetrics:
             ["site", "result"],
             registry=r,
         )
+        self._schedule_checks = Counter(
+            "headroom_composite_checks_total",
+            "GetCompositeSchedule checks of accepted setpoints by result",
+            ["site", "result"],
+            registry=r,
+        )
+        self._noncompliant = Gauge(
+            "headroom_noncompliant_sessions",
+            "Sessions whose charger does not follow its setpoint (its rating is reserved)",
+            ["site"],
+            registry=r,
+        )
         self._over_s = Counter(
             "headroom_over_limit_seconds_total",
             "Time the meter showed the site over its limit",
@@ -164,6 +182,9 @@ class SiteMetrics:
             self._base.labels(site, name).set(decision.base_load_a[i])
             self._allocated.labels(site, name).set(allocated[i])
         self._sessions.labels(site).set(len(decision.targets))
+        self._noncompliant.labels(site).set(
+            sum(1 for t in decision.targets.values() if t.reason.startswith("non-compliant"))
+        )
         if snapshot is not None:
             self._chargers.labels(site).set(len(snapshot.connected))
             if snapshot.meter.good_at is not None:
@@ -172,3 +193,8 @@ class SiteMetrics:
     def observe_command(self, result: CommandResult) -> None:
         """One command's outcome."""
         self._commands.labels(self._site, result.status.value).inc()
+
+    def observe_schedule_check(self, result: CompositeLimit, why: str | None) -> None:
+        """One composite-schedule check: agrees, contradicts, unsupported or failed."""
+        outcome = result.status.value if result.status is not ScheduleStatus.READ else "agrees"
+        self._schedule_checks.labels(self._site, "contradicts" if why else outcome).inc()

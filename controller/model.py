@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 PhaseValues = tuple[float | None, float | None, float | None]
 """One value per phase L1, L2, L3; ``None`` where the device did not report it."""
@@ -108,8 +108,11 @@ class SessionNeeds:
     wall-clock UNIX time in seconds (a departure is a time of day, not a loop
     instant); ``energy_wh`` is the energy still wanted; ``ev_min_a`` /
     ``ev_max_a`` are the car's own current limits; ``priority`` overrides the
-    charger's priority weight for this session. ``None`` leaves a field as it
-    was. The needs last until the session stops.
+    charger's priority weight for this session. ``cable_max_a`` is the rating of
+    the cable plugged in and ``phases`` the number of phases the car charges on,
+    as a 2.0.1 station or EV says (TransactionEvent ``cableMaxCurrent``,
+    ``numberOfPhasesUsed``; NotifyEVChargingNeeds ``requestedEnergyTransfer``).
+    ``None`` leaves a field as it was. The needs last until the session stops.
     """
 
     charger_id: str
@@ -121,6 +124,8 @@ class SessionNeeds:
     ev_max_a: float | None = None
     priority: float | None = None
     source: str = "operator"
+    cable_max_a: float | None = None
+    phases: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,4 +289,38 @@ class ChargerLink(Protocol):
 
     async def prepare(self) -> None:
         """Learn the charger's capabilities and set it up; never raises."""
+        ...
+
+
+# --- asking a charger what it enforces ----------------------------------------
+
+
+class ScheduleStatus(enum.Enum):
+    """How a GetCompositeSchedule ended."""
+
+    READ = "read"  # the charger answered with its composite schedule
+    UNSUPPORTED = "unsupported"  # Rejected, NotImplemented or NotSupported: do not ask again
+    FAILED = "failed"  # no answer, connection closed, or an answer we cannot read
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeLimit:
+    """What a charger says it enforces on a connector now (GetCompositeSchedule).
+
+    ``limit_a`` is amperes per phase in force at the schedule's start (a schedule
+    in W converted with the nominal voltage and its ``numberPhases``); ``None``
+    with :attr:`ScheduleStatus.READ` means the schedule sets no limit at all.
+    """
+
+    status: ScheduleStatus
+    limit_a: float | None = None
+    detail: str = ""
+
+
+@runtime_checkable
+class ScheduleReader(Protocol):
+    """The optional ability of a :class:`ChargerLink` to report its composite schedule."""
+
+    async def composite_limit(self, connector_id: int, duration_s: int) -> CompositeLimit:
+        """Ask for the composite schedule of ``connector_id``; never raises."""
         ...

@@ -19,6 +19,7 @@ from prometheus_client import start_http_server
 
 from controller.audit import AuditLog
 from controller.clock import Clock, SystemClock
+from controller.compliance import ScheduleCheck
 from controller.config import HeadroomConfig
 from controller.decide import Decision
 from controller.demand import DemandWindow
@@ -37,6 +38,7 @@ from controller.model import (
     ChargerMeasurement,
     CommandResult,
     CommandStatus,
+    CompositeLimit,
     Event,
     MeterReading,
     Quality,
@@ -45,6 +47,7 @@ from controller.ocpp import OcppServer
 from controller.ocpp.server import tls_context
 from controller.operator import OperatorControl
 from controller.restart import StateWriter, resume
+from controller.schedule_checks import ScheduleChecks
 from controller.state import SiteSnapshot, SiteState
 from controller.store import StateStore
 from controller.telemetry import TelemetryPublisher
@@ -130,6 +133,12 @@ class SiteController:
             m.id for m in config.node_meters() if (m.node or config.site.id) == config.site.id
         )
         self.demand = DemandWindow(window_s=config.site.demand_window_min * 60.0)
+        self.checks = (
+            ScheduleChecks(self.dispatcher, self.ocpp.link, self.clock, config.ocpp, self._checked)
+            if config.ocpp.composite_check
+            else None
+        )
+        """GetCompositeSchedule checks of accepted setpoints; ``None`` when turned off."""
         self.loop = ControlLoop(
             config,
             self.state,
@@ -138,6 +147,7 @@ class SiteController:
             self.clock,
             self._decided,
             self.demand if config.site.demand_target_kw is not None else None,
+            self.checks,
         )
         self._charger_meters = _charger_meters(config)
         self.live = LiveView(config.site.id)
@@ -222,6 +232,10 @@ class SiteController:
         self.live.on_command(result, self.clock.now())
         if self.audit is not None:
             self.audit.record_command(result, self.clock.now())
+
+    def _checked(self, check: ScheduleCheck, result: CompositeLimit, why: str | None) -> None:
+        self.metrics.observe_schedule_check(result, why)
+        self.live.on_schedule_check(check, result, why, self.clock.now())
 
     @property
     def metrics_port(self) -> int | None:

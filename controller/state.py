@@ -157,7 +157,15 @@ def merge_needs(old: SessionNeeds | None, new: SessionNeeds) -> SessionNeeds:
         new,
         **{
             name: getattr(old, name)
-            for name in ("departure_at", "energy_wh", "ev_min_a", "ev_max_a", "priority")
+            for name in (
+                "departure_at",
+                "energy_wh",
+                "ev_min_a",
+                "ev_max_a",
+                "priority",
+                "cable_max_a",
+                "phases",
+            )
             if getattr(new, name) is None
         },
     )

@@ -32,11 +32,11 @@ from websockets.headers import build_authorization_basic
 from websockets.typing import Subprotocol
 
 from controller.clock import Clock, SystemClock
-from controller.ocpp.profiles import wire_time
+from controller.ocpp.profiles import floor_limit, wire_time
 from hil.charger_side import ChargerSide
 from hil.ev import EV, PhaseDraw
 from hil.quirks import Quirks
-from hil.smart_charging import ProfileStore, best_limit_a, share_cap
+from hil.smart_charging import ProfileStore, best_limit_a, composite_periods, share_cap
 
 ProfileHook = Callable[[int, dict[str, Any]], None]
 
@@ -292,10 +292,52 @@ class SimulatedChargePoint:
         started = session.started_at if session else None
         tx = self._store.held("TxProfile", connector_id)
         own = best_limit_a(tx, connector_id, at, started, self.voltage_v)
+        defaults = self._store.held("TxDefaultProfile", connector_id, 0)
+        default = best_limit_a(defaults, connector_id, at, started, self.voltage_v)
         if own is None:
-            defaults = self._store.held("TxDefaultProfile", connector_id, 0)
-            own = best_limit_a(defaults, connector_id, at, started, self.voltage_v)
+            own = default
+        elif default is not None and self.quirks.stacks_wrongly:
+            own = min(own, default)  # the quirk: the default is not overruled
         return self.max_current_a if own is None else min(own, self.max_current_a)
+
+    def composite_schedule(
+        self, connector_id: int, duration_s: int, unit: str | None
+    ) -> tuple[str, str, list[dict[str, Any]]] | None:
+        """GetCompositeSchedule from the profiles held: (start, unit, periods); None refuses.
+
+        The limit of a connector is its own (TxProfile, else TxDefault, else the
+        rating) under the charger-wide ChargePointMaxProfile; in W it is stated for
+        three phases at the nominal voltage. Limits are floored to 0.1 (the schema's
+        multipleOf).
+        """
+        if self.quirks.no_composite_schedule or not 0 <= connector_id <= self.n_connectors:
+            return None
+        if self.quirks.w_only or self.quirks.a_only:  # its one unit, whatever was asked
+            unit = "W" if self.quirks.w_only else "A"
+        unit = unit or "A"
+        start = self._clock.now()
+        periods = composite_periods(
+            lambda at: self._composite_limit_a(connector_id, at),
+            self._store.all(),
+            start,
+            duration_s,
+        )
+        factor = self.voltage_v * 3 if unit == "W" else 1.0
+        out: list[dict[str, Any]] = []
+        for start_s, limit_a in periods:
+            limit = floor_limit(limit_a * factor)
+            period: dict[str, Any] = {"startPeriod": start_s, "limit": limit}
+            if unit == "W":
+                period["numberPhases"] = 3
+            out.append(period)
+        return wire_time(start), unit, out
+
+    def _composite_limit_a(self, connector_id: int, at: datetime) -> float:
+        """What the charger allows a connector at ``at`` (0: the charger as a whole)."""
+        own = self._connector_limit_a(connector_id, at) if connector_id else self.max_current_a
+        caps = self._store.held("ChargePointMaxProfile", 0)
+        cap_a = best_limit_a(caps, 0, at, None, self.voltage_v)
+        return own if cap_a is None else min(own, cap_a)
 
     def _step(self, connector_id: int) -> PhaseDraw:
         """Step the connector's EV to now under the current offer."""

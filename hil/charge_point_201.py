@@ -8,7 +8,8 @@ values) / Ended with its own string transaction ids, answers GetVariables
 and SetVariables, and takes 2.0.1 SetChargingProfile requests, which it
 applies with the same composite rule (:mod:`hil.smart_charging`, after
 translating the profile to the 1.6 shape the store keeps). It can tell the
-CSMS an EV's charging needs and a limit set by someone else. The quirks of
+CSMS an EV's charging needs and a limit set by someone else, and says in each
+TransactionEvent the phases its car uses and its cable's rating. The quirks of
 :class:`~hil.quirks.Quirks` apply as for 1.6 (A-only/W-only by
 ``SmartChargingCtrlr.RateUnit``). One EVSE per connector.
 """
@@ -39,9 +40,18 @@ class SimulatedStation(SimulatedChargePoint):
     """An AC station with ``n_connectors`` EVSEs (one connector each), speaking OCPP 2.0.1."""
 
     def __init__(
-        self, charger_id: str, url: str, *, subprotocols: Sequence[str] = ("ocpp2.0.1",), **kw: Any
+        self,
+        charger_id: str,
+        url: str,
+        *,
+        subprotocols: Sequence[str] = ("ocpp2.0.1",),
+        cable_max_a: int | None = None,
+        **kw: Any,
     ) -> None:
         super().__init__(charger_id, url, **kw)
+        self.cable_max_a = cable_max_a
+        """The rating of the cable plugged in (told as ``cableMaxCurrent``; the offer never
+        exceeds it); ``None``: a cable as strong as the station, not told."""
         self.subprotocols = [Subprotocol(p) for p in subprotocols]
         self.negotiated: str | None = None
         self.received_201: list[tuple[int, dict[str, Any]]] = []  # as on the wire
@@ -180,6 +190,7 @@ class SimulatedStation(SimulatedChargePoint):
         meter_value: list[dict[str, Any]],
         id_token: dict[str, Any] | None = None,
     ) -> None:
+        session = self._sessions.get(evse_id)
         await self._call(
             call.TransactionEvent(
                 event_type=event_type,
@@ -190,8 +201,15 @@ class SimulatedStation(SimulatedChargePoint):
                 meter_value=meter_value,
                 evse={"id": evse_id, "connectorId": 1},
                 id_token=id_token,
+                number_of_phases_used=len(session.ev.phases) if session else None,
+                cable_max_current=self.cable_max_a if session else None,
             )
         )
+
+    def _connector_limit_a(self, connector_id: int, at: datetime) -> float:
+        """The profiles' limit, within the cable's rating."""
+        limit_a = super()._connector_limit_a(connector_id, at)
+        return limit_a if self.cable_max_a is None else min(limit_a, self.cable_max_a)
 
     def _energy_sample(self, evse_id: int) -> dict[str, Any]:
         """A meterValue entry with the EVSE's energy register in Wh."""

@@ -44,6 +44,12 @@ class ChargerOwner(Protocol):
         """The configuration keys the charger reports."""
         ...
 
+    def composite_schedule(
+        self, connector_id: int, duration_s: int, unit: str | None
+    ) -> tuple[str, str, list[dict[str, Any]]] | None:
+        """GetCompositeSchedule: (start, unit, camelCase periods), or None to refuse."""
+        ...
+
 
 class QuirkyReceiver:
     """The receive path of a simulated charger of either version: holds back or drops commands.
@@ -101,6 +107,29 @@ class ChargerSide(QuirkyReceiver, ChargePoint):  # type: ignore[misc]  # the lib
         # Nested keys arrive in snake_case and limits as Decimal: back to the wire's form.
         profile = json.loads(json.dumps(snake_to_camel_case(cs_charging_profiles), default=float))
         return call_result.SetChargingProfile(status=self._owner.set_profile(connector_id, profile))
+
+    @on_action(Action.get_composite_schedule)
+    def _on_get_composite_schedule(
+        self, connector_id: int, duration: int, charging_rate_unit: str | None = None, **_: Any
+    ) -> call_result.GetCompositeSchedule:
+        """The composite schedule of the profiles the charger holds, or Rejected."""
+        answer = self._owner.composite_schedule(connector_id, duration, charging_rate_unit)
+        if answer is None:
+            return call_result.GetCompositeSchedule(status="Rejected")
+        start, unit, periods = answer
+        # Nested keys in the wire's camelCase: the library converts only snake_case ones.
+        schedule = {
+            "duration": duration,
+            "startSchedule": start,
+            "chargingRateUnit": unit,
+            "chargingSchedulePeriod": periods,
+        }
+        return call_result.GetCompositeSchedule(
+            status="Accepted",
+            connector_id=connector_id,
+            schedule_start=start,
+            charging_schedule=schedule,
+        )
 
     @on_action(Action.clear_charging_profile)
     def _on_clear_charging_profile(self, **criteria: Any) -> call_result.ClearChargingProfile:

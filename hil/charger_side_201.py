@@ -39,6 +39,12 @@ class StationOwner(Protocol):
         """``Component.Variable`` → value, as GetVariables reports them."""
         ...
 
+    def composite_schedule(
+        self, connector_id: int, duration_s: int, unit: str | None
+    ) -> tuple[str, str, list[dict[str, Any]]] | None:
+        """GetCompositeSchedule: (start, unit, camelCase periods), or None to refuse."""
+        ...
+
 
 def _wire(data: Any) -> Any:
     """Nested keys back to camelCase, Decimals to floats: the payload as it was sent."""
@@ -60,6 +66,26 @@ class StationSide(QuirkyReceiver, ChargePoint):  # type: ignore[misc]  # the lib
         """Store the profile if the spec (and the quirks) allow it on this EVSE."""
         status = self._owner.set_profile_201(evse_id, _wire(charging_profile))
         return call_result.SetChargingProfile(status=status)
+
+    @on201(Action.get_composite_schedule)
+    def _on_get_composite_schedule(
+        self, duration: int, evse_id: int, charging_rate_unit: str | None = None, **_: Any
+    ) -> call_result.GetCompositeSchedule:
+        """The composite schedule of the profiles the station holds, or Rejected."""
+        answer = self._owner.composite_schedule(evse_id, duration, charging_rate_unit)
+        if answer is None:
+            return call_result.GetCompositeSchedule(
+                status="Rejected", status_info={"reasonCode": "NotSupported"}
+            )
+        start, unit, periods = answer
+        schedule = {
+            "evseId": evse_id,
+            "duration": duration,
+            "scheduleStart": start,
+            "chargingRateUnit": unit,
+            "chargingSchedulePeriod": periods,
+        }
+        return call_result.GetCompositeSchedule(status="Accepted", schedule=schedule)
 
     @on201(Action.clear_charging_profile)
     def _on_clear_charging_profile(

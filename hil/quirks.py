@@ -2,8 +2,9 @@
 
 Each flag is a behaviour real chargers show (see the domain notes): A-only
 (Bender controllers) or W-only stations, TxProfiles refused, profiles
-accepted and ignored (some go-e firmware), profiles lost after a reboot,
-slow answers, and chargers silent to commands while they keep heartbeating.
+accepted and ignored (some go-e firmware), profiles stacked wrongly, profiles
+lost after a reboot, slow answers, chargers silent to commands while they keep
+heartbeating, and chargers that cannot report their composite schedule.
 A scenario file names them as a mapping, ``Quirks(**mapping)``.
 """
 
@@ -32,6 +33,11 @@ class Quirks:
     """Answers each command from the central system this many seconds late."""
     silent_to_commands: bool = False
     """Never answers a command; its own messages (heartbeats, meter values) go on."""
+    stacks_wrongly: bool = False
+    """Applies the lower of its TxProfile and TxDefaultProfile (OCPP lets the TxProfile
+    overrule the default), and reports that in its composite schedule."""
+    no_composite_schedule: bool = False
+    """Answers every GetCompositeSchedule with Rejected."""
 
     def __post_init__(self) -> None:
         """Refuse contradictory or impossible quirks."""

@@ -1,8 +1,9 @@
 """The running rig: a simulated meter, the controller and simulated chargers, over loopback.
 
 :class:`SimRig` starts an SDM630-like Modbus meter, an in-process
-:class:`~controller.service.SiteController` and one OCPP 1.6 charge point per
-charger, and carries out the timeline's actions on them. It also keeps the
+:class:`~controller.service.SiteController` and one simulated charger per
+charger (an OCPP 1.6 charge point, or a 2.0.1 station where the scenario says
+``ocpp: "2.0.1"``), and carries out the timeline's actions on them. It also keeps the
 ground truth the KPIs need: each EV's stay (:class:`Plug`), its arrival and
 the moment it could first draw.
 
@@ -28,6 +29,7 @@ from controller.config import ChargerSettings, SiteLimits, StoreSettings
 from controller.model import SessionNeeds
 from controller.service import SiteController
 from hil.charge_point import SimulatedChargePoint
+from hil.charge_point_201 import SimulatedStation
 from hil.devices import BaseLoad, base_load, build_ev
 from hil.ev import EV
 from hil.kpis import SiteLimit
@@ -41,14 +43,16 @@ SERVER_FAULTS = frozenset(get_args(Fault))
 
 
 def _charge_point(sim: SimCharger, url: str, voltage_v: float) -> SimulatedChargePoint:
-    """The simulated charger of one scenario charger (with its quirks, if it has any)."""
+    """The simulated charger of one scenario charger: a 1.6 charge point or a 2.0.1
+    station, with its quirks, if it has any."""
     c = sim.settings
     extra: dict[str, Any] = {}
     if sim.quirks:
         from hil.quirks import Quirks
 
         extra["quirks"] = Quirks.from_mapping(dict(sim.quirks))
-    return SimulatedChargePoint(
+    kind = SimulatedStation if sim.ocpp == "2.0.1" else SimulatedChargePoint
+    return kind(
         c.id,
         url,
         n_connectors=c.connectors,

@@ -10,7 +10,7 @@ run's length and the assertions that decide pass or fail::
     policy: weighted_fair
     site: {id: depot, max_current_a: 120, safety_margin_a: 2, failsafe_current_a: 6}
     devices:
-      chargers: [{id: cp, count: 10, rotations: [L1L2L3, L2L3L1, L3L1L2]}]
+      chargers: [{id: cp, count: 10, rotations: [L1L2L3, L2L3L1, L3L1L2], ocpp: "2.0.1"}]
       evs: {car: {max_current_a: 32, phases: 3, delay_s: [1, 5]}}
       base_load: {constant_a: [30, 22, 18]}
     timeline:
@@ -93,6 +93,8 @@ class SimCharger:
     settings: ChargerSettings
     meter_interval_s: float
     quirks: Mapping[str, bool | float]
+    ocpp: str = "1.6"
+    """The OCPP version the simulated charger speaks: ``1.6`` or ``2.0.1``."""
 
 
 class ChargerSpec(ChargerSettings):
@@ -102,10 +104,18 @@ class ChargerSpec(ChargerSettings):
     rotations: list[Rotation] | None = None  # cycled over the group (overrides phase_rotation)
     meter_interval_s: Annotated[float, Field(ge=0.25, le=60)] = 1.0
     quirks: dict[str, bool | float] = Field(default_factory=dict)  # see hil/quirks.py
+    ocpp: Literal["1.6", "2.0.1"] = "1.6"  # the version the simulated charger speaks
+
+    @field_validator("ocpp", mode="before")
+    @classmethod
+    def _version_text(cls, value: object) -> object:
+        """``ocpp: 1.6`` unquoted is a YAML number: read it as the version it names."""
+        return "1.6" if value == 1.6 else value  # the version, not a magic number
 
     def expand(self) -> list[SimCharger]:
         """Each charger of the spec (one, or ``count``)."""
-        own = self.model_dump(exclude={"count", "rotations", "meter_interval_s", "quirks"})
+        sim_only = {"count", "rotations", "meter_interval_s", "quirks", "ocpp"}
+        own = self.model_dump(exclude=sim_only)
         if self.count is None:
             return [self._sim(own)]
         out = []
@@ -118,7 +128,10 @@ class ChargerSpec(ChargerSettings):
 
     def _sim(self, settings: dict[str, Any]) -> SimCharger:
         return SimCharger(
-            ChargerSettings.model_validate(settings), self.meter_interval_s, dict(self.quirks)
+            ChargerSettings.model_validate(settings),
+            self.meter_interval_s,
+            dict(self.quirks),
+            self.ocpp,
         )
 
 

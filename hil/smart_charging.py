@@ -5,15 +5,16 @@ OCPP 1.6 §3.13: within a purpose the valid profile with the highest
 ``stackLevel`` wins; a valid ``TxProfile`` overrules the ``TxDefaultProfile``;
 ``ChargePointMaxProfile`` caps the charger as a whole; with no valid profile
 the charger offers its rating. A TxDefaultProfile on the connector itself
-wins over one on connector 0 at the same stack level.
+wins over one on connector 0 at the same stack level. GetCompositeSchedule
+is answered from the same rule (:func:`composite_periods`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 _RECURRENCE_S = {"Daily": 86_400.0, "Weekly": 604_800.0}
@@ -87,6 +88,10 @@ class ProfileStore:
         for key in [k for k in self._held if k[0] == connector_id and k[1] == "TxProfile"]:
             del self._held[key]
 
+    def all(self) -> list[StoredProfile]:
+        """Every profile held, on any connector."""
+        return list(self._held.values())
+
     def held(self, purpose: str, *connector_ids: int) -> list[StoredProfile]:
         """The stored profiles of one purpose on the given connectors."""
         return [p for k, p in self._held.items() if k[1] == purpose and k[0] in connector_ids]
@@ -144,6 +149,49 @@ def best_limit_a(
         if (limit := profile_limit_a(p.profile, at, session_start, voltage_v)) is not None
     ]
     return max(ranked, key=lambda item: item[0])[1] if ranked else None
+
+
+def composite_periods(
+    limit_at: Callable[[datetime], float],
+    profiles: Iterable[StoredProfile],
+    start: datetime,
+    duration_s: int,
+) -> list[tuple[int, float]]:
+    """A composite schedule as ``(startPeriod, limit)`` pairs from ``start`` for ``duration_s``.
+
+    ``limit_at`` is the charger's own rule (the limit it applies at an instant);
+    it is read at ``start`` and wherever a held profile begins, changes period or
+    ends within the duration (a lease running out shows as the fall to the
+    default). Consecutive equal limits merge into one period.
+    """
+    offsets = {0}
+    for stored in profiles:
+        for instant in _boundaries(stored.profile):
+            offset = math.ceil((instant - start).total_seconds())
+            if 0 < offset < duration_s:
+                offsets.add(offset)
+    periods: list[tuple[int, float]] = []
+    for offset in sorted(offsets):
+        limit = limit_at(start + timedelta(seconds=offset))
+        if not periods or abs(periods[-1][1] - limit) > 1e-9:
+            periods.append((offset, limit))
+    return periods
+
+
+def _boundaries(profile: dict[str, Any]) -> list[datetime]:
+    """Where an Absolute profile's limit may change: validity, period starts, the end."""
+    validity = [profile[k] for k in ("validFrom", "validTo") if k in profile]
+    instants = [datetime.fromisoformat(v) for v in validity]
+    schedule = profile["chargingSchedule"]
+    raw = schedule.get("startSchedule")
+    if profile["chargingProfileKind"] != "Absolute" or raw is None:
+        return instants
+    begin = datetime.fromisoformat(raw)
+    periods = schedule["chargingSchedulePeriod"]
+    instants += [begin + timedelta(seconds=float(p["startPeriod"])) for p in periods]
+    if schedule.get("duration") is not None:
+        instants.append(begin + timedelta(seconds=float(schedule["duration"])))
+    return instants
 
 
 def share_cap(limits_a: Sequence[float], cap_a: float | None) -> list[float]:

@@ -11,6 +11,8 @@ import pytest
 
 from controller.errors import ConfigError
 from hil.assertions import judge
+from hil.charge_point import SimulatedChargePoint
+from hil.charge_point_201 import SimulatedStation
 from hil.devices import BaseLoad, TaperingEV, csv_profile
 from hil.fairness import SessionOutcome, fairness, jain_index, shortfall_kwh
 from hil.kpis import (
@@ -23,6 +25,7 @@ from hil.kpis import (
     summarize,
 )
 from hil.overshoot import overshoot, recovery_times
+from hil.rig import _charge_point
 from hil.scenario import CsvLoad, load_scenario, parse_scenario
 from hil.timeline import expand
 
@@ -124,6 +127,10 @@ def test_every_library_scenario_is_valid(path: Path) -> None:
         (
             lambda d: d["devices"].update(base_load={"csv": {"path": "nowhere.csv"}}),
             "devices.base_load.csv.path: cannot read",
+        ),
+        (
+            lambda d: d["devices"]["chargers"][0].update(ocpp="2.1"),
+            "devices.chargers[0].ocpp: Input should be '1.6' or '2.0.1'",
         ),
     ],
 )
@@ -349,3 +356,28 @@ def test_limit_use_counts_only_samples_where_the_evs_were_short() -> None:
     ]
     assert limit_use(LIMIT, run) == 0.75
     assert limit_use(LIMIT, run[2:]) == 1.0
+
+
+def test_a_charger_group_may_speak_2_0_1() -> None:
+    """``ocpp: "2.0.1"`` gives a group of 2.0.1 stations, ``ocpp: 1.6`` (a YAML number) or
+    nothing 1.6 charge points; the controller's config does not see the key."""
+    data = copy.deepcopy(MINIMAL)
+    data["devices"]["chargers"] = [
+        {"id": "old", "ocpp": 1.6},
+        {"id": "plain"},
+        {"id": "new", "count": 2, "ocpp": "2.0.1"},
+    ]
+    scenario = parse_scenario(data)
+    sims = {c.settings.id: c for c in scenario.chargers()}
+    assert {k: s.ocpp for k, s in sims.items()} == {
+        "old": "1.6",
+        "plain": "1.6",
+        "new-01": "2.0.1",
+        "new-02": "2.0.1",
+    }
+    kinds = {k: type(_charge_point(s, "ws://127.0.0.1:1/ocpp", 230.0)) for k, s in sims.items()}
+    assert kinds["old"] is SimulatedChargePoint
+    assert kinds["plain"] is SimulatedChargePoint
+    assert kinds["new-01"] is SimulatedStation
+    config = scenario.controller_config(meter_port=1)
+    assert [c.id for c in config.chargers] == ["old", "plain", "new-01", "new-02"]

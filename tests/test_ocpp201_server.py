@@ -162,17 +162,20 @@ async def test_a_tx_profile_carries_the_stations_transaction_id(site: Site) -> N
 
 
 async def test_ev_charging_needs_reach_the_sink(site: Site) -> None:
-    """NotifyEVChargingNeeds is Accepted and becomes SessionNeeds(source="ev")."""
+    """NotifyEVChargingNeeds is Accepted and becomes SessionNeeds(source="ev"), after the
+    one the TransactionEvent's numberOfPhasesUsed gave."""
     station = await site.station()
     await station.plug_in(1, EV())
     departure = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=3)
     status = await station.notify_ev_charging_needs(1, departure, 20_000, 6, 16)
     assert status == "Accepted"
-    [needs] = site.of(SessionNeeds)
+    from_transaction, needs = site.of(SessionNeeds)
+    assert (from_transaction.phases, from_transaction.departure_at) == (3, None)
     assert needs.source == "ev"
     assert needs.connector_id == 1
     assert needs.departure_at == departure.timestamp()
     assert (needs.energy_wh, needs.ev_min_a, needs.ev_max_a) == (20_000, 6, 16)
+    assert needs.phases == 3  # AC_three_phase
 
 
 async def test_charging_limits_are_recorded_and_cleared(site: Site) -> None:

@@ -10,7 +10,8 @@ Transactions: ``TransactionEvent`` Started / Updated / Ended become
 :class:`SessionStarted` (after the answer, so a TxProfile follows it),
 :class:`ChargerMeasurement` and :class:`SessionStopped`; the charger's string
 transaction id is mapped to ours by :class:`TransactionIds`. EVSE ids are our
-connector ids.
+connector ids. A TransactionEvent's ``cableMaxCurrent`` and ``numberOfPhasesUsed``
+become :class:`SessionNeeds` (cable rating, phases) whenever they change.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from controller.model import (
 from controller.ocpp.measurands import measurement, parse_meter_values
 from controller.ocpp.profiles import wire_time
 from controller.ocpp.transactions import TransactionIds
-from controller.ocpp.wire201 import limit_from_schedules, needs_from
+from controller.ocpp.wire201 import limit_from_schedules, needs_from, session_limits_from
 
 HEARTBEAT_INTERVAL_S = 30
 """Heartbeat interval we give stations at boot: a silent link shows within a minute."""
@@ -70,6 +71,7 @@ class StationMessages:
     _tx: TransactionIds
     _voltage_v: float
     _started: dict[str, SessionStarted]
+    _session_limits: dict[str, tuple[int | None, int | None]]
 
     # --- boot, heartbeat, status, authorization ----------------------------
 
@@ -172,17 +174,41 @@ class StationMessages:
 
     @after201(Action.transaction_event)
     def _after_transaction_event(
-        self, call_unique_id: str, meter_value: list[dict[str, Any]] | None = None, **_: Any
+        self,
+        call_unique_id: str,
+        event_type: str,
+        transaction_info: dict[str, Any],
+        meter_value: list[dict[str, Any]] | None = None,
+        evse: dict[str, Any] | None = None,
+        cable_max_current: int | None = None,
+        number_of_phases_used: int | None = None,
+        **_: Any,
     ) -> None:
-        """Announce a start once the station has its answer, then its first meter values."""
+        """Announce a start once the station has its answer, then its first meter values;
+        then the cable's rating and the phases used, when the station says them anew."""
         event = self._started.pop(call_unique_id, None)
-        if event is None:
+        if event is not None:
+            self._log.info(
+                "session_started",
+                connector_id=event.connector_id,
+                transaction_id=event.transaction_id,
+            )
+            self._sink(event)
+            self._measure(event.connector_id, _camel(meter_value) or [], event.transaction_id)
+        theirs = str(_camel(transaction_info)["transactionId"])
+        if event_type == "Ended":
+            self._session_limits.pop(theirs, None)
             return
-        self._log.info(
-            "session_started", connector_id=event.connector_id, transaction_id=event.transaction_id
-        )
-        self._sink(event)
-        self._measure(event.connector_id, _camel(meter_value) or [], event.transaction_id)
+        told = (cable_max_current, number_of_phases_used)
+        evse_id = int(evse["id"]) if evse else self._tx.evse_of(theirs)
+        if evse_id is None or self._session_limits.get(theirs) == told:
+            return  # said before: every Updated repeats them
+        self._session_limits[theirs] = told
+        limits = session_limits_from(self.charger_id, evse_id, self._clock.monotonic(), *told)
+        if limits is not None:
+            cable_a, phases = limits.cable_max_a, limits.phases
+            self._log.info("session_limits", evse_id=evse_id, cable_max_a=cable_a, phases=phases)
+            self._sink(limits)
 
     @on201(Action.meter_values)
     def _on_meter_values(

@@ -40,6 +40,7 @@ from controller.clock import Clock
 from controller.model import (
     ChargerBooted,
     CommandResult,
+    CompositeLimit,
     ConnectorStatusChanged,
     EventSink,
     ProfileCommand,
@@ -47,6 +48,7 @@ from controller.model import (
     SessionStopped,
 )
 from controller.ocpp.commands import recorded, send_profile
+from controller.ocpp.composite import ask_composite
 from controller.ocpp.measurands import measurement, parse_meter_values
 from controller.ocpp.profiles import DEFAULT_SKEW_S, set_charging_profile_payload, wire_time
 from controller.ocpp.router import GuardedChargePoint, LinkClosed
@@ -135,6 +137,18 @@ class ChargePointConnection(GuardedChargePoint):
         )
         status, detail = await send_profile(self, payload, self._call_timeout_s)
         return recorded(self._log, command, status, detail, self._clock.monotonic() - started_s)
+
+    async def composite_limit(self, connector_id: int, duration_s: int) -> CompositeLimit:
+        """GetCompositeSchedule of one connector, in the charger's rate unit; never raises."""
+        return await ask_composite(
+            self,
+            "1.6",
+            connector_id,
+            duration_s,
+            self.rate_unit,
+            self._voltage_v,
+            self._call_timeout_s,
+        )
 
     async def prepare(self) -> None:
         """Learn what the charger takes and ask for the meter values the loop needs.

@@ -29,12 +29,14 @@ from controller.clock import Clock
 from controller.model import (
     CommandResult,
     CommandStatus,
+    CompositeLimit,
     EventSink,
     ProfileCommand,
     ProfilePurpose,
     SessionStarted,
 )
 from controller.ocpp.commands import recorded, send_profile
+from controller.ocpp.composite import ask_composite
 from controller.ocpp.handlers201 import StationMessages
 from controller.ocpp.notices201 import StationNotices
 from controller.ocpp.profiles import DEFAULT_SKEW_S
@@ -87,6 +89,7 @@ class ChargingStationConnection(StationMessages, StationNotices, GuardedChargePo
         self._voltage_v = voltage_v
         self._meter_values_interval_s = meter_values_interval_s
         self._started: dict[str, SessionStarted] = {}
+        self._session_limits: dict[str, tuple[int | None, int | None]] = {}  # by their tx id
         self.rate_unit = "A"  # until SmartChargingCtrlr.RateUnit says the station takes only W
         self.capabilities: dict[str, str] = {}
 
@@ -115,6 +118,18 @@ class ChargingStationConnection(StationMessages, StationNotices, GuardedChargePo
             )
             status, detail = await send_profile(self, payload, self._call_timeout_s)
         return recorded(self._log, command, status, detail, self._clock.monotonic() - started_s)
+
+    async def composite_limit(self, connector_id: int, duration_s: int) -> CompositeLimit:
+        """GetCompositeSchedule of one connector, in the charger's rate unit; never raises."""
+        return await ask_composite(
+            self,
+            "2.0.1",
+            connector_id,
+            duration_s,
+            self.rate_unit,
+            self._voltage_v,
+            self._call_timeout_s,
+        )
 
     async def prepare(self) -> None:
         """Learn the station's smart-charging variables; ask for the meter values we need.

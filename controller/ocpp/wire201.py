@@ -122,13 +122,18 @@ def set_variable_data(interval_s: int) -> list[dict[str, Any]]:
     ]
 
 
+PHASES_OF_TRANSFER = {"AC_single_phase": 1, "AC_two_phase": 2, "AC_three_phase": 3}
+"""NotifyEVChargingNeeds ``requestedEnergyTransfer``: the phases an AC car will charge on."""
+
+
 def needs_from(
     charger_id: str, evse_id: int, at: float, charging_needs: dict[str, Any]
 ) -> SessionNeeds:
     """NotifyEVChargingNeeds' ``chargingNeeds`` (camelCase) as the session's needs from the EV.
 
     AC parameters give energy, min and max current; DC parameters give energy
-    and max current. A departure time that does not parse is left out.
+    and max current; the requested transfer gives an AC car's phases. A departure
+    time that does not parse is left out.
     """
     ac = charging_needs.get("acChargingParameters") or {}
     dc = charging_needs.get("dcChargingParameters") or {}
@@ -142,7 +147,22 @@ def needs_from(
         ev_min_a=_finite(ac.get("evMinCurrent")),
         ev_max_a=_finite(ac.get("evMaxCurrent", dc.get("evMaxCurrent"))),
         source="ev",
+        phases=PHASES_OF_TRANSFER.get(str(charging_needs.get("requestedEnergyTransfer"))),
     )
+
+
+def session_limits_from(
+    charger_id: str, evse_id: int, at: float, cable_max_current: object, phases_used: object
+) -> SessionNeeds | None:
+    """TransactionEvent's ``cableMaxCurrent`` (A) and ``numberOfPhasesUsed`` as needs from
+    the EV; ``None`` when it carries neither. A cable of 0 A or less, or a phase count
+    other than 1 to 3, is not believed."""
+    cable_a = _finite(cable_max_current)
+    cable_a = cable_a if cable_a is not None and cable_a > 0 else None
+    phases = phases_used if isinstance(phases_used, int) and 1 <= phases_used <= 3 else None
+    if cable_a is None and phases is None:
+        return None
+    return SessionNeeds(charger_id, evse_id, at, cable_max_a=cable_a, phases=phases, source="ev")
 
 
 def limit_from_schedules(
