@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast, get_args
 
-from controller.config import ChargerSettings, SiteLimits, StoreSettings
+from controller.config import AuditSettings, ChargerSettings, SiteLimits, StoreSettings
 from controller.model import SessionNeeds
 from controller.service import SiteController
 from hil.charge_point import SimulatedChargePoint
@@ -106,9 +106,13 @@ class Plug:
 class SimRig:
     """Meter, controller and chargers of one scenario run, started and stopped together."""
 
-    def __init__(self, scenario: Scenario, policy: str | None = None) -> None:
+    def __init__(
+        self, scenario: Scenario, policy: str | None = None, state_dir: Path | None = None
+    ) -> None:
         self.scenario = scenario
         self.policy = policy
+        self.state_dir = state_dir
+        """Where the controller keeps its audit log and state store (none when not given)."""
         self.rng = random.Random(scenario.seed)
         self.base: BaseLoad = base_load(scenario.devices.base_load, scenario.base_dir)
         self._started_at: float | None = None  # scenario time runs from the end of start()
@@ -135,7 +139,14 @@ class SimRig:
         """Meter first (the controller polls it), then the controller, then the chargers."""
         await self.meter.start()
         config = self.scenario.controller_config(self.meter.port, self.policy)
-        if any(e.event == "controller_restart" for e in self.scenario.timeline):
+        if self.state_dir is not None:
+            config = config.model_copy(
+                update={
+                    "audit": AuditSettings(path=str(self.state_dir / "audit.db")),
+                    "store": StoreSettings(path=str(self.state_dir / "state.db")),
+                }
+            )
+        elif any(e.event == "controller_restart" for e in self.scenario.timeline):
             # What the restarted controller resumes from, as on a site.
             self._state_dir = tempfile.TemporaryDirectory(prefix="headroom-hil-")
             store = StoreSettings(path=str(Path(self._state_dir.name) / "state.db"))
