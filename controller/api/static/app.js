@@ -105,10 +105,10 @@ function renderChargers(chargers) {
     const row = document.createElement("tr");
     row.className = "charger";
     row.dataset.charger = c.id;
-    const name = text("td", c.id + (c.connected ? "" : " (offline)"), c.connected ? "" : "offline");
+    const name = text("td", c.id + (c.group ? ` · ${c.group}` : "") + (c.connected ? "" : " (offline)"), c.connected ? "" : "offline");
     name.onclick = () => scopeTo(c.id, null);
     const capped = c.max_current_a < c.rated_max_current_a;
-    row.append(name, text("td", ""), text("td", ""), text("td", ""), text("td", c.group ? `group ${c.group}` : ""),
+    row.append(name, text("td", ""), text("td", ""), text("td", ""), text("td", ""),
       text("td", fmt(c.priority), "priority"),
       text("td", capped ? `${fmt(c.max_current_a)} of ${fmt(c.rated_max_current_a)}` : fmt(c.rated_max_current_a), "cap"));
     rows.push(row);
@@ -146,7 +146,11 @@ function fillChoices(chargers) {
   setOptions(document.getElementById("group-id"), groups);
   const sessions = [];
   chargers.forEach((c) => c.connectors.forEach((k) => {
-    if (k.session) sessions.push([`${c.id}/${k.id}`, `${c.id}/${k.id} (transaction ${k.session.transaction_id})`]);
+    if (!k.session) return;
+    const needs = k.session.needs;
+    const said = needs ? [needs.departure_at ? `leaves ${needs.departure_at.slice(11, 16)} UTC` : "",
+      needs.energy_wh !== null ? `${fmt(needs.energy_wh / 1000)} kWh` : ""].filter(Boolean).join(", ") : "";
+    sessions.push([`${c.id}/${k.id}`, `${c.id}/${k.id}` + (said ? ` (${said})` : "")]);
   }));
   setOptions(document.getElementById("needs-session"), sessions);
 }
