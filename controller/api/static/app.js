@@ -144,6 +144,7 @@ function fillChoices(chargers) {
   setOptions(document.getElementById("charger-id"), chargers.map((c) => [c.id, c.id]));
   const groups = (state.groups || []).map((g) => [g.id, `${g.id} (now ${fmt(g.max_current_a)} A, rated ${fmt(g.rated_max_current_a)} A)`]);
   setOptions(document.getElementById("group-id"), groups);
+  document.getElementById("group-box").hidden = state.role === "viewer" || !groups.length; // no groups, no form
   const sessions = [];
   chargers.forEach((c) => c.connectors.forEach((k) => {
     if (!k.session) return;
@@ -338,6 +339,7 @@ async function main() {
   const sites = await (await api("/sites")).json();
   const wanted = new URLSearchParams(location.search).get("site");
   state.site = (sites.find((s) => s.id === wanted) || sites[0]).id;
+  state.role = who.role;
   if (who.role === "viewer") {
     document.querySelectorAll(".manager").forEach((el) => { el.hidden = true; });
     document.getElementById("read-only").hidden = false;
