@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import getpass
 import json
+import os
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
@@ -47,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
         "--api-port", type=int, default=8080, help="dashboard and API port (default 8080)"
     )
     demo.add_argument("--no-api", action="store_true", help="serve no dashboard or API")
+    demo.add_argument(
+        "--state-dir",
+        help="keep the audit log and operator settings here (default: a temporary directory)",
+    )
 
     solve = sub.add_parser(
         "solve", help="solve an allocation problem (JSON) with a policy and explain it"
@@ -157,12 +162,24 @@ def _demo(args: argparse.Namespace) -> int:
         "warning" if args.log_level == "info" else args.log_level, json_lines=args.log_json
     )
     api_port = None if args.no_api else args.api_port
-    report = run_loop(
-        run_demo(
-            args.chargers, args.duration, args.report, args.seed, out=print, api_port=api_port
-        ),
-        args.event_loop,
+    if api_port is not None:
+        from controller.api.auth import ENV_VAR, parse_env_tokens
+
+        try:
+            parse_env_tokens(os.environ.get(ENV_VAR, ""))
+        except ValueError as exc:
+            print(f"headroom demo: {exc}", file=sys.stderr)
+            return 1
+    demo = run_demo(
+        args.chargers,
+        args.duration,
+        args.report,
+        args.seed,
+        out=print,
+        api_port=api_port,
+        state_dir=args.state_dir,
     )
+    report = run_loop(demo, args.event_loop)
     keys = (
         "limit_kw",
         "peak_site_kw",

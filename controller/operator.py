@@ -94,8 +94,15 @@ class OperatorControl:
         self.refresh()
         log.info("operator settings restored", site=self.site_id)
 
-    def update(self, settings: OperatorSettings, who: str, if_match: str | None = None) -> None:
-        """Check, persist, audit and apply new settings; raises on a refusal or a stale ETag."""
+    def update(
+        self,
+        settings: OperatorSettings,
+        who: str,
+        if_match: str | None = None,
+        resource: str = "settings",
+    ) -> None:
+        """Check, persist, audit (as a change of ``resource``) and apply new settings; raises
+        on a refusal or a stale ETag."""
         if if_match is not None and if_match.strip() not in (self.settings.etag(), "*"):
             raise PreconditionFailed(self.settings.etag())
         problems = check_settings(self.base, settings)
@@ -106,9 +113,7 @@ class OperatorControl:
         if self._store is not None:
             self._store.put(STORE_KIND, self.site_id, settings.model_dump(mode="json"), now)
         self.settings = settings
-        self.record(
-            who, "settings", before.model_dump(mode="json"), settings.model_dump(mode="json")
-        )
+        self.record(who, resource, before.model_dump(mode="json"), settings.model_dump(mode="json"))
         log.info("operator settings changed", site=self.site_id, who=who)
         self.refresh(force=True)
 

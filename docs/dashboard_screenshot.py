@@ -2,7 +2,9 @@
 
 Run: .venv/bin/python docs/dashboard_screenshot.py [--chargers 10] [--after 40]
 It starts the demo with its dashboard on a free port, opens the printed URL
-after ``--after`` seconds and saves the page.
+after ``--after`` seconds, lowers the site limit to ``--limit`` amperes with
+the page's form (as a manager would), opens the schedules fold, lets the chart
+run on for 15 s and saves the page.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def main(chargers: int, after_s: float) -> None:
+async def main(chargers: int, after_s: float, limit_a: float) -> None:
     from playwright.async_api import async_playwright
 
     urls: list[str] = []
@@ -34,7 +36,7 @@ async def main(chargers: int, after_s: float) -> None:
             urls.append(line.split(" ", 1)[1])
 
     demo = asyncio.create_task(
-        run_demo(chargers, after_s + 20, None, 1, out=out, api_port=_free_port())
+        run_demo(chargers, after_s + 30, None, 1, out=out, api_port=_free_port())
     )
     while not urls:
         if demo.done():
@@ -46,7 +48,13 @@ async def main(chargers: int, after_s: float) -> None:
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
         page = await browser.new_page(viewport={"width": 1400, "height": 900})
         await page.goto(urls[0])
-        await asyncio.sleep(15)  # let the chart fill
+        await page.wait_for_selector("tr.connector")
+        await asyncio.sleep(5)
+        await page.fill("#limit-a", str(limit_a))
+        await page.click("#limit-form button[type=submit]")
+        await page.wait_for_selector("#form-msg >> text=saved")
+        await page.click("#schedules-box summary")
+        await asyncio.sleep(15)  # let the chart show the site following
         await page.screenshot(path=str(OUT), full_page=True)
         await browser.close()
     demo.cancel()
@@ -57,5 +65,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--chargers", type=int, default=10)
     parser.add_argument("--after", type=float, default=25.0)
+    parser.add_argument("--limit", type=float, default=105.0)
     args = parser.parse_args()
-    asyncio.run(main(args.chargers, args.after))
+    asyncio.run(main(args.chargers, args.after, args.limit))

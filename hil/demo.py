@@ -6,12 +6,20 @@ the controller is the same :class:`controller.service.SiteController` that
 with EVs over real websockets, and an SDM630-like meter over real Modbus TCP.
 The timeline has EVs arriving over the first half, one leaving, and the
 building load stepping up and back down, so the loop visibly reacts.
+
+The controller keeps an audit log and a state store, as a site would: in
+``--state-dir`` when given (kept, so operator changes carry over to the next
+run), else in a temporary directory removed at the end. Either is printed at
+the start. The dashboard admits a manager token made for the run (printed,
+in the URL's fragment) and the tokens of ``HEADROOM_API_TOKENS``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -92,19 +100,21 @@ def demo_scenario(chargers: int = 10, duration_s: float = 60.0, seed: int = 1) -
 def _dashboard(
     port: int, out: Callable[[str], None]
 ) -> Callable[[SiteController], AbstractAsyncContextManager[object]]:
-    """Serve the API and dashboard for the demo's controller, with a fresh manager token."""
+    """Serve the API and dashboard for the demo's controller: a fresh manager token, and the
+    tokens of ``HEADROOM_API_TOKENS`` (raises ValueError, naming the entry, if it is malformed)."""
     from controller.api.auth import TokenBook, new_token, sha256_hex
     from controller.api.server import ApiServer
     from controller.config import ApiSettings
 
     token = new_token()
+    book = TokenBook.from_sources([("demo-manager", "manager", sha256_hex(token))])
 
     @asynccontextmanager
     async def serve(controller: SiteController) -> AsyncIterator[object]:
-        book = TokenBook([("demo-manager", "manager", sha256_hex(token))])
         server = ApiServer(ApiSettings(port=port), {controller.config.site.id: controller}, book)
         await server.start()
         out(f"dashboard: {server.url}#token={token}")
+        out(f"manager token (demo-manager): {token}")
         try:
             yield server
         finally:
@@ -120,16 +130,27 @@ async def run_demo(
     seed: int = 1,
     out: Callable[[str], None] = print,
     api_port: int | None = None,
+    state_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the demo site and return (and optionally write) the report.
 
     With ``api_port`` the API and dashboard are served on 127.0.0.1 with a
     manager token made for this run; the URL to open (token in its fragment) is
-    printed.
+    printed. The audit log and state store live in ``state_dir`` (created if
+    need be, and kept) or in a temporary directory removed at the end.
     """
     scenario = demo_scenario(chargers, duration_s, seed)
     serve = None if api_port is None else _dashboard(api_port, out)
-    result = await run_scenario(scenario, out=out, serve=serve)
+    with contextlib.ExitStack() as stack:
+        if state_dir is None:
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="headroom-")))
+            kept = "temporary, removed at the end; --state-dir keeps it"
+        else:
+            directory = Path(state_dir)
+            await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+            kept = "kept"
+        out(f"audit log and settings: {directory} ({kept})")
+        result = await run_scenario(scenario, out=out, serve=serve, state_dir=directory)
     report = dict(result.kpis)
     report.update(
         {

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast, get_args
 
-from controller.config import ChargerSettings, SiteLimits, StoreSettings
+from controller.config import AuditSettings, ChargerSettings, SiteLimits, StoreSettings
 from controller.model import SessionNeeds
 from controller.service import SiteController
 from hil.charge_point import SimulatedChargePoint
@@ -110,9 +110,13 @@ class Plug:
 class SimRig:
     """Meter, controller and chargers of one scenario run, started and stopped together."""
 
-    def __init__(self, scenario: Scenario, policy: str | None = None) -> None:
+    def __init__(
+        self, scenario: Scenario, policy: str | None = None, state_dir: Path | None = None
+    ) -> None:
         self.scenario = scenario
         self.policy = policy
+        self.state_dir = state_dir
+        """Where the controller keeps its audit log and state store (none when not given)."""
         self.rng = random.Random(scenario.seed)
         self.base: BaseLoad = base_load(scenario.devices.base_load, scenario.base_dir)
         self._started_at: float | None = None  # scenario time runs from the end of start()
@@ -139,11 +143,19 @@ class SimRig:
         """Meter first (the controller polls it), then the controller, then the chargers."""
         await self.meter.start()
         config = self.scenario.controller_config(self.meter.port, self.policy)
-        # A state store, as on a site: every run writes its restart state, and a
-        # controller_restart resumes from it.
-        self._state_dir = tempfile.TemporaryDirectory(prefix="headroom-hil-")
-        store = StoreSettings(path=str(Path(self._state_dir.name) / "state.db"))
-        config = config.model_copy(update={"store": store})
+        if self.state_dir is not None:
+            config = config.model_copy(
+                update={
+                    "audit": AuditSettings(path=str(self.state_dir / "audit.db")),
+                    "store": StoreSettings(path=str(self.state_dir / "state.db")),
+                }
+            )
+        else:
+            # A state store, as on a site: every run writes its restart state, and a
+            # controller_restart resumes from it.
+            self._state_dir = tempfile.TemporaryDirectory(prefix="headroom-hil-")
+            store = StoreSettings(path=str(Path(self._state_dir.name) / "state.db"))
+            config = config.model_copy(update={"store": store})
         self._controller = SiteController(config)
         await self._controller.start()
         url = f"ws://127.0.0.1:{self._controller.ocpp.port}/ocpp"

@@ -62,12 +62,14 @@ async def run_scenario(
     report_dir: Path | None = None,
     out: Out = print,
     serve: Callable[[SiteController], AbstractAsyncContextManager[object]] | None = None,
+    state_dir: Path | None = None,
 ) -> ScenarioResult:
     """Run ``scenario`` (under ``policy`` if given) in real time; report into ``report_dir``.
 
-    ``serve`` is entered with the running controller for the drive (the demo's API).
+    ``serve`` is entered with the running controller for the drive (the demo's API);
+    with ``state_dir`` the controller keeps its audit log and state store there.
     """
-    rig = SimRig(scenario, policy)
+    rig = SimRig(scenario, policy, state_dir)
     recorder = Recorder(site_limit(scenario), SAMPLE_S)
     await rig.start()
     try:

@@ -129,7 +129,7 @@ async def test_a_manager_lowers_the_limit_over_http_and_the_site_follows(tmp_pat
             assert frame["site"]["limits"]["max_current_a"] == 35
             assert len(frame["chargers"]) == 2
             audit = (await c.get(f"{V1}/audit?kind=changes", headers=auth("viewer"))).json()
-        assert [(a["who"], a["resource"]) for a in audit] == [("manager-user", "settings")]
+        assert [(a["who"], a["resource"]) for a in audit] == [("manager-user", "site limit")]
     rows = list(read_audit(tmp_path / "audit.db", AuditQuery(kind="changes")))
     assert rows[0]["who"] == "manager-user"
 

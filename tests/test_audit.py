@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from controller.audit import AuditQuery, read_audit
+from controller.audit import AuditLog, AuditQuery, read_audit
 from controller.cli import main
 from hil.ev import EV
 from tests.rig import rig, until
@@ -87,3 +93,45 @@ def test_committed_records_survive_kill_9(tmp_path: Path) -> None:
     assert result.returncode == -9
     records = list(read_audit(db, AuditQuery(kind="commands")))
     assert [r["limit_a"] for r in records] == [10.0 + i for i in range(50)]
+
+
+def _in_database_file(db: Path, copy: Path) -> int:
+    """How many changes the database file itself holds (its WAL left aside)."""
+    shutil.copyfile(db, copy)
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
+        found = conn.execute("SELECT name FROM sqlite_master WHERE name = 'changes'").fetchone()
+        return conn.execute("SELECT COUNT(*) FROM changes").fetchone()[0] if found else 0
+
+
+def _until_in_file(db: Path, tmp_path: Path, count: int) -> None:
+    deadline = time.monotonic() + 10
+    for n in itertools.count():
+        if _in_database_file(db, tmp_path / f"copy-{n}.db") >= count:
+            return
+        assert time.monotonic() < deadline, f"fewer than {count} records checkpointed"
+        time.sleep(0.05)
+
+
+def test_checkpoints_run_in_the_background_not_on_the_writer(tmp_path: Path) -> None:
+    """A record is readable once written (from the WAL), but only the checkpointer thread
+    moves it into the database file, once enough records wait or the oldest has waited long
+    enough: the writer (the control loop) never runs a checkpoint itself."""
+    db = tmp_path / "audit.db"
+    at = datetime.now(UTC)
+    log = AuditLog(db, "s", checkpoint_s=3600, checkpoint_records=400)
+    try:
+        for i in range(300):  # past SQLite's automatic checkpoint of 1,000 pages
+            log.record_change("ann", "settings", None, {"n": i, "pad": "x" * 4000}, at)
+        assert len(list(read_audit(db, AuditQuery(kind="changes")))) == 300
+        assert _in_database_file(db, tmp_path / "copy.db") == 0
+        for i in range(100):
+            log.record_change("ann", "settings", None, {"n": 300 + i}, at)
+        _until_in_file(db, tmp_path, 400)  # the 400th record woke the checkpointer
+    finally:
+        log.close()
+    log = AuditLog(db, "s", checkpoint_s=0.2, checkpoint_records=400)
+    try:
+        log.record_change("bob", "settings", None, {"n": 400}, at)
+        _until_in_file(db, tmp_path, 401)  # the oldest record waited 0.2 s
+    finally:
+        log.close()

@@ -27,6 +27,8 @@ def test_demo_holds_the_limit_and_uses_it(tmp_path: Path) -> None:
             "60",
             "--report",
             str(report_path),
+            "--api-port",
+            "0",  # a free port: the default 8080 may be taken on a shared machine
         ],
         capture_output=True,
         text=True,

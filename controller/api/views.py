@@ -32,6 +32,17 @@ class LimitsOut(BaseModel):
     active_schedules: list[str]
 
 
+class GroupOut(BaseModel):
+    """A group (feeder, panel): the limit in force and the configured rating under it."""
+
+    id: str
+    parent: str | None
+    max_current_a: float | None
+    max_power_kw: float | None
+    rated_max_current_a: float | None
+    rated_max_power_kw: float | None
+
+
 class NodeModeOut(BaseModel):
     mode: str
     reason: str
@@ -46,6 +57,7 @@ class SiteOut(BaseModel):
     """Each group with a meter of its own: its mode (normal, hold, failsafe) and why."""
     meter: MeterOut
     limits: LimitsOut
+    groups: list[GroupOut]
     headroom_a: list[float | None]
     headroom_kw: float | None
     base_load_a: list[float]
@@ -134,6 +146,7 @@ def site_view(site: SiteController) -> SiteOut:
                 for e in active_schedules(site.operator.settings, now)
             ],
         ),
+        groups=_groups(site),
         headroom_a=headroom_a,
         headroom_kw=headroom_kw,
         base_load_a=[round(v, 2) for v in decision.base_load_a] if decision else [0.0] * 3,
@@ -141,6 +154,21 @@ def site_view(site: SiteController) -> SiteOut:
         decided_at=live.decided_at,
         settings_problem=site.operator.problem,
     )
+
+
+def _groups(site: SiteController) -> list[GroupOut]:
+    rated = {g.id: g for g in site.operator.base.groups}
+    return [
+        GroupOut(
+            id=g.id,
+            parent=g.parent,
+            max_current_a=g.max_current_a,
+            max_power_kw=g.max_power_kw,
+            rated_max_current_a=rated[g.id].max_current_a if g.id in rated else None,
+            rated_max_power_kw=rated[g.id].max_power_kw if g.id in rated else None,
+        )
+        for g in site.config.groups
+    ]
 
 
 def _session(site: SiteController, s: SessionView) -> SessionOut:

@@ -4,6 +4,11 @@ Every settings resource carries the ETag of the whole settings value; a write
 with ``If-Match`` that names another version gets 412, so two managers
 editing at once cannot overwrite each other unknowingly. Each accepted change
 is persisted, audited with the token's name and applied from the next decision.
+
+Each route names its role first: FastAPI resolves dependencies in parameter
+order, so a caller without the role gets 403 before the site is looked up
+or the body validated (only a body that is not JSON at all is refused
+earlier, with 422).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ def _settings(site: SiteController, response: Response) -> OperatorSettings:
 def _apply(
     site: SiteController, settings: OperatorSettings, who: str, if_match: str | None, what: str
 ) -> None:
-    site.operator.update(settings, who, if_match)
+    site.operator.update(settings, who, if_match, what)
     site.live.on_change(who, what, site.clock.now())
 
 
@@ -61,7 +66,7 @@ def get_settings(site: Site, _: Viewer, response: Response) -> OperatorSettings:
 
 @router.put("/sites/{site_id}/settings", response_model=OperatorSettings)
 def put_settings(
-    site: Site, who: Admin, body: OperatorSettings, response: Response, if_match: IfMatch = None
+    who: Admin, site: Site, body: OperatorSettings, response: Response, if_match: IfMatch = None
 ) -> OperatorSettings:
     """Replace every operator setting at once (admin)."""
     _apply(site, body, who.name, if_match, "settings")
@@ -70,7 +75,7 @@ def put_settings(
 
 @router.put("/sites/{site_id}/settings/limit", response_model=OperatorSettings)
 def put_limit(
-    site: Site, who: Manager, body: LimitOverride, response: Response, if_match: IfMatch = None
+    who: Manager, site: Site, body: LimitOverride, response: Response, if_match: IfMatch = None
 ) -> OperatorSettings:
     """The site limit now (null fields: the configured rating)."""
     new = site.operator.settings.model_copy(update={"site": body})
@@ -80,8 +85,8 @@ def put_limit(
 
 @router.put("/sites/{site_id}/settings/schedules", response_model=OperatorSettings)
 def put_schedules(
-    site: Site,
     who: Manager,
+    site: Site,
     body: Annotated[list[ScheduleEntry], Field(max_length=100)],
     response: Response,
     if_match: IfMatch = None,
@@ -94,9 +99,9 @@ def put_schedules(
 
 @router.put("/sites/{site_id}/settings/groups/{group_id}", response_model=OperatorSettings)
 def put_group(
+    who: Manager,
     site: Site,
     group_id: str,
-    who: Manager,
     body: LimitOverride,
     response: Response,
     if_match: IfMatch = None,
@@ -110,9 +115,9 @@ def put_group(
 
 @router.put("/sites/{site_id}/settings/chargers/{charger_id}", response_model=OperatorSettings)
 def put_charger(
+    who: Manager,
     site: Site,
     charger_id: str,
-    who: Manager,
     body: ChargerOverride,
     response: Response,
     if_match: IfMatch = None,
@@ -126,7 +131,7 @@ def put_charger(
 
 @router.put("/sites/{site_id}/sessions/{charger_id}/{connector_id}/needs", status_code=204)
 def put_needs(
-    site: Site, charger_id: str, connector_id: int, who: Manager, body: NeedsIn
+    who: Manager, site: Site, charger_id: str, connector_id: int, body: NeedsIn
 ) -> Response:
     """A running session's departure time, energy need and priority override."""
     snapshot = site.state.snapshot(site.clock.monotonic())

@@ -4,7 +4,8 @@
 const API = "/api/v1";
 const WINDOW_S = 120; // seconds of history in the chart
 const COLOURS = ["#c0392b", "#2e6fd9", "#2e8540"];
-const state = { site: null, history: [], scope: { charger: null, connector: null }, seq: 0, etag: null };
+const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const state = { site: null, history: [], scope: { charger: null, connector: null }, seq: 0, chargers: [], settings: null };
 
 function token() {
   const hash = new URLSearchParams(location.hash.slice(1));
@@ -70,6 +71,7 @@ function drawChart() {
 }
 
 function renderSite(site) {
+  state.groups = site.groups;
   document.getElementById("site-id").textContent = site.id;
   const mode = document.getElementById("mode");
   mode.textContent = site.mode + (site.mode_reason ? `: ${site.mode_reason}` : "");
@@ -103,20 +105,12 @@ function renderChargers(chargers) {
     const row = document.createElement("tr");
     row.className = "charger";
     row.dataset.charger = c.id;
-    const name = text("td", c.id + (c.connected ? "" : " (offline)"), c.connected ? "" : "offline");
+    const name = text("td", c.id + (c.group ? ` · ${c.group}` : "") + (c.connected ? "" : " (offline)"), c.connected ? "" : "offline");
     name.onclick = () => scopeTo(c.id, null);
-    row.append(name, text("td", ""), text("td", ""), text("td", ""), text("td", ""));
-    const prio = document.createElement("td");
-    const input = document.createElement("input");
-    input.type = "number"; input.min = "0.1"; input.max = "100"; input.step = "0.5";
-    input.value = c.priority; input.className = "priority"; input.dataset.charger = c.id;
-    prio.append(input);
-    const set = document.createElement("td");
-    const button = text("button", "Set priority");
-    button.type = "button";
-    button.onclick = () => setPriority(c.id, Number(input.value));
-    set.append(button);
-    row.append(prio, set);
+    const capped = c.max_current_a < c.rated_max_current_a;
+    row.append(name, text("td", ""), text("td", ""), text("td", ""), text("td", ""),
+      text("td", fmt(c.priority), "priority"),
+      text("td", capped ? `${fmt(c.max_current_a)} of ${fmt(c.rated_max_current_a)}` : fmt(c.rated_max_current_a), "cap"));
     rows.push(row);
     c.connectors.forEach((k) => {
       const r = document.createElement("tr");
@@ -130,9 +124,36 @@ function renderChargers(chargers) {
       rows.push(r);
     });
   });
-  const focused = document.activeElement;
-  if (focused && focused.classList.contains("priority")) return; // do not redraw under the user
   body.replaceChildren(...rows);
+  state.chargers = chargers;
+  fillChoices(chargers);
+}
+
+function setOptions(select, values) {
+  // Only when the choices changed, and never under the user's hand.
+  const now = [...select.options].map((o) => [o.value, o.textContent]);
+  if (document.activeElement === select || JSON.stringify(now) === JSON.stringify(values)) return;
+  const keep = select.value;
+  select.replaceChildren(...values.map(([value, label]) => { const o = text("option", label); o.value = value; return o; }));
+  const same = values.some((v) => v[0] === keep);
+  if (same) select.value = keep;
+  if (!same) select.dispatchEvent(new Event("change"));
+}
+
+function fillChoices(chargers) {
+  setOptions(document.getElementById("charger-id"), chargers.map((c) => [c.id, c.id]));
+  const groups = (state.groups || []).map((g) => [g.id, `${g.id} (now ${fmt(g.max_current_a)} A, rated ${fmt(g.rated_max_current_a)} A)`]);
+  setOptions(document.getElementById("group-id"), groups);
+  document.getElementById("group-box").hidden = state.role === "viewer" || !groups.length; // no groups, no form
+  const sessions = [];
+  chargers.forEach((c) => c.connectors.forEach((k) => {
+    if (!k.session) return;
+    const needs = k.session.needs;
+    const said = needs ? [needs.departure_at ? `leaves ${needs.departure_at.slice(11, 16)} UTC` : "",
+      needs.energy_wh !== null ? `${fmt(needs.energy_wh / 1000)} kWh` : ""].filter(Boolean).join(", ") : "";
+    sessions.push([`${c.id}/${k.id}`, `${c.id}/${k.id}` + (said ? ` (${said})` : "")]);
+  }));
+  setOptions(document.getElementById("needs-session"), sessions);
 }
 
 async function loadTimeline() {
@@ -142,6 +163,7 @@ async function loadTimeline() {
   const response = await api(`/sites/${state.site}/timeline?${q}`);
   if (!response.ok) return;
   const list = document.getElementById("timeline");
+  let changed = false;
   (await response.json()).forEach((e) => {
     state.seq = Math.max(state.seq, e.seq);
     const li = text("li", `${e.at.slice(11, 19)} ${e.kind} `);
@@ -152,37 +174,130 @@ async function loadTimeline() {
     }
     li.append(e.summary);
     list.prepend(li);
+    if (e.kind === "OperatorChange") changed = true;
   });
   while (list.children.length > 300) list.lastChild.remove();
+  if (changed) { loadSettings(); loadChanges(); } // another manager's change
 }
 
-function message(msg, error) {
-  const el = document.getElementById("form-msg");
+function message(form, msg, error) {
+  const el = form.querySelector(".msg");
   el.textContent = msg;
-  el.className = error ? "error" : "";
+  el.className = error ? "msg error" : "msg";
 }
 
-async function put(path, body) {
-  const settings = await api(`/sites/${state.site}/settings`);
-  const etag = settings.headers.get("ETag");
-  const response = await api(`/sites/${state.site}${path}`, {
-    method: "PUT", body: JSON.stringify(body),
-    headers: Object.assign({ "Content-Type": "application/json" }, etag ? { "If-Match": etag } : {}),
-  });
-  if (response.ok) { message("saved: applies from the next decision"); return true; }
+async function problemText(response) {
   const problem = await response.json().catch(() => ({}));
   const why = (problem.errors || []).map((e) => `${e.field}: ${e.reason}`).join("; ") || problem.detail || problem.title;
-  message(`refused (${response.status}): ${why}`, true);
-  return false;
+  return `refused (${response.status}): ${why || response.statusText}`;
 }
+
+async function put(form, path, body, conditional = true) {
+  // Settings writes carry the ETag they were based on: a change made meanwhile gets 412.
+  const extra = { "Content-Type": "application/json" };
+  if (conditional) {
+    const current = await api(`/sites/${state.site}/settings`);
+    if (current.headers.get("ETag")) extra["If-Match"] = current.headers.get("ETag");
+  }
+  const response = await api(`/sites/${state.site}${path}`, { method: "PUT", body: JSON.stringify(body), headers: extra });
+  if (!response.ok) { message(form, await problemText(response), true); return false; }
+  message(form, "saved: applies from the next decision");
+  loadSettings();
+  loadChanges();
+  return true;
+}
+
+const num = (id) => { const v = document.getElementById(id).value; return v === "" ? null : Number(v); };
 
 async function setLimit(value) {
   const current = await (await api(`/sites/${state.site}/settings`)).json();
-  await put("/settings/limit", Object.assign({}, current.site, { max_current_a: value }));
+  await put(document.getElementById("limit-form"), "/settings/limit", Object.assign({}, current.site, { max_current_a: value }));
 }
 
-async function setPriority(charger, priority) {
-  await put(`/settings/chargers/${encodeURIComponent(charger)}`, { priority });
+function renderSchedules(settings) {
+  const list = document.getElementById("schedules");
+  document.getElementById("schedule-count").textContent = settings.schedules.length ? `(${settings.schedules.length})` : "";
+  list.replaceChildren(...settings.schedules.map((e, i) => {
+    const limits = [e.max_current_a !== null ? `${fmt(e.max_current_a)} A` : "", e.max_power_kw !== null ? `${fmt(e.max_power_kw)} kW` : ""];
+    const li = text("li", `${e.name || "(unnamed)"}: ${e.days.length ? e.days.join(" ") : "every day"} ${e.start}–${e.end} ≤ ${limits.filter(Boolean).join(", ")} `);
+    const remove = text("button", "remove");
+    remove.type = "button";
+    remove.onclick = () => put(document.getElementById("schedule-form"), "/settings/schedules", settings.schedules.filter((_, j) => j !== i));
+    li.append(remove);
+    return li;
+  }));
+}
+
+async function loadSettings() {
+  const response = await api(`/sites/${state.site}/settings`);
+  if (!response.ok) return;
+  state.settings = await response.json();
+  renderSchedules(state.settings);
+}
+
+async function loadChanges() {
+  const list = document.getElementById("changes");
+  const response = await api(`/sites/${state.site}/audit?kind=changes&limit=20`);
+  if (!response.ok) { list.replaceChildren(text("li", response.status === 404 ? "this site keeps no audit log" : "audit log unavailable")); return; }
+  const rows = await response.json();
+  list.replaceChildren(...rows.reverse().map((r) => text("li", `${r.at.slice(0, 19).replace("T", " ")} ${r.who}: ${r.resource}`)));
+}
+
+function setupForms() {
+  const days = document.getElementById("schedule-days");
+  DAYS.forEach((d) => {
+    const label = text("label", "");
+    const box = document.createElement("input");
+    box.type = "checkbox"; box.value = d;
+    label.append(box, d);
+    days.append(label);
+  });
+  document.getElementById("limit-form").onsubmit = (e) => {
+    e.preventDefault();
+    const v = num("limit-a");
+    if (v > 0) setLimit(v);
+  };
+  document.getElementById("limit-clear").onclick = () => setLimit(null);
+  document.getElementById("schedule-form").onsubmit = (e) => {
+    e.preventDefault();
+    const entry = {
+      name: document.getElementById("schedule-name").value,
+      days: [...days.querySelectorAll("input:checked")].map((b) => b.value),
+      start: document.getElementById("schedule-start").value,
+      end: document.getElementById("schedule-end").value,
+      max_current_a: num("schedule-a"),
+    };
+    put(e.target, "/settings/schedules", [...((state.settings && state.settings.schedules) || []), entry]);
+  };
+  document.getElementById("group-form").onsubmit = (e) => {
+    e.preventDefault();
+    const group = document.getElementById("group-id").value;
+    const current = (state.settings && state.settings.groups[group]) || {};
+    put(e.target, `/settings/groups/${encodeURIComponent(group)}`, Object.assign({}, current, { max_current_a: num("group-a") }));
+  };
+  const chargerId = document.getElementById("charger-id");
+  chargerId.onchange = () => {
+    const c = state.chargers.find((x) => x.id === chargerId.value);
+    if (!c) return;
+    document.getElementById("charger-priority").value = c.priority;
+    document.getElementById("charger-cap").value = c.max_current_a < c.rated_max_current_a ? c.max_current_a : "";
+    document.getElementById("charger-cap").max = c.rated_max_current_a;
+  };
+  document.getElementById("charger-form").onsubmit = (e) => {
+    e.preventDefault();
+    put(e.target, `/settings/chargers/${encodeURIComponent(chargerId.value)}`,
+      { priority: num("charger-priority"), max_current_a: num("charger-cap") });
+  };
+  document.getElementById("needs-form").onsubmit = (e) => {
+    e.preventDefault();
+    const [charger, connector] = document.getElementById("needs-session").value.split("/");
+    const departure = document.getElementById("needs-departure").value;
+    const body = {};
+    if (departure) body.departure_at = new Date(departure).toISOString();
+    if (num("needs-energy") !== null) body.energy_wh = num("needs-energy") * 1000;
+    if (num("needs-priority") !== null) body.priority = num("needs-priority");
+    put(e.target, `/sessions/${encodeURIComponent(charger)}/${connector}/needs`, body, false);
+  };
 }
 
 async function stream() {
@@ -224,13 +339,15 @@ async function main() {
   const sites = await (await api("/sites")).json();
   const wanted = new URLSearchParams(location.search).get("site");
   state.site = (sites.find((s) => s.id === wanted) || sites[0]).id;
-  document.getElementById("limit-form").onsubmit = (e) => {
-    e.preventDefault();
-    const v = Number(document.getElementById("limit-a").value);
-    if (v > 0) setLimit(v);
-  };
-  document.getElementById("limit-clear").onclick = () => setLimit(null);
+  state.role = who.role;
+  if (who.role === "viewer") {
+    document.querySelectorAll(".manager").forEach((el) => { el.hidden = true; });
+    document.getElementById("read-only").hidden = false;
+  }
+  setupForms();
   document.getElementById("scope-site").onclick = () => scopeTo(null, null);
+  await loadSettings();
+  loadChanges();
   loadTimeline();
   stream();
 }
