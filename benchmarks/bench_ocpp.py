@@ -65,8 +65,6 @@ from benchmarks.ocpp_targets import (
 )
 from benchmarks.whatif import WHAT_IFS, apply_what_if
 from controller.model import CommandStatus
-from controller.runtime import EVENT_LOOPS, running_loop_name
-from controller.runtime import run as run_loop
 
 # --- (a) ingestion ------------------------------------------------------------
 
@@ -191,14 +189,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         under = BareUnderTest()
     port = await under.start()
     out = scratch_file("fleet-")
-    fleet = FleetProcess(
-        f"ws://127.0.0.1:{port}/ocpp", args.chargers, out, event_loop=args.event_loop
-    )
-    results: dict[str, Any] = {
-        "machine": machine(),
-        "event_loop": running_loop_name(),
-        "args": vars(args),
-    }
+    fleet = FleetProcess(f"ws://127.0.0.1:{port}/ocpp", args.chargers, out)
+    results: dict[str, Any] = {"machine": machine(), "args": vars(args)}
     try:
         ready = await fleet.start()
         print(f"fleet ready: {ready}")
@@ -265,19 +257,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--log-file", default="/tmp/bench_ocpp.log")
     parser.add_argument("--json", default=None, help="write the results here as JSON")
-    parser.add_argument(
-        "--event-loop",
-        choices=EVENT_LOOPS,
-        default="auto",
-        help="the loop of this process and of the fleet (auto: uvloop where installed)",
-    )
     args = parser.parse_args(argv)
     configure_logs(args.log_level, args.log_file)
     print(f"what-if: {apply_what_if(args.what_if)}")
     m = machine()
     print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['libs']}")
     print(f"load average before: {m['loadavg']}")
-    results = run_loop(run(args), args.event_loop)
+    results = asyncio.run(run(args))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

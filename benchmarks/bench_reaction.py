@@ -55,8 +55,6 @@ from benchmarks.common import (
 from benchmarks.fleet import FleetProcess, FleetRecords
 from benchmarks.site import BASE_LOW_A, STEP_A, BenchSite
 from benchmarks.whatif import WHAT_IFS, after_start, apply_what_if
-from controller.runtime import EVENT_LOOPS, running_loop_name
-from controller.runtime import run as run_loop
 
 
 @dataclass
@@ -159,12 +157,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     site = BenchSite(args.chargers)
     await site.start()
     out = scratch_file("fleet-")
-    fleet = FleetProcess(
-        f"ws://127.0.0.1:{site.controller.ocpp.port}/ocpp",
-        args.chargers,
-        out,
-        event_loop=args.event_loop,
-    )
+    fleet = FleetProcess(f"ws://127.0.0.1:{site.controller.ocpp.port}/ocpp", args.chargers, out)
     steps: list[Step] = []
     failure = ""
     gc_probe = GcProbe()
@@ -211,7 +204,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "failure": failure,
         "machine": machine(),
-        "event_loop": running_loop_name(),
         "args": vars(args),
         "latencies_s": results,
         "summary_ms": {
@@ -242,19 +234,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--log-file", default="/tmp/bench_reaction.log")
     parser.add_argument("--json", default=None, help="write the results here as JSON")
-    parser.add_argument(
-        "--event-loop",
-        choices=EVENT_LOOPS,
-        default="auto",
-        help="the loop of this process and of the fleet (auto: uvloop where installed)",
-    )
     args = parser.parse_args(argv)
     configure_logs(args.log_level, args.log_file)
     print(f"what-if: {apply_what_if(args.what_if)}")
     m = machine()
     print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['libs']}")
     print(f"load average before: {m['loadavg']}")
-    results = run_loop(run(args), args.event_loop)
+    results = asyncio.run(run(args))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

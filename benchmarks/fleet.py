@@ -51,9 +51,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from controller.runtime import EVENT_LOOPS
-from controller.runtime import run as run_loop
-
 EV_MAX_A = 32.0  # what each simulated car could draw per phase with no profile in force
 VOLTAGE_V = 230.0
 CONNECT_IN_PARALLEL = 50  # handshakes at a time: the server's accept backlog is 100
@@ -344,10 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=1.0, help="MeterValues period, s")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", required=True, help="where the records go on stop (JSON)")
-    parser.add_argument("--event-loop", choices=EVENT_LOOPS, default="auto")
     faulthandler.register(signal.SIGUSR1)  # the parent asks for our stacks if we hang
-    args = parser.parse_args(argv)
-    run_loop(run_fleet(args), args.event_loop)
+    asyncio.run(run_fleet(parser.parse_args(argv)))
 
 
 # --- the parent's side --------------------------------------------------------
@@ -369,9 +364,7 @@ class FleetRecords:
 class FleetProcess:
     """Runs ``fleet.py`` as a subprocess and talks to it over its stdin and stdout."""
 
-    def __init__(
-        self, url: str, count: int, out: str, interval_s: float = 1.0, event_loop: str = "auto"
-    ) -> None:
+    def __init__(self, url: str, count: int, out: str, interval_s: float = 1.0) -> None:
         self._argv = [
             sys.executable,
             str(Path(__file__).resolve()),
@@ -379,7 +372,6 @@ class FleetProcess:
             f"--count={count}",
             f"--interval={interval_s}",
             f"--out={out}",
-            f"--event-loop={event_loop}",
         ]
         self._out = Path(out)
         self._proc: asyncio.subprocess.Process | None = None

@@ -17,8 +17,6 @@ from typing import Any
 from controller.config import HeadroomConfig, load_sites
 from controller.errors import ConfigError
 from controller.logs import configure_logging
-from controller.runtime import EVENT_LOOPS
-from controller.runtime import run as run_loop
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,12 +24,6 @@ def _parser() -> argparse.ArgumentParser:
         prog="headroom", description="Load management controller for EV charging sites."
     )
     parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
-    parser.add_argument(
-        "--event-loop",
-        choices=EVENT_LOOPS,
-        default="auto",
-        help="asyncio loop implementation: uvloop where installed (auto), or either one",
-    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the controller for the site(s) in a config file")
@@ -112,7 +104,7 @@ async def _run_until_signalled(service: Coroutine[Any, Any, None]) -> None:
         await task
 
 
-def _run(path: str, console_logs: bool, level: str, event_loop: str) -> int:
+def _run(path: str, console_logs: bool, level: str) -> int:
     try:
         sites = load_sites(path)
     except ConfigError as exc:
@@ -121,7 +113,7 @@ def _run(path: str, console_logs: bool, level: str, event_loop: str) -> int:
         return 1
     configure_logging(level, json_lines=not console_logs)
     try:
-        run_loop(_run_until_signalled(_serve_sites(sites)), event_loop)
+        asyncio.run(_run_until_signalled(_serve_sites(sites)))
     except ValueError as exc:  # a malformed HEADROOM_API_TOKENS
         print(f"headroom run: {exc}", file=sys.stderr)
         return 1
@@ -179,7 +171,7 @@ def _demo(args: argparse.Namespace) -> int:
         api_port=api_port,
         state_dir=args.state_dir,
     )
-    report = run_loop(demo, args.event_loop)
+    report = asyncio.run(demo)
     keys = (
         "limit_kw",
         "peak_site_kw",
@@ -246,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return _check_config(args.file)
     if args.command == "run":
-        return _run(args.config, args.console_logs, args.log_level, args.event_loop)
+        return _run(args.config, args.console_logs, args.log_level)
     if args.command == "demo":
         return _demo(args)
     if args.command == "audit":
@@ -260,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "hil":
         from hil.runner import hil_main
 
-        return hil_main(list(args.hil_args), args.event_loop)
+        return hil_main(list(args.hil_args))
     return 2
 
 

@@ -28,7 +28,6 @@ from pathlib import Path
 
 from controller.errors import ConfigError
 from controller.logs import configure_logging
-from controller.runtime import run as run_loop
 from controller.service import SiteController
 from hil.assertions import judge
 from hil.kpis import SiteLimit
@@ -234,7 +233,7 @@ async def _compare(scenario: Scenario, policies: list[str], report: Path | None)
     return 0 if all(r.passed for r in results) else 1
 
 
-def hil_main(argv: Sequence[str], event_loop: str = "auto") -> int:
+def hil_main(argv: Sequence[str]) -> int:
     """``headroom hil run|compare``: 0 when every assertion passed, 1 if one failed, 2 on a
     bad scenario or bad arguments."""
     try:
@@ -254,10 +253,10 @@ def hil_main(argv: Sequence[str], event_loop: str = "auto") -> int:
     if args.command == "compare":
         policies = [p.strip() for p in args.policies.split(",") if p.strip()]
         with contextlib.suppress(KeyboardInterrupt):
-            return run_loop(_compare(scenario, policies, args.report), event_loop)
+            return asyncio.run(_compare(scenario, policies, args.report))
         return 130
     with contextlib.suppress(KeyboardInterrupt):
-        result = run_loop(run_scenario(scenario, args.policy, args.report), event_loop)
+        result = asyncio.run(run_scenario(scenario, args.policy, args.report))
         _print_verdict(result)
         return 0 if result.passed else 1
     return 130
