@@ -63,7 +63,7 @@ from benchmarks.ocpp_targets import (
     profile_command,
     raw_fanout_on_ocpp,
 )
-from benchmarks.whatif import WHAT_IFS, apply_what_if
+from benchmarks.whatif import WHAT_IFS, after_start, apply_what_if
 from controller.model import CommandStatus
 
 # --- (a) ingestion ------------------------------------------------------------
@@ -195,6 +195,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ready = await fleet.start()
         print(f"fleet ready: {ready}")
         await asyncio.sleep(args.warmup)
+        after_start()  # the heap freeze the service makes once it is steady
         profile_out = args.profile_out or "/tmp/bench-ocpp-profile"
         profile = Profile(args.profile, f"{profile_out}.ingest")
         with profile.window():

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from controller.clock import Clock
+from controller.collector import held_until_frames_written
 from controller.compliance import Compliance, check
 from controller.config import HeadroomConfig
 from controller.decide import (
@@ -167,6 +168,10 @@ class ControlLoop:
 
     def decide_once(self) -> Decision:
         """One full cycle; sending continues in the background."""
+        with held_until_frames_written():
+            return self._decide_once()
+
+    def _decide_once(self) -> Decision:
         self._wake.clear()
         t0 = time.perf_counter()
         now = self._clock.monotonic()
