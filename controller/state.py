@@ -65,6 +65,9 @@ class SessionView:
     delivered_since_needs_wh: float = 0.0
     """Energy the charger's register counted since ``needs.energy_wh`` was said (0 when
     unknown): the need still open is the difference."""
+    reports: tuple[tuple[float, PhaseValues], ...] = ()
+    """The last reports of the draw, (arrival time, per charger phase), oldest first: the
+    base load bounds each car's draw at each meter reading with them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +323,7 @@ class SiteState:
                         needs=c.needs,
                         external_limit_a=charger.external_limit_a(conn_id),
                         delivered_since_needs_wh=_delivered_wh(c),
+                        reports=tuple((r.at, r.current_a) for r in c.history),
                     )
                 )
         return SiteSnapshot(

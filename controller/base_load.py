@@ -1,0 +1,186 @@
+"""The non-controllable load of a metered node, from its readings and the chargers' reports. Pure.
+
+The meter reads the building plus every car at its own instant; each charger
+reports its draw at others. This module bounds what each car drew at each
+reading from below (:func:`draw_floor`), so a reading's base load
+(meter − Σ floors) can be high when a car moved around it but never low, and
+plans with the lowest reading of the window (:class:`BaseLoadEstimate`): a
+car's movement pushes single readings up, never the estimate. The reasoning,
+the guarantee and what it does not cover: docs/architecture.md, "The
+base-load estimate".
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from controller.config import HeadroomConfig
+from controller.meter_book import MeterView
+from controller.model import PhaseValues
+from controller.node_modes import node_load_a
+from controller.state import SessionView
+
+Phases = tuple[float, float, float]
+Report = tuple[float, PhaseValues]
+"""A charger's report: (controller-clock arrival time, draw per charger phase)."""
+
+REPORT_SKEW_S = 0.2
+"""How far a report's and a reading's arrival times may misorder them: both are stamped on
+arrival, after their own transport and event-loop delays. A report this close to a reading
+may have been measured on either side of it."""
+
+SETPOINTS_KEPT = 16
+"""Setpoint changes kept per session: far more than fit between two reports."""
+
+READINGS_KEPT = 64
+"""Readings kept per node at most (a 15 s window at one decision every 0.25 s)."""
+
+SetpointFloor = Callable[[float, float], float | None]
+"""The lowest setpoint a session was allowed between two instants (None: none known)."""
+
+
+def draw_floor(
+    reports: Sequence[Report],
+    at: float,
+    setpoint_low: SetpointFloor | None = None,
+    skew_s: float = REPORT_SKEW_S,
+) -> PhaseValues | None:
+    """The least a charger can have drawn at ``at``, per charger phase.
+
+    The lowest of: its last report from before ``at − skew_s``, every report within
+    ``skew_s`` of ``at``, and the first report after ``at + skew_s`` (a car moves
+    monotonically between two reports). Until that report after has arrived, also no
+    more than the lowest setpoint in force since the last report before (a car told to
+    go down may already have). ``None`` without a report from before: the car had not
+    started then, or its history ran out; either way it stays inside the base load.
+    """
+    before = [r for r in reports if r[0] <= at - skew_s]
+    if not before:
+        return None
+    since = before[-1][0]
+    candidates = [values for r_at, values in reports if since <= r_at <= at + skew_s]
+    after = next((values for r_at, values in reports if r_at > at + skew_s), None)
+    cap = None
+    if after is not None:
+        candidates.append(after)
+    elif setpoint_low is not None:
+        cap = setpoint_low(since - skew_s, at)
+    return _lowest(candidates, cap)
+
+
+def _lowest(candidates: Iterable[PhaseValues], cap: float | None) -> Phases:
+    """Per phase, the lowest value (a phase not reported counts as 0), no higher than ``cap``."""
+    floor = [float("inf")] * 3
+    for values in candidates:
+        for phase, value in enumerate(values[:3]):
+            floor[phase] = min(floor[phase], value or 0.0)
+    if cap is not None:
+        floor = [min(v, max(cap, 0.0)) for v in floor]
+    return (floor[0], floor[1], floor[2])
+
+
+class SetpointLog:
+    """The lowest limit each session was allowed, from each decision on (pure, clockless)."""
+
+    def __init__(self) -> None:
+        self._log: dict[str, deque[tuple[float, float]]] = {}
+
+    def record(self, at: float, limits_a: Mapping[str, float]) -> None:
+        """From ``at`` on, each session may go down to ``limits_a[key]``; ended sessions are
+        forgotten."""
+        for key in set(self._log) - set(limits_a):
+            del self._log[key]
+        for key, limit_a in limits_a.items():
+            entries = self._log.setdefault(key, deque(maxlen=SETPOINTS_KEPT))
+            if not entries or entries[-1][1] != limit_a:
+                entries.append((at, limit_a))
+
+    def lowest(self, key: str, start: float, end: float) -> float | None:
+        """The lowest limit in force for ``key`` at any time in [``start``, ``end``]."""
+        entries = self._log.get(key)
+        if not entries:
+            return None
+        in_force = [limit for at, limit in entries if start < at <= end]
+        earlier = [limit for at, limit in entries if at <= start]
+        if earlier:
+            in_force.append(earlier[-1])
+        return min(in_force) if in_force else None
+
+    def floor_of(self, key: str) -> SetpointFloor:
+        """:meth:`lowest` for one session."""
+        return lambda start, end: self.lowest(key, start, end)
+
+
+def reading_base_a(
+    view: MeterView,
+    sessions: Sequence[SessionView],
+    config: HeadroomConfig,
+    setpoints: SetpointLog | None,
+    skew_s: float = REPORT_SKEW_S,
+) -> Phases:
+    """One reading's base load: meter − each session's :func:`draw_floor` at its instant
+    (without ``setpoints``, the floors of the reports alone)."""
+    at = view.good_at if view.good_at is not None else float("-inf")
+    return node_load_a(
+        view,
+        sessions,
+        config,
+        lambda s: draw_floor(
+            s.reports, at, setpoints.floor_of(s.key) if setpoints else None, skew_s
+        ),
+    )
+
+
+class BaseLoadEstimate:
+    """One metered node's base load: the lowest of its readings' estimates in the window.
+
+    Readings are added as the loop sees them; every estimate recomputes each reading
+    with the reports known now, so readings settle as later reports arrive.
+    """
+
+    def __init__(self, window_s: float, skew_s: float = REPORT_SKEW_S) -> None:
+        self.window_s = window_s
+        self.skew_s = skew_s
+        self._readings: deque[MeterView] = deque(maxlen=READINGS_KEPT)
+
+    def add(self, view: MeterView) -> None:
+        """Keep a good reading (a reading already kept is not added twice)."""
+        if view.good_at is None or view.problem:
+            return
+        last_at = self._readings[-1].good_at if self._readings else None
+        if last_at is not None and view.good_at <= last_at:
+            return
+        self._readings.append(view)
+        newest = view.good_at
+        while self._readings and newest - (self._readings[0].good_at or 0.0) > self.window_s:
+            self._readings.popleft()
+
+    def estimate(
+        self,
+        sessions: Sequence[SessionView],
+        config: HeadroomConfig,
+        setpoints: SetpointLog,
+        over_limit_since: float | None = None,
+    ) -> Phases | None:
+        """The base load to plan with, per site phase; ``None`` before the first reading.
+
+        ``over_limit_since``: the first of a run of readings that showed the node over its
+        limit, the last within a window. Only that reading and later ones count then (older,
+        lower ones would undo the decrease it causes), and the newest reading less the
+        reports from before it, if higher: a further rise shows at once, while the floors
+        of a decrease's setpoints, high until the cars report, are not taken for one.
+        """
+        readings = list(self._readings)
+        if not readings:
+            return None
+        if over_limit_since is not None:
+            over = [i for i, v in enumerate(readings) if (v.good_at or 0.0) <= over_limit_since]
+            if over:
+                readings = readings[over[-1] :]
+        bases = [reading_base_a(v, sessions, config, setpoints, self.skew_s) for v in readings]
+        lowest = (min(b[0] for b in bases), min(b[1] for b in bases), min(b[2] for b in bases))
+        if over_limit_since is None:
+            return lowest
+        latest = reading_base_a(readings[-1], sessions, config, None, self.skew_s)
+        return (max(lowest[0], latest[0]), max(lowest[1], latest[1]), max(lowest[2], latest[2]))
