@@ -36,6 +36,10 @@ SETPOINTS_KEPT = 16
 READINGS_KEPT = 64
 """Readings kept per node at most (a 15 s window at one decision every 0.25 s)."""
 
+SETTLED_WITHIN_S = 10.0
+"""How far back the window reaches for a settled reading: OCPP's default MeterValues
+interval, the slowest report this estimate waits for."""
+
 SetpointFloor = Callable[[float, float], float | None]
 """The lowest setpoint a session was allowed between two instants (None: none known)."""
 
@@ -81,20 +85,40 @@ def _lowest(candidates: Iterable[PhaseValues], cap: float | None) -> Phases:
 
 
 class SetpointLog:
-    """The lowest limit each session was allowed, from each decision on (pure, clockless)."""
+    """The lowest limit each session's charger may offer, from each decision on (pure).
+
+    A decision's target may be offered from the moment it is sent; until the charger
+    accepts an increase, the lower limit it holds may still be offered.
+    """
 
     def __init__(self) -> None:
         self._log: dict[str, deque[tuple[float, float]]] = {}
+        self._targets: dict[str, float] = {}
 
-    def record(self, at: float, limits_a: Mapping[str, float]) -> None:
-        """From ``at`` on, each session may go down to ``limits_a[key]``; ended sessions are
-        forgotten."""
-        for key in set(self._log) - set(limits_a):
+    def record(
+        self, at: float, targets_a: Mapping[str, float], held_a: Mapping[str, float] | None = None
+    ) -> None:
+        """From ``at`` on, each session may be offered as little as the lower of its new
+        target and what its charger holds (``held_a``); ended sessions are forgotten."""
+        held_a = held_a or {}
+        for key in set(self._log) - set(targets_a):
             del self._log[key]
-        for key, limit_a in limits_a.items():
-            entries = self._log.setdefault(key, deque(maxlen=SETPOINTS_KEPT))
-            if not entries or entries[-1][1] != limit_a:
-                entries.append((at, limit_a))
+        self._targets = dict(targets_a)
+        for key, target_a in targets_a.items():
+            self._append(key, at, min(target_a, held_a.get(key, target_a)))
+
+    def accepted(self, held: Mapping[str, tuple[float, float]]) -> None:
+        """``held``: by session, (when, limit) its charger last accepted. A charger that
+        accepted the latest target offers no less from then on (the increase it waited for)."""
+        for key, (at, limit_a) in held.items():
+            entries = self._log.get(key)
+            if entries and self._targets.get(key) == limit_a and at > entries[-1][0]:
+                self._append(key, at, limit_a)
+
+    def _append(self, key: str, at: float, limit_a: float) -> None:
+        entries = self._log.setdefault(key, deque(maxlen=SETPOINTS_KEPT))
+        if not entries or entries[-1][1] != limit_a:
+            entries.append((at, limit_a))
 
     def lowest(self, key: str, start: float, end: float) -> float | None:
         """The lowest limit in force for ``key`` at any time in [``start``, ``end``]."""
@@ -136,7 +160,11 @@ class BaseLoadEstimate:
     """One metered node's base load: the lowest of its readings' estimates in the window.
 
     Readings are added as the loop sees them; every estimate recomputes each reading
-    with the reports known now, so readings settle as later reports arrive.
+    with the reports known now, so readings settle as later reports arrive. The window
+    reaches back to the newest settled reading (one every car has reported after) when
+    it holds none: a reading the cars have not reported after yet is high by every
+    decrease they were told and may not have followed, and a short window, or a charger
+    that follows late, would otherwise plan with such readings alone.
     """
 
     def __init__(self, window_s: float, skew_s: float = REPORT_SKEW_S) -> None:
@@ -152,9 +180,33 @@ class BaseLoadEstimate:
         if last_at is not None and view.good_at <= last_at:
             return
         self._readings.append(view)
-        newest = view.good_at
-        while self._readings and newest - (self._readings[0].good_at or 0.0) > self.window_s:
+        keep_s = max(self.window_s, SETTLED_WITHIN_S)
+        while view.good_at - (self._readings[0].good_at or 0.0) > keep_s:
             self._readings.popleft()
+
+    def planned_since(
+        self, sessions: Sequence[SessionView], over_limit_since: float | None = None
+    ) -> float | None:
+        """The time of the oldest reading the estimate plans with (``None``: no reading).
+
+        The window's (reaching back to the newest settled reading if it holds none), or
+        with ``over_limit_since`` the first reading of the over-limit run.
+        """
+        if not self._readings:
+            return None
+        times = [v.good_at or 0.0 for v in self._readings]
+        if over_limit_since is not None:
+            before = [t for t in times if t <= over_limit_since]
+            return before[-1] if before else times[0]
+        in_window = [t for t in times if t >= times[-1] - self.window_s]
+        if any(self._settled(t, sessions) for t in in_window):
+            return in_window[0]
+        settled = [t for t in times if self._settled(t, sessions)]
+        return settled[-1] if settled else in_window[0]
+
+    def _settled(self, at: float, sessions: Sequence[SessionView]) -> bool:
+        """Every car has a report from after the reading (beyond the skew)."""
+        return all(s.reports[-1][0] > at + self.skew_s for s in sessions if s.reports)
 
     def estimate(
         self,
@@ -171,13 +223,10 @@ class BaseLoadEstimate:
         reports from before it, if higher: a further rise shows at once, while the floors
         of a decrease's setpoints, high until the cars report, are not taken for one.
         """
-        readings = list(self._readings)
-        if not readings:
+        since = self.planned_since(sessions, over_limit_since)
+        if since is None:
             return None
-        if over_limit_since is not None:
-            over = [i for i, v in enumerate(readings) if (v.good_at or 0.0) <= over_limit_since]
-            if over:
-                readings = readings[over[-1] :]
+        readings = [v for v in self._readings if (v.good_at or 0.0) >= since]
         bases = [reading_base_a(v, sessions, config, setpoints, self.skew_s) for v in readings]
         lowest = (min(b[0] for b in bases), min(b[1] for b in bases), min(b[2] for b in bases))
         if over_limit_since is None:

@@ -175,7 +175,11 @@ class ControlLoop:
         snapshot = self._state.snapshot(now)
         t1 = time.perf_counter()
         control = self._config.control
-        self._base.add(snapshot.meter)
+        for reading in snapshot.site_readings:  # every poll since the last decision
+            self._base.add(reading)
+        self._setpoints.accepted(
+            {k: (h.acked_at, h.limit_a) for k, h in self._dispatcher.held.items()}
+        )
         # Until a window passes without an over-limit reading, the first of them and later
         # readings count: older, lower ones would undo the decrease (controller/base_load.py).
         recent_over = now - self._over_limit_at <= control.base_load_window_s
@@ -202,9 +206,7 @@ class ControlLoop:
             group_base_a=group_base,
         )
         self._run_state = next_run_state(self._run_state, decision, now)
-        self._setpoints.record(
-            now, {k: min(t.limit_a, held_a.get(k, t.limit_a)) for k, t in decision.targets.items()}
-        )
+        self._setpoints.record(now, {k: t.limit_a for k, t in decision.targets.items()}, held_a)
         t2 = time.perf_counter()
         self._dispatcher.forget_ended(set(decision.targets))
         changes = plan_changes(

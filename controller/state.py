@@ -83,6 +83,8 @@ class SiteSnapshot:
     """Every metered node's view, by node id (the site's is also ``meter``)."""
     charger_limits_a: Mapping[str, float] = field(default_factory=dict)
     """Limits others set on whole chargers (2.0.1 NotifyChargingLimit on EVSE 0), A per phase."""
+    site_readings: tuple[MeterView, ...] = ()
+    """The site meter's last good readings, oldest first (every poll, for the base load)."""
 
 
 HISTORY = 8  # measurements kept per connector: enough to line one up with the meter reading
@@ -338,4 +340,5 @@ class SiteState:
                 for cid, charger in self._chargers.items()
                 if (limit := charger.external_limit_a(0)) is not None
             },
+            site_readings=self._meters.recent(self._site_node),
         )

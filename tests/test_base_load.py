@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from controller.base_load import (
     REPORT_SKEW_S,
+    SETTLED_WITHIN_S,
     BaseLoadEstimate,
     Report,
     SetpointLog,
@@ -87,6 +88,22 @@ def test_an_increase_does_not_lower_the_floor() -> None:
     log.record(5.0, {"cp-0/1": 8.0})
     log.record(10.2, {"cp-0/1": 16.0})
     assert draw_floor(car([(10.0, 8.0)]), 10.6, log.floor_of("cp-0/1")) == (8.0, 8.0, 8.0)
+
+
+def test_an_increase_counts_once_the_charger_accepts_it() -> None:
+    """Raised from 15 A to 26 A at 4.0 s, a car may be offered 15 A until its charger accepts
+    at 4.05 s; from then on 26 A is the least it is told. A newer target it has not accepted
+    keeps the lower limit."""
+    log = SetpointLog()
+    log.record(1.0, {"cp-0/1": 15.0}, {"cp-0/1": 15.0})
+    log.record(4.0, {"cp-0/1": 26.0}, {"cp-0/1": 15.0})
+    assert log.lowest("cp-0/1", 4.1, 4.5) == 15.0
+    log.accepted({"cp-0/1": (4.05, 26.0)})
+    assert log.lowest("cp-0/1", 4.1, 4.5) == 26.0
+    assert log.lowest("cp-0/1", 3.9, 4.5) == 15.0
+    log.record(5.0, {"cp-0/1": 20.0}, {"cp-0/1": 26.0})
+    log.accepted({"cp-0/1": (5.5, 26.0)})
+    assert log.lowest("cp-0/1", 5.6, 6.0) == 20.0
 
 
 def test_a_car_without_a_report_from_before_stays_in_the_base_load() -> None:
@@ -177,6 +194,23 @@ def test_readings_leave_the_window_and_are_not_added_twice() -> None:
     estimate.add(reading(11.5, 30.0))
     assert estimate.estimate([], CONFIG, SetpointLog()) == (30.0, 30.0, 30.0)
     assert BaseLoadEstimate(1.0).estimate([], CONFIG, SetpointLog()) is None
+
+
+def test_a_short_window_reaches_back_to_a_settled_reading() -> None:
+    """A 0.5 s window; a car told at 10.1 s to go from 16 A to 8 A does not follow (a slow
+    charger). The readings of the window are high by 8 A until it reports; the window
+    reaches back to the 10.0 s reading, which its 10.5 s report settled, and stays exact."""
+    setpoints = SetpointLog()
+    setpoints.record(5.0, {"cp-0/1": 16.0})
+    setpoints.record(10.1, {"cp-0/1": 8.0})
+    estimate = BaseLoadEstimate(window_s=0.5)
+    for t in (10.0, 10.5, 11.0, 11.2):
+        estimate.add(reading(t, 36.0))
+    sessions = [sess(0, car([(9.5, 16.0), (10.5, 16.0)]))]
+    assert estimate.planned_since(sessions) == 10.0
+    assert estimate.estimate(sessions, CONFIG, setpoints) == (20.0, 20.0, 20.0)
+    settled = [sess(0, car([(9.5, 16.0), (10.5, 16.0), (11.5, 16.0)]))]
+    assert estimate.planned_since(settled) == 11.0
 
 
 def test_a_reading_settles_as_later_reports_arrive() -> None:
@@ -274,7 +308,8 @@ def test_the_estimate_never_reads_low_beyond_the_report_noise(
 ) -> None:
     """For any building load, cars following their setpoints late (monotonically between two
     reports), reports off by ≤ 0.1 A and arrival times by ≤ the skew: at every reading the
-    estimate is ≥ the lowest true base load of the readings it plans with − 0.1 A × cars."""
+    estimate is ≥ the lowest true base load of the readings it plans with − 0.1 A × cars
+    (those of the window, or back to the newest settled one, or of the over-limit run)."""
     # A building that steps; the meter and the reports arrive late by up to the skew, each
     # charger's reports in order (one websocket).
 
@@ -298,10 +333,10 @@ def test_the_estimate_never_reads_low_beyond_the_report_noise(
         over = over_limit_at if over_limit_at is not None and over_limit_at <= good_at else None
         got = estimate.estimate(sessions, CONFIG, setpoints, over)
         assert got is not None
-        start = good_at - window_s
-        if over is not None and any(at <= over for at, _ in arrived):
-            start = max(start, max(at for at, _ in arrived if at <= over))
-        lowest_true = min(b for at, b in arrived if at >= start)
+        since = estimate.planned_since(sessions, over)
+        assert since is not None
+        assert since >= good_at - max(window_s, SETTLED_WITHIN_S)
+        lowest_true = min(b for at, b in arrived if at >= since)
         assert all(g >= lowest_true - NOISE_A * len(fleet) - 1e-9 for g in got), (sampled, got)
 
 
