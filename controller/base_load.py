@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from controller.config import HeadroomConfig
 from controller.meter_book import MeterView
 from controller.model import PhaseValues
-from controller.node_modes import node_load_a
+from controller.node_modes import node_load_a, reading_a
 from controller.state import SessionView
 
 Phases = tuple[float, float, float]
@@ -59,18 +59,19 @@ def draw_floor(
     go down may already have). ``None`` without a report from before: the car had not
     started then, or its history ran out; either way it stays inside the base load.
     """
-    before = [r for r in reports if r[0] <= at - skew_s]
-    if not before:
+    start, end = -1, len(reports)  # the last report before; the first after (if any)
+    for i, (r_at, _) in enumerate(reports):
+        if r_at <= at - skew_s:
+            start = i
+        elif r_at > at + skew_s:
+            end = i
+            break
+    if start < 0:
         return None
-    since = before[-1][0]
-    candidates = [values for r_at, values in reports if since <= r_at <= at + skew_s]
-    after = next((values for r_at, values in reports if r_at > at + skew_s), None)
     cap = None
-    if after is not None:
-        candidates.append(after)
-    elif setpoint_low is not None:
-        cap = setpoint_low(since - skew_s, at)
-    return _lowest(candidates, cap)
+    if end == len(reports) and setpoint_low is not None:
+        cap = setpoint_low(reports[start][0] - skew_s, at)
+    return _lowest((values for _, values in reports[start : end + 1]), cap)
 
 
 def _lowest(candidates: Iterable[PhaseValues], cap: float | None) -> Phases:
@@ -82,6 +83,28 @@ def _lowest(candidates: Iterable[PhaseValues], cap: float | None) -> Phases:
     if cap is not None:
         floor = [min(v, max(cap, 0.0)) for v in floor]
     return (floor[0], floor[1], floor[2])
+
+
+def draw_floors(
+    reports: Sequence[Report],
+    times: Sequence[float],
+    setpoint_low: SetpointFloor | None = None,
+    skew_s: float = REPORT_SKEW_S,
+) -> list[PhaseValues | None]:
+    """:func:`draw_floor` at each of ``times`` (ascending), in one step for a car whose
+    reports over those times are all alike and that was offered no less (most cars, most
+    of the time)."""
+    if not reports or not times:
+        return [None] * len(times)
+    start = max((i for i, r in enumerate(reports) if r[0] <= times[0] - skew_s), default=0)
+    values = reports[start][1]
+    if all(r[1] == values for r in reports[start:]):
+        cap = setpoint_low(reports[start][0] - skew_s, times[-1]) if setpoint_low else None
+        if cap is None or cap >= max(v or 0.0 for v in values):
+            floor = _lowest([values], None)
+            first_at = reports[0][0]
+            return [floor if first_at <= t - skew_s else None for t in times]
+    return [draw_floor(reports, t, setpoint_low, skew_s) for t in times]
 
 
 class SetpointLog:
@@ -226,10 +249,52 @@ class BaseLoadEstimate:
         since = self.planned_since(sessions, over_limit_since)
         if since is None:
             return None
-        readings = [v for v in self._readings if (v.good_at or 0.0) >= since]
-        bases = [reading_base_a(v, sessions, config, setpoints, self.skew_s) for v in readings]
+        readings = _thinned([v for v in self._readings if (v.good_at or 0.0) >= since])
+        bases = _reading_bases(readings, sessions, config, setpoints, self.skew_s)
         lowest = (min(b[0] for b in bases), min(b[1] for b in bases), min(b[2] for b in bases))
         if over_limit_since is None:
             return lowest
-        latest = reading_base_a(readings[-1], sessions, config, None, self.skew_s)
+        [latest] = _reading_bases(readings[-1:], sessions, config, None, self.skew_s)
         return (max(lowest[0], latest[0]), max(lowest[1], latest[1]), max(lowest[2], latest[2]))
+
+
+READINGS_PLANNED = 8
+"""Readings estimated per decision at most (the first, the newest and evenly between): the
+cost is per session, and the lowest of fewer readings is no lower."""
+
+
+def _thinned(readings: list[MeterView]) -> list[MeterView]:
+    if len(readings) <= READINGS_PLANNED:
+        return readings
+    step = (len(readings) - 1) / (READINGS_PLANNED - 1)
+    return [readings[round(i * step)] for i in range(READINGS_PLANNED)]
+
+
+def _reading_bases(
+    readings: Sequence[MeterView],
+    sessions: Sequence[SessionView],
+    config: HeadroomConfig,
+    setpoints: SetpointLog | None,
+    skew_s: float,
+) -> list[Phases]:
+    """:func:`reading_base_a` of each reading, one session at a time."""
+    times = [v.good_at if v.good_at is not None else float("-inf") for v in readings]
+    drawn = [[0.0, 0.0, 0.0] for _ in readings]
+    for session in sessions:
+        charger = config.charger(session.charger_id)
+        wiring = charger.site_phases() if charger else (0, 1, 2)
+        floor_of = setpoints.floor_of(session.key) if setpoints else None
+        floors = draw_floors(session.reports, times, floor_of, skew_s)
+        for i, floor in enumerate(floors):
+            if floor is None:
+                continue
+            for charger_phase, value in enumerate(floor):
+                if value and charger_phase < len(wiring):
+                    drawn[i][wiring[charger_phase]] += value
+    bases = []
+    for view, sub in zip(readings, drawn, strict=True):
+        load = reading_a(view, config.site.voltage_v)
+        if view.includes_chargers:
+            load = [load[p] - sub[p] for p in range(3)]
+        bases.append((max(load[0], 0.0), max(load[1], 0.0), max(load[2], 0.0)))
+    return bases

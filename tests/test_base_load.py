@@ -15,6 +15,7 @@ from controller.base_load import (
     Report,
     SetpointLog,
     draw_floor,
+    draw_floors,
     reading_base_a,
 )
 from controller.learning import EvBelief
@@ -238,6 +239,29 @@ def test_setpoint_log_keeps_the_lowest_in_force_and_forgets_ended_sessions() -> 
     assert log.lowest("a", 3.5, 4.0) == 20.0
     assert log.lowest("b", 0.0, 5.0) is None
     assert log.lowest("a", 0.0, 0.5) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    gaps=st.lists(st.sampled_from([0.1, 0.25, 1.0]), min_size=0, max_size=8),
+    values=st.lists(st.sampled_from([0.0, 6.0, 16.0]), min_size=8, max_size=8),
+    times=st.lists(st.floats(0.0, 6.0), min_size=1, max_size=6).map(sorted),
+    cut=st.none() | st.tuples(st.floats(0.0, 6.0), st.sampled_from([0.0, 6.0, 20.0])),
+)
+def test_floors_in_one_step_are_the_floors_one_by_one(
+    gaps: list[float],
+    values: list[float],
+    times: list[float],
+    cut: tuple[float, float] | None,
+) -> None:
+    """The shortcut for cars whose reports are alike gives what each reading alone gives."""
+    reports = car([(sum(gaps[: i + 1]), values[i]) for i in range(len(gaps))])
+    log = SetpointLog()
+    log.record(0.0, {"k": 32.0})
+    if cut is not None:
+        log.record(cut[0], {"k": cut[1]})
+    floor = log.floor_of("k")
+    assert draw_floors(reports, times, floor) == [draw_floor(reports, t, floor) for t in times]
 
 
 def _ticks(offset: float, until: float, every: float = 1.0) -> list[float]:
