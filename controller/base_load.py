@@ -207,20 +207,12 @@ class BaseLoadEstimate:
         while view.good_at - (self._readings[0].good_at or 0.0) > keep_s:
             self._readings.popleft()
 
-    def planned_since(
-        self, sessions: Sequence[SessionView], over_limit_since: float | None = None
-    ) -> float | None:
-        """The time of the oldest reading the estimate plans with (``None``: no reading).
-
-        The window's (reaching back to the newest settled reading if it holds none), or
-        with ``over_limit_since`` the first reading of the over-limit run.
-        """
+    def planned_since(self, sessions: Sequence[SessionView]) -> float | None:
+        """The time of the oldest reading of the window (``None``: no reading yet); when
+        none of the window's readings has settled, of the newest one that has."""
         if not self._readings:
             return None
         times = [v.good_at or 0.0 for v in self._readings]
-        if over_limit_since is not None:
-            before = [t for t in times if t <= over_limit_since]
-            return before[-1] if before else times[0]
         in_window = [t for t in times if t >= times[-1] - self.window_s]
         if any(self._settled(t, sessions) for t in in_window):
             return in_window[0]
@@ -241,21 +233,34 @@ class BaseLoadEstimate:
         """The base load to plan with, per site phase; ``None`` before the first reading.
 
         ``over_limit_since``: the first of a run of readings that showed the node over its
-        limit, the last within a window. Only that reading and later ones count then (older,
-        lower ones would undo the decrease it causes), and the newest reading less the
-        reports from before it, if higher: a further rise shows at once, while the floors
-        of a decrease's setpoints, high until the cars report, are not taken for one.
+        limit, the last within a window. Then also, if higher: the newest reading less the
+        reports from before it (a rise shows at once; the floors of the decrease it causes
+        would read high until the cars report), and the lowest settled reading from the
+        first of the run on (older, lower readings cannot undo the decrease once the cars
+        follow it before they report).
         """
-        since = self.planned_since(sessions, over_limit_since)
+        since = self.planned_since(sessions)
         if since is None:
             return None
         readings = _thinned([v for v in self._readings if (v.good_at or 0.0) >= since])
-        bases = _reading_bases(readings, sessions, config, setpoints, self.skew_s)
-        lowest = (min(b[0] for b in bases), min(b[1] for b in bases), min(b[2] for b in bases))
-        if over_limit_since is None:
-            return lowest
-        [latest] = _reading_bases(readings[-1:], sessions, config, None, self.skew_s)
-        return (max(lowest[0], latest[0]), max(lowest[1], latest[1]), max(lowest[2], latest[2]))
+        terms = [_lowest_of(_reading_bases(readings, sessions, config, setpoints, self.skew_s))]
+        if over_limit_since is not None:
+            terms += _reading_bases(readings[-1:], sessions, config, None, self.skew_s)
+            times = [v.good_at or 0.0 for v in self._readings]
+            start = max((t for t in times if t <= over_limit_since), default=times[0])
+            run = [
+                v
+                for v, t in zip(self._readings, times, strict=True)
+                if t >= start and self._settled(t, sessions)
+            ]
+            if run:
+                bases = _reading_bases(_thinned(run), sessions, config, setpoints, self.skew_s)
+                terms.append(_lowest_of(bases))
+        return (max(t[0] for t in terms), max(t[1] for t in terms), max(t[2] for t in terms))
+
+
+def _lowest_of(bases: Sequence[Phases]) -> Phases:
+    return (min(b[0] for b in bases), min(b[1] for b in bases), min(b[2] for b in bases))
 
 
 READINGS_PLANNED = 8

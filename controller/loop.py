@@ -180,8 +180,8 @@ class ControlLoop:
         self._setpoints.accepted(
             {k: (h.acked_at, h.limit_a) for k, h in self._dispatcher.held.items()}
         )
-        # Until a window passes without an over-limit reading, the first of them and later
-        # readings count: older, lower ones would undo the decrease (controller/base_load.py).
+        # Until a window passes without an over-limit reading, the estimate answers it at
+        # once and older, lower readings cannot undo the decrease (controller/base_load.py).
         recent_over = now - self._over_limit_at <= control.base_load_window_s
         base = self._base.estimate(
             # A charger that is offline is not in the problem: its draw stays in the base load.
