@@ -212,16 +212,18 @@ class BaseLoadEstimate:
         none of the window's readings has settled, of the newest one that has."""
         if not self._readings:
             return None
+        settled_before = self._settled_before(sessions)
         times = [v.good_at or 0.0 for v in self._readings]
         in_window = [t for t in times if t >= times[-1] - self.window_s]
-        if any(self._settled(t, sessions) for t in in_window):
+        if in_window[0] < settled_before:
             return in_window[0]
-        settled = [t for t in times if self._settled(t, sessions)]
+        settled = [t for t in times if t < settled_before]
         return settled[-1] if settled else in_window[0]
 
-    def _settled(self, at: float, sessions: Sequence[SessionView]) -> bool:
-        """Every car has a report from after the reading (beyond the skew)."""
-        return all(s.reports[-1][0] > at + self.skew_s for s in sessions if s.reports)
+    def _settled_before(self, sessions: Sequence[SessionView]) -> float:
+        """Readings before this time have settled: every car has reported after them."""
+        last = (s.reports[-1][0] for s in sessions if s.reports)
+        return min(last, default=float("inf")) - self.skew_s
 
     def estimate(
         self,
@@ -242,20 +244,34 @@ class BaseLoadEstimate:
         since = self.planned_since(sessions)
         if since is None:
             return None
-        readings = _thinned([v for v in self._readings if (v.good_at or 0.0) >= since])
-        terms = [_lowest_of(_reading_bases(readings, sessions, config, setpoints, self.skew_s))]
+        window = _thinned([v for v in self._readings if (v.good_at or 0.0) >= since])
+        run: list[MeterView] = []
         if over_limit_since is not None:
-            terms += _reading_bases(readings[-1:], sessions, config, None, self.skew_s)
+            settled_before = self._settled_before(sessions)
             times = [v.good_at or 0.0 for v in self._readings]
             start = max((t for t in times if t <= over_limit_since), default=times[0])
-            run = [
-                v
-                for v, t in zip(self._readings, times, strict=True)
-                if t >= start and self._settled(t, sessions)
-            ]
+            run = _thinned(
+                [
+                    v
+                    for v, t in zip(self._readings, times, strict=True)
+                    if start <= t < settled_before
+                ]
+            )
+        needed = sorted(
+            {id(v): v for v in [*window, *run]}.values(), key=lambda v: v.good_at or 0.0
+        )
+        bases = dict(
+            zip(
+                (id(v) for v in needed),
+                _reading_bases(needed, sessions, config, setpoints, self.skew_s),
+                strict=True,
+            )
+        )
+        terms = [_lowest_of([bases[id(v)] for v in window])]
+        if over_limit_since is not None:
+            terms += _reading_bases(window[-1:], sessions, config, None, self.skew_s)
             if run:
-                bases = _reading_bases(_thinned(run), sessions, config, setpoints, self.skew_s)
-                terms.append(_lowest_of(bases))
+                terms.append(_lowest_of([bases[id(v)] for v in run]))
         return (max(t[0] for t in terms), max(t[1] for t in terms), max(t[2] for t in terms))
 
 
