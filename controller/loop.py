@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from controller.base_load import BaseLoadEstimate, SetpointLog
 from controller.clock import Clock
 from controller.collector import held_until_frames_written
 from controller.compliance import Compliance, check
@@ -27,7 +28,6 @@ from controller.decide import (
     Mode,
     Phases,
     RunState,
-    base_load_a,
     decide,
     smoothed_base_a,
 )
@@ -139,20 +139,26 @@ class ControlLoop:
         self._compliance = Compliance({}, frozenset())
         self._run_state: dict[str, RunState] = {}
         self._wake = asyncio.Event()
-        self._base_history: deque[tuple[float, Phases]] = deque(maxlen=256)
+        self._base = BaseLoadEstimate(config.control.base_load_window_s)
+        self._setpoints = SetpointLog()
         self._group_history: dict[str, deque[tuple[float, Phases]]] = {}
         self._over_limit_at = float("-inf")
+        self._over_since = float("-inf")  # the first over-limit reading of the latest run of them
         self.last: Decision | None = None
         self.decisions = 0
 
     def reconfigure(self, config: HeadroomConfig) -> None:
         """Decide with ``config`` (a new limit, priorities) from the next decision on."""
         self._config = config
+        self._base.window_s = config.control.base_load_window_s
 
     def wake(self, over_limit: bool = False) -> None:
         """Ask for a decision now; ``over_limit`` when a reading showed the site over its limit."""
         if over_limit:
-            self._over_limit_at = self._clock.monotonic()
+            now = self._clock.monotonic()
+            if now - self._over_limit_at > self._config.control.base_load_window_s:
+                self._over_since = now
+            self._over_limit_at = now
         self._wake.set()
 
     async def run(self) -> None:
@@ -178,16 +184,22 @@ class ControlLoop:
         snapshot = self._state.snapshot(now)
         t1 = time.perf_counter()
         control = self._config.control
-        if snapshot.meter.good_at is not None and not snapshot.meter.problem:
-            self._base_history.append((now, base_load_a(snapshot, self._config)))
-        base = smoothed_base_a(
-            self._base_history,
-            now,
-            control.base_load_window_s,
-            # For a whole window after an over-limit reading the latest estimate wins if it is
-            # higher: the median of older readings would undo the decrease that reading caused.
-            now - self._over_limit_at <= control.base_load_window_s,
+        for reading in snapshot.site_readings:  # every poll since the last decision
+            self._base.add(reading)
+        self._setpoints.accepted(
+            {k: (h.acked_at, h.limit_a) for k, h in self._dispatcher.held.items()}
         )
+        # Until a window passes without an over-limit reading, the estimate answers it at
+        # once and older, lower readings cannot undo the decrease (controller/base_load.py).
+        recent_over = now - self._over_limit_at <= control.base_load_window_s
+        base = self._base.estimate(
+            # A charger that is offline is not in the problem: its draw stays in the base load.
+            [s for s in snapshot.sessions if s.charger_id in snapshot.booted],
+            self._config,
+            self._setpoints,
+            self._over_since if recent_over else None,
+        ) or (0.0, 0.0, 0.0)
+        held_a = self._dispatcher.held_a()
         group_base = self._group_bases(snapshot, now)
         self._check_compliance(snapshot, now)
         if self._checks is not None:
@@ -196,7 +208,7 @@ class ControlLoop:
             snapshot,
             self._config,
             self._policy,
-            self._dispatcher.held_a(),
+            held_a,
             base,
             self._demand_cap_w(),
             self._noncompliant_why(),
@@ -205,6 +217,7 @@ class ControlLoop:
             group_base_a=group_base,
         )
         self._run_state = next_run_state(self._run_state, decision, now)
+        self._setpoints.record(now, {k: t.limit_a for k, t in decision.targets.items()}, held_a)
         t2 = time.perf_counter()
         self._dispatcher.forget_ended(set(decision.targets))
         changes = plan_changes(

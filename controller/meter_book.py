@@ -14,6 +14,7 @@ replaces it (MQTT can deliver out of order after a reconnect).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -53,6 +54,11 @@ class _Meter:
     view: MeterView
     history: MeterHistory = field(default_factory=MeterHistory)
     out_of_order: int = 0
+    recent: deque[MeterView] = field(default_factory=lambda: deque(maxlen=RECENT_READINGS))
+
+
+RECENT_READINGS = 8
+"""Good readings kept per meter for the base-load estimate: every poll between two decisions."""
 
 
 def measured_at(at: float, source_at: float | None, wall_now: float | None) -> float:
@@ -145,6 +151,12 @@ class MeterBook:
             spec.includes_chargers,
             event.source_at,
         )
+        meter.recent.append(meter.view)
+
+    def recent(self, node: str) -> tuple[MeterView, ...]:
+        """The last good readings of the node's meter, oldest first."""
+        meter = next((m for m in self._meters.values() if m.spec.node == node), None)
+        return tuple(meter.recent) if meter else ()
 
     @staticmethod
     def _doubt(meter: _Meter, meter_id: str, detail: str, at: float) -> None:

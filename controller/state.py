@@ -72,6 +72,9 @@ class SessionView:
     """The register at StartTransaction (``None`` for an adopted session)."""
     restored: Restored | None = None
     """Set while the session comes from the state store and its charger has not reported it."""
+    reports: tuple[tuple[float, PhaseValues], ...] = ()
+    """The last reports of the draw, (arrival time, per charger phase), oldest first: the
+    base load bounds each car's draw at each meter reading with them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,8 @@ class SiteSnapshot:
     """Every metered node's view, by node id (the site's is also ``meter``)."""
     charger_limits_a: Mapping[str, float] = field(default_factory=dict)
     """Limits others set on whole chargers (2.0.1 NotifyChargingLimit on EVSE 0), A per phase."""
+    site_readings: tuple[MeterView, ...] = ()
+    """The site meter's last good readings, oldest first (every poll, for the base load)."""
 
 
 HISTORY = 8  # measurements kept per connector: enough to line one up with the meter reading
@@ -395,6 +400,7 @@ class SiteState:
                         needs_register_wh=c.needs_register_wh,
                         meter_start_wh=c.meter_start_wh,
                         restored=c.restored,
+                        reports=tuple((r.at, r.current_a) for r in c.history),
                     )
                 )
         return SiteSnapshot(
@@ -409,4 +415,5 @@ class SiteState:
                 for cid, charger in self._chargers.items()
                 if (limit := charger.external_limit_a(0)) is not None
             },
+            site_readings=self._meters.recent(self._site_node),
         )

@@ -1,0 +1,383 @@
+"""The base-load estimate: a floor under each car's draw at each reading, the lowest reading of
+the window, and the guarantee that it never reads low by more than the reports' noise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.base_load import (
+    REPORT_SKEW_S,
+    SETTLED_WITHIN_S,
+    BaseLoadEstimate,
+    Report,
+    SetpointLog,
+    draw_floor,
+    draw_floors,
+    reading_base_a,
+)
+from controller.learning import EvBelief
+from controller.meter_book import MeterView
+from controller.state import SessionView
+from tests.helpers import site_config
+
+CONFIG = site_config(chargers=3)  # cp-0 L1L2L3, cp-1 L2L3L1, cp-2 L3L1L2
+S = REPORT_SKEW_S
+
+
+def car(at_a: list[tuple[float, float]]) -> list[Report]:
+    """Reports of a 3-phase car: (arrival time, A on each phase)."""
+    return [(at, (a, a, a)) for at, a in at_a]
+
+
+def sess(charger: int, reports: list[Report]) -> SessionView:
+    """A session on cp-<charger> with the given reports."""
+    return SessionView(
+        key=f"cp-{charger}/1",
+        charger_id=f"cp-{charger}",
+        connector_id=1,
+        transaction_id=charger + 1,
+        started_at=0.0,
+        status="Charging",
+        measured_a=reports[-1][1] if reports else None,
+        measured_at=reports[-1][0] if reports else None,
+        offered_a=None,
+        belief=EvBelief(),
+        reports=tuple(reports),
+    )
+
+
+def reading(at: float, a: float | tuple[float, float, float]) -> MeterView:
+    """A good site meter reading measured at ``at``."""
+    phases = a if isinstance(a, tuple) else (a, a, a)
+    return MeterView(current_a=phases, power_w=sum(phases) * 230, good_at=at)
+
+
+def test_a_step_up_between_reports_is_taken_at_the_lower_report() -> None:
+    """A car reported 6 A at 10 s and 16 A at 11 s: at a reading at 10.5 s it may not have
+    stepped yet, so it drew at least 6 A there; interpolating (11 A) could read low."""
+    reports = car([(10.0, 6.0), (11.0, 16.0)])
+    assert draw_floor(reports, 10.5) == (6.0, 6.0, 6.0)
+
+
+def test_a_report_within_the_skew_counts_on_either_side() -> None:
+    """Arrival times can misorder a report and a reading closer than the skew: a report of
+    16 A that arrived just before a reading may have been measured after it, when the car had
+    stepped up from 6 A; so may a report arriving just after it have been measured before."""
+    early = car([(9.5, 6.0), (10.5 - S / 2, 16.0), (11.5, 16.0)])
+    assert draw_floor(early, 10.5) == (6.0, 6.0, 6.0)
+    late = car([(9.5, 16.0), (10.5 + S / 2, 16.0), (11.5, 6.0)])
+    assert draw_floor(late, 10.5) == (6.0, 6.0, 6.0)
+
+
+def test_until_the_next_report_a_car_may_already_follow_a_decrease() -> None:
+    """Told at 10.2 s to go from 16 A to 8 A, a car with no report since 10 s may already draw
+    8 A at a reading at 10.6 s; once its 11 s report shows 16 A, it drew 16 A then."""
+    log = SetpointLog()
+    log.record(5.0, {"cp-0/1": 16.0})
+    log.record(10.2, {"cp-0/1": 8.0})
+    floor = log.floor_of("cp-0/1")
+    assert draw_floor(car([(10.0, 16.0)]), 10.6, floor) == (8.0, 8.0, 8.0)
+    assert draw_floor(car([(10.0, 16.0), (11.0, 16.0)]), 10.6, floor) == (16.0, 16.0, 16.0)
+
+
+def test_an_increase_does_not_lower_the_floor() -> None:
+    """A raise from 8 A to 16 A says nothing about a lower draw: the last report holds."""
+    log = SetpointLog()
+    log.record(5.0, {"cp-0/1": 8.0})
+    log.record(10.2, {"cp-0/1": 16.0})
+    assert draw_floor(car([(10.0, 8.0)]), 10.6, log.floor_of("cp-0/1")) == (8.0, 8.0, 8.0)
+
+
+def test_an_increase_counts_once_the_charger_accepts_it() -> None:
+    """Raised from 15 A to 26 A at 4.0 s, a car may be offered 15 A until its charger accepts
+    at 4.05 s; from then on 26 A is the least it is told. A newer target it has not accepted
+    keeps the lower limit."""
+    log = SetpointLog()
+    log.record(1.0, {"cp-0/1": 15.0}, {"cp-0/1": 15.0})
+    log.record(4.0, {"cp-0/1": 26.0}, {"cp-0/1": 15.0})
+    assert log.lowest("cp-0/1", 4.1, 4.5) == 15.0
+    log.accepted({"cp-0/1": (4.05, 26.0)})
+    assert log.lowest("cp-0/1", 4.1, 4.5) == 26.0
+    assert log.lowest("cp-0/1", 3.9, 4.5) == 15.0
+    log.record(5.0, {"cp-0/1": 20.0}, {"cp-0/1": 26.0})
+    log.accepted({"cp-0/1": (5.5, 26.0)})
+    assert log.lowest("cp-0/1", 5.6, 6.0) == 20.0
+
+
+def test_a_car_without_a_report_from_before_stays_in_the_base_load() -> None:
+    """A session whose first report came after the reading had not started then."""
+    assert draw_floor(car([(10.5, 16.0)]), 10.0) is None
+    view = reading(10.0, 40.0)
+    assert reading_base_a(view, [sess(0, car([(10.5, 16.0)]))], CONFIG, SetpointLog()) == (
+        40.0,
+        40.0,
+        40.0,
+    )
+
+
+def test_each_reading_is_the_meter_less_the_floors_through_the_rotation() -> None:
+    """cp-1 (L2L3L1) draws 10 A on its L1 only: site L2; cp-0 draws 5 A on each phase."""
+    sessions = [
+        sess(0, car([(9.0, 5.0)])),
+        sess(1, [(9.0, (10.0, 0.0, 0.0))]),
+    ]
+    base = reading_base_a(reading(10.0, (30.0, 40.0, 20.0)), sessions, CONFIG, SetpointLog())
+    assert base == (25.0, 25.0, 15.0)
+
+
+def test_ramping_cars_do_not_move_the_estimate() -> None:
+    """The building draws 20 A throughout. Two cars raised from 6 A to 13 A at 27 s step up
+    at 28.3 s and 29.1 s and report each second: readings between a step and the next report
+    read high, but the lowest reading of the 3 s window is exact at every decision."""
+    setpoints = SetpointLog()
+    setpoints.record(20.0, {"cp-0/1": 6.0, "cp-1/1": 6.0})
+    setpoints.record(27.0, {"cp-0/1": 13.0, "cp-1/1": 13.0})
+    steps = {0: 28.3, 1: 29.1}
+    offsets = {0: 0.0, 1: 0.4}
+
+    def draw(i: int, t: float) -> float:
+        return 13.0 if t >= steps[i] else 6.0
+
+    estimate = BaseLoadEstimate(window_s=3.0)
+    for k in range(40, 70):  # meter every 0.5 s from 20 s to 35 s
+        t = k * 0.5
+        sessions = [sess(i, car([(r, draw(i, r)) for r in _ticks(offsets[i], t)])) for i in (0, 1)]
+        estimate.add(reading(t, 20.0 + draw(0, t) + draw(1, t)))
+        assert estimate.estimate(sessions, CONFIG, setpoints) == (20.0, 20.0, 20.0), t
+
+
+def test_a_decrease_does_not_cascade() -> None:
+    """The building steps from 20 A to 30 A at 12 s: the reading over the limit at 12 s
+    counts at once, and the cut it causes (cars told 16 → 11 A, following 2 s later) does not
+    raise the estimate further, though the floors read high until the cars report."""
+    setpoints = SetpointLog()
+    setpoints.record(0.0, {"cp-0/1": 16.0, "cp-1/1": 16.0})
+    estimate = BaseLoadEstimate(window_s=3.0)
+
+    def draw(t: float) -> float:
+        return 11.0 if t >= 14.0 else 16.0
+
+    seen = []
+    for k in range(16, 36):  # meter every 0.5 s from 8 s to 17.5 s, reports every second
+        t = k * 0.5
+        sessions = [sess(i, car([(r, draw(r)) for r in _ticks(0.25, t)])) for i in (0, 1)]
+        estimate.add(reading(t, (30.0 if t >= 12.0 else 20.0) + 2 * draw(t)))
+        over = 12.0 if t >= 12.0 else None
+        seen.append(estimate.estimate(sessions, CONFIG, setpoints, over))
+        if t == 12.0:
+            setpoints.record(12.0, {"cp-0/1": 11.0, "cp-1/1": 11.0})
+    assert seen[:8] == [(20.0, 20.0, 20.0)] * 8
+    assert seen[8:] == [(30.0, 30.0, 30.0)] * 12
+
+
+def test_a_step_down_shows_at_the_first_reading_after_it() -> None:
+    """The lowest reading wins: a building that drops from 60 A to 20 A is planned with 20 A
+    as soon as one reading shows it."""
+    estimate = BaseLoadEstimate(window_s=3.0)
+    for t in (24.0, 24.5, 25.0):
+        estimate.add(reading(t, 60.0))
+    estimate.add(reading(25.5, 20.0))
+    assert estimate.estimate([], CONFIG, SetpointLog()) == (20.0, 20.0, 20.0)
+
+
+def test_readings_leave_the_window_and_are_not_added_twice() -> None:
+    """A step up shows once the window holds only readings after it; a reading seen at two
+    decisions counts once; a doubtful view is not a reading."""
+    estimate = BaseLoadEstimate(window_s=1.0)
+    estimate.add(reading(10.0, 20.0))
+    estimate.add(reading(10.0, 20.0))
+    estimate.add(reading(10.5, 30.0))
+    assert estimate.estimate([], CONFIG, SetpointLog()) == (20.0, 20.0, 20.0)
+    estimate.add(MeterView(current_a=(5.0, 5.0, 5.0), good_at=11.2, problem="stale"))
+    estimate.add(reading(11.5, 30.0))
+    assert estimate.estimate([], CONFIG, SetpointLog()) == (30.0, 30.0, 30.0)
+    assert BaseLoadEstimate(1.0).estimate([], CONFIG, SetpointLog()) is None
+
+
+def test_a_short_window_reaches_back_to_a_settled_reading() -> None:
+    """A 0.5 s window; a car told at 10.1 s to go from 16 A to 8 A does not follow (a slow
+    charger). The readings of the window are high by 8 A until it reports; the window
+    reaches back to the 10.0 s reading, which its 10.5 s report settled, and stays exact."""
+    setpoints = SetpointLog()
+    setpoints.record(5.0, {"cp-0/1": 16.0})
+    setpoints.record(10.1, {"cp-0/1": 8.0})
+    estimate = BaseLoadEstimate(window_s=0.5)
+    for t in (10.0, 10.5, 11.0, 11.2):
+        estimate.add(reading(t, 36.0))
+    sessions = [sess(0, car([(9.5, 16.0), (10.5, 16.0)]))]
+    assert estimate.planned_since(sessions) == 10.0
+    assert estimate.estimate(sessions, CONFIG, setpoints) == (20.0, 20.0, 20.0)
+    settled = [sess(0, car([(9.5, 16.0), (10.5, 16.0), (11.5, 16.0)]))]
+    assert estimate.planned_since(settled) == 11.0
+
+
+def test_a_reading_settles_as_later_reports_arrive() -> None:
+    """Told to go down at 10.2 s, the car may have by the 10.6 s reading: it reads 8 A high.
+    When the 11 s report shows the car still at 16 A, the same reading is exact."""
+    setpoints = SetpointLog()
+    setpoints.record(5.0, {"cp-0/1": 16.0})
+    setpoints.record(10.2, {"cp-0/1": 8.0})
+    estimate = BaseLoadEstimate(window_s=3.0)
+    estimate.add(reading(10.6, 36.0))
+    early = estimate.estimate([sess(0, car([(10.0, 16.0)]))], CONFIG, setpoints)
+    late = estimate.estimate([sess(0, car([(10.0, 16.0), (11.0, 16.0)]))], CONFIG, setpoints)
+    assert early == (28.0, 28.0, 28.0)
+    assert late == (20.0, 20.0, 20.0)
+
+
+def test_setpoint_log_keeps_the_lowest_in_force_and_forgets_ended_sessions() -> None:
+    """The limit in force at the start of the span counts, and every one set within it."""
+    log = SetpointLog()
+    log.record(1.0, {"a": 16.0, "b": 10.0})
+    log.record(2.0, {"a": 8.0, "b": 10.0})
+    log.record(3.0, {"a": 20.0})
+    assert log.lowest("a", 1.5, 1.9) == 16.0
+    assert log.lowest("a", 1.5, 2.5) == 8.0
+    assert log.lowest("a", 3.5, 4.0) == 20.0
+    assert log.lowest("b", 0.0, 5.0) is None
+    assert log.lowest("a", 0.0, 0.5) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    gaps=st.lists(st.sampled_from([0.1, 0.25, 1.0]), min_size=0, max_size=8),
+    values=st.lists(st.sampled_from([0.0, 6.0, 16.0]), min_size=8, max_size=8),
+    times=st.lists(st.floats(0.0, 6.0), min_size=1, max_size=6).map(sorted),
+    cut=st.none() | st.tuples(st.floats(0.0, 6.0), st.sampled_from([0.0, 6.0, 20.0])),
+)
+def test_floors_in_one_step_are_the_floors_one_by_one(
+    gaps: list[float],
+    values: list[float],
+    times: list[float],
+    cut: tuple[float, float] | None,
+) -> None:
+    """The shortcut for cars whose reports are alike gives what each reading alone gives."""
+    reports = car([(sum(gaps[: i + 1]), values[i]) for i in range(len(gaps))])
+    log = SetpointLog()
+    log.record(0.0, {"k": 32.0})
+    if cut is not None:
+        log.record(cut[0], {"k": cut[1]})
+    floor = log.floor_of("k")
+    assert draw_floors(reports, times, floor) == [draw_floor(reports, t, floor) for t in times]
+
+
+def _ticks(offset: float, until: float, every: float = 1.0) -> list[float]:
+    """Report arrival times ``offset``, ``offset + every``, … up to ``until``."""
+    return [offset + n * every for n in range(int((until - offset) / every) + 1)]
+
+
+# --- the guarantee -----------------------------------------------------------------------
+
+NOISE_A = 0.1
+"""What a report may be off: the 0.1 A a charger rounds its MeterValues to."""
+
+
+@dataclass(frozen=True)
+class Car:
+    """A car that follows each setpoint after ``delay_s``, capped by its onboard charger."""
+
+    charger: int
+    setpoints: tuple[tuple[float, float], ...]  # (from, A), the first from 0
+    delay_s: float
+    max_a: float
+    report_every_s: float
+    report_offset_s: float
+
+    def draw(self, t: float) -> float:
+        """What the car draws at ``t``: the setpoint that stood ``delay_s`` ago."""
+        limit = self.setpoints[0][1]
+        for at, value in self.setpoints:
+            if t - self.delay_s >= at:
+                limit = value
+        return min(limit, self.max_a)
+
+
+@st.composite
+def cars(draw: st.DrawFn, charger: int) -> Car:
+    """Setpoints change no faster than cars respond (the dispatcher's minimum interval)."""
+    delay_s = draw(st.floats(0.0, 3.0))
+    changes = draw(st.lists(st.floats(6.0, 32.0), min_size=1, max_size=3))
+    setpoints = tuple((i * draw(st.floats(5.0, 6.0)), a) for i, a in enumerate(changes))
+    return Car(
+        charger,
+        setpoints,
+        delay_s,
+        draw(st.floats(6.0, 32.0)),
+        draw(st.sampled_from([0.25, 0.5, 1.0])),
+        draw(st.floats(0.0, 1.0)),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fleet=st.integers(1, 3).flatmap(lambda n: st.tuples(*(cars(i) for i in range(n)))),
+    base_steps=st.lists(st.tuples(st.floats(0.0, 15.0), st.floats(0.0, 60.0)), max_size=4),
+    meter_every_s=st.sampled_from([0.25, 0.5, 1.0]),
+    window_s=st.sampled_from([0.0, 0.5, 3.0]),
+    over_limit_at=st.none() | st.floats(0.0, 15.0),
+    lags=st.lists(st.sampled_from([0.0, S / 2, S]), min_size=200, max_size=200),
+    noise=st.lists(st.floats(-NOISE_A, NOISE_A), min_size=200, max_size=200),
+)
+def test_the_estimate_never_reads_low_beyond_the_report_noise(
+    fleet: tuple[Car, ...],
+    base_steps: list[tuple[float, float]],
+    meter_every_s: float,
+    window_s: float,
+    over_limit_at: float | None,
+    lags: list[float],
+    noise: list[float],
+) -> None:
+    """For any building load, cars following their setpoints late (monotonically between two
+    reports), reports off by ≤ 0.1 A and arrival times by ≤ the skew: at every reading the
+    estimate is ≥ the lowest true base load of the readings it plans with − 0.1 A × cars
+    (those of the window, or back to the newest settled one; over the limit, it only rises)."""
+    # A building that steps; the meter and the reports arrive late by up to the skew, each
+    # charger's reports in order (one websocket).
+
+    def base(t: float) -> float:
+        return max([a for at, a in base_steps if at <= t] or [20.0])
+
+    setpoints = SetpointLog()
+    changes = sorted({at for c in fleet for at, _ in c.setpoints})
+    estimate = BaseLoadEstimate(window_s)
+    arrived: list[tuple[float, float]] = []  # (good_at, true base at the sample)
+    for k in range(int(15.0 / meter_every_s)):
+        sampled = k * meter_every_s
+        good_at = sampled + lags[k % len(lags)]
+        for at in [c for c in changes if c <= good_at]:
+            setpoints.record(at, {f"cp-{c.charger}/1": _limit_at(c, at) for c in fleet})
+        changes = [c for c in changes if c > good_at]
+        sessions = [_reported(c, good_at, lags, noise) for c in fleet]
+        site = base(sampled) + sum(c.draw(sampled) for c in fleet)
+        estimate.add(reading(good_at, site))
+        arrived.append((good_at, base(sampled)))
+        over = over_limit_at if over_limit_at is not None and over_limit_at <= good_at else None
+        got = estimate.estimate(sessions, CONFIG, setpoints, over)
+        assert got is not None
+        since = estimate.planned_since(sessions)
+        assert since is not None
+        assert since >= good_at - max(window_s, SETTLED_WITHIN_S)
+        lowest_true = min(b for at, b in arrived if at >= since)
+        assert all(g >= lowest_true - NOISE_A * len(fleet) - 1e-9 for g in got), (sampled, got)
+
+
+def _limit_at(c: Car, at: float) -> float:
+    """The setpoint ``c`` was given at ``at``."""
+    return [a for t, a in c.setpoints if t <= at][-1]
+
+
+def _reported(c: Car, now: float, lags: list[float], noise: list[float]) -> SessionView:
+    """The car's reports that have arrived by ``now`` (the last 8, as the state keeps)."""
+    reports: list[Report] = []
+    n = 0
+    while (sampled := c.report_offset_s + n * c.report_every_s) <= now:
+        arrival = sampled + lags[(n + 7 * c.charger) % len(lags)]
+        arrival = max(arrival, reports[-1][0] if reports else arrival)  # in order
+        if arrival <= now:
+            value = max(c.draw(sampled) + noise[(n + 13 * c.charger) % len(noise)], 0.0)
+            reports.append((arrival, (value, value, value)))
+        n += 1
+    return sess(c.charger, reports[-8:])
