@@ -59,30 +59,45 @@ def draw_floor(
     go down may already have). ``None`` without a report from before: the car had not
     started then, or its history ran out; either way it stays inside the base load.
     """
-    start, end = -1, len(reports)  # the last report before; the first after (if any)
-    for i, (r_at, _) in enumerate(reports):
-        if r_at <= at - skew_s:
-            start = i
-        elif r_at > at + skew_s:
-            end = i
-            break
+    start, end = _span(reports, at, skew_s)
     if start < 0:
         return None
     cap = None
     if end == len(reports) and setpoint_low is not None:
         cap = setpoint_low(reports[start][0] - skew_s, at)
-    return _lowest((values for _, values in reports[start : end + 1]), cap)
+    return _lowest(reports[start : end + 1], cap)
 
 
-def _lowest(candidates: Iterable[PhaseValues], cap: float | None) -> Phases:
-    """Per phase, the lowest value (a phase not reported counts as 0), no higher than ``cap``."""
-    floor = [float("inf")] * 3
-    for values in candidates:
-        for phase, value in enumerate(values[:3]):
-            floor[phase] = min(floor[phase], value or 0.0)
+def _span(reports: Sequence[Report], at: float, skew_s: float) -> tuple[int, int]:
+    """The indices of the last report before ``at`` (-1: none) and of the first after
+    (``len(reports)``: none yet), each beyond the skew."""
+    start, end = -1, len(reports)
+    before, after = at - skew_s, at + skew_s
+    for i, (r_at, _) in enumerate(reports):
+        if r_at <= before:
+            start = i
+        elif r_at > after:
+            end = i
+            break
+    return start, end
+
+
+def _lowest(candidates: Iterable[Report], cap: float | None) -> Phases:
+    """Per phase, the lowest value of the reports (a phase not reported counts as 0), no
+    higher than ``cap``. (Written out per phase: it runs for every car at every reading.)"""
+    a = b = c = float("inf")
+    for _, (v0, v1, v2) in candidates:
+        v0, v1, v2 = v0 or 0.0, v1 or 0.0, v2 or 0.0
+        if v0 < a:
+            a = v0
+        if v1 < b:
+            b = v1
+        if v2 < c:
+            c = v2
     if cap is not None:
-        floor = [min(v, max(cap, 0.0)) for v in floor]
-    return (floor[0], floor[1], floor[2])
+        cap = max(cap, 0.0)
+        a, b, c = min(a, cap), min(b, cap), min(c, cap)
+    return (a, b, c)
 
 
 def draw_floors(
@@ -96,12 +111,13 @@ def draw_floors(
     of the time)."""
     if not reports or not times:
         return [None] * len(times)
-    start = max((i for i, r in enumerate(reports) if r[0] <= times[0] - skew_s), default=0)
+    before = times[0] - skew_s
+    start = next((i for i in range(len(reports) - 1, -1, -1) if reports[i][0] <= before), 0)
     values = reports[start][1]
     if all(r[1] == values for r in reports[start:]):
         cap = setpoint_low(reports[start][0] - skew_s, times[-1]) if setpoint_low else None
         if cap is None or cap >= max(v or 0.0 for v in values):
-            floor = _lowest([values], None)
+            floor = _lowest(reports[start : start + 1], None)
             first_at = reports[0][0]
             return [floor if first_at <= t - skew_s else None for t in times]
     return [draw_floor(reports, t, setpoint_low, skew_s) for t in times]
@@ -148,11 +164,15 @@ class SetpointLog:
         entries = self._log.get(key)
         if not entries:
             return None
-        in_force = [limit for at, limit in entries if start < at <= end]
-        earlier = [limit for at, limit in entries if at <= start]
-        if earlier:
-            in_force.append(earlier[-1])
-        return min(in_force) if in_force else None
+        low = before = None  # the lowest set within (start, end]; the last set by start
+        for at, limit in entries:
+            if at <= start:
+                before = limit
+            elif at <= end and (low is None or limit < low):
+                low = limit
+        if before is not None and (low is None or before < low):
+            low = before
+        return low
 
     def floor_of(self, key: str) -> SetpointFloor:
         """:meth:`lowest` for one session."""
@@ -194,6 +214,7 @@ class BaseLoadEstimate:
         self.window_s = window_s
         self.skew_s = skew_s
         self._readings: deque[MeterView] = deque(maxlen=READINGS_KEPT)
+        self._settled = SettledFloors()
 
     def add(self, view: MeterView) -> None:
         """Keep a good reading (a reading already kept is not added twice)."""
@@ -206,6 +227,7 @@ class BaseLoadEstimate:
         keep_s = max(self.window_s, SETTLED_WITHIN_S)
         while view.good_at - (self._readings[0].good_at or 0.0) > keep_s:
             self._readings.popleft()
+        self._settled.keep(self._readings[0].good_at or 0.0)
 
     def planned_since(self, sessions: Sequence[SessionView]) -> float | None:
         """The time of the oldest reading of the window (``None``: no reading yet); when
@@ -263,13 +285,13 @@ class BaseLoadEstimate:
         bases = dict(
             zip(
                 (id(v) for v in needed),
-                _reading_bases(needed, sessions, config, setpoints, self.skew_s),
+                _reading_bases(needed, sessions, config, setpoints, self.skew_s, self._settled),
                 strict=True,
             )
         )
         terms = [_lowest_of([bases[id(v)] for v in window])]
         if over_limit_since is not None:
-            terms += _reading_bases(window[-1:], sessions, config, None, self.skew_s)
+            terms += _reading_bases(window[-1:], sessions, config, None, self.skew_s, self._settled)
             if run:
                 terms.append(_lowest_of([bases[id(v)] for v in run]))
         return (max(t[0] for t in terms), max(t[1] for t in terms), max(t[2] for t in terms))
@@ -291,27 +313,98 @@ def _thinned(readings: list[MeterView]) -> list[MeterView]:
     return [readings[round(i * step)] for i in range(READINGS_PLANNED)]
 
 
+class SettledFloors:
+    """Each car's floor at each reading once it has *settled*, in site phases.
+
+    A car's floor at a reading has settled once its first report from after the
+    reading (beyond the skew) has arrived: from then on :func:`draw_floor` takes the
+    reports from its last one before the reading to that one after, and no setpoint;
+    later reports and decisions cannot move it. Computing it once per reading, not
+    once per decision, is most of the estimate's cost at depot scale. An entry holds
+    while the session (same transaction) still has the report it starts from: when
+    the history runs past it, the floor is computed anew (and is ``None``, as
+    :func:`draw_floor` says). Also keeps each charger's wiring to site phases for
+    one config.
+    """
+
+    def __init__(self) -> None:
+        self._by_reading: dict[float, dict[str, tuple[int, float, Phases | None]]] = {}
+        self._config: HeadroomConfig | None = None
+        self._wiring: dict[str, tuple[int, ...]] = {}
+
+    def keep(self, oldest_at: float) -> None:
+        """Forget the readings before ``oldest_at`` (they left the estimate)."""
+        for at in [at for at in self._by_reading if at < oldest_at]:
+            del self._by_reading[at]
+
+    def reading(self, at: float) -> dict[str, tuple[int, float, Phases | None]]:
+        """The settled floors of the reading at ``at``, by session key: (transaction id,
+        arrival of the report the floor starts from, floor in site phases or ``None``)."""
+        return self._by_reading.setdefault(at, {})
+
+    def wiring(self, config: HeadroomConfig, charger_id: str) -> tuple[int, ...]:
+        """The site phases of the charger's L1, L2, L3 (all three for an unknown charger)."""
+        if config is not self._config:
+            self._config, self._wiring = config, {}
+        wiring = self._wiring.get(charger_id)
+        if wiring is None:
+            charger = config.charger(charger_id)
+            wiring = self._wiring[charger_id] = charger.site_phases() if charger else (0, 1, 2)
+        return wiring
+
+
+def _settled_floor(
+    reports: Sequence[Report], at: float, skew_s: float
+) -> tuple[float, Phases | None]:
+    """:func:`draw_floor` of a settled reading (a report after ``at + skew_s`` has arrived),
+    and the arrival of the report it starts from (``inf`` when there is none: then the floor
+    is ``None`` for good, since later reports arrive later)."""
+    start, end = _span(reports, at, skew_s)
+    if start < 0:
+        return float("inf"), None
+    return reports[start][0], _lowest(reports[start : end + 1], None)
+
+
+def _in_site_phases(floor: PhaseValues | None, wiring: tuple[int, ...]) -> Phases | None:
+    """A floor per charger phase as amperes per site phase, through the charger's wiring."""
+    if floor is None:
+        return None
+    if wiring == _STRAIGHT:
+        return (floor[0] or 0.0, floor[1] or 0.0, floor[2] or 0.0)
+    out = [0.0, 0.0, 0.0]
+    for charger_phase, value in enumerate(floor):
+        if value and charger_phase < len(wiring):
+            out[wiring[charger_phase]] += value
+    return (out[0], out[1], out[2])
+
+
+_STRAIGHT = (0, 1, 2)
+
+
 def _reading_bases(
     readings: Sequence[MeterView],
     sessions: Sequence[SessionView],
     config: HeadroomConfig,
     setpoints: SetpointLog | None,
     skew_s: float,
+    settled: SettledFloors | None = None,
 ) -> list[Phases]:
-    """:func:`reading_base_a` of each reading, one session at a time."""
+    """:func:`reading_base_a` of each reading, one session at a time; the floors that have
+    settled are taken from (and kept in) ``settled``."""
+    if settled is None:
+        settled = SettledFloors()
     times = [v.good_at if v.good_at is not None else float("-inf") for v in readings]
+    kept = [settled.reading(t) for t in times]
     drawn = [[0.0, 0.0, 0.0] for _ in readings]
     for session in sessions:
-        charger = config.charger(session.charger_id)
-        wiring = charger.site_phases() if charger else (0, 1, 2)
-        floor_of = setpoints.floor_of(session.key) if setpoints else None
-        floors = draw_floors(session.reports, times, floor_of, skew_s)
-        for i, floor in enumerate(floors):
-            if floor is None:
-                continue
-            for charger_phase, value in enumerate(floor):
-                if value and charger_phase < len(wiring):
-                    drawn[i][wiring[charger_phase]] += value
+        wiring = settled.wiring(config, session.charger_id)
+        for sums, floor in zip(
+            drawn, _car_floors(session, times, kept, wiring, setpoints, skew_s), strict=True
+        ):
+            if floor is not None:
+                sums[0] += floor[0]
+                sums[1] += floor[1]
+                sums[2] += floor[2]
     bases = []
     for view, sub in zip(readings, drawn, strict=True):
         load = reading_a(view, config.site.voltage_v)
@@ -319,3 +412,33 @@ def _reading_bases(
             load = [load[p] - sub[p] for p in range(3)]
         bases.append((max(load[0], 0.0), max(load[1], 0.0), max(load[2], 0.0)))
     return bases
+
+
+def _car_floors(
+    session: SessionView,
+    times: Sequence[float],
+    kept: Sequence[dict[str, tuple[int, float, Phases | None]]],
+    wiring: tuple[int, ...],
+    setpoints: SetpointLog | None,
+    skew_s: float,
+) -> list[Phases | None]:
+    """One car's floor at each of ``times`` (ascending) in site phases: those that have
+    settled from ``kept`` (each time's settled floors) or computed once and kept there, the
+    others by :func:`draw_floors` with the setpoints."""
+    key, transaction_id, reports = session.key, session.transaction_id, session.reports
+    first_at = reports[0][0] if reports else float("inf")
+    last_at = reports[-1][0] if reports else float("-inf")
+    floors: list[Phases | None] = []
+    for t, kept_at_t in zip(times, kept, strict=True):
+        if not last_at > t + skew_s:  # not settled, nor is any later time
+            break
+        hit = kept_at_t.get(key)
+        if hit is None or hit[0] != transaction_id or first_at > hit[1]:
+            start_at, floor = _settled_floor(reports, t, skew_s)
+            hit = kept_at_t[key] = (transaction_id, start_at, _in_site_phases(floor, wiring))
+        floors.append(hit[2])
+    if len(floors) < len(times):
+        floor_of = setpoints.floor_of(key) if setpoints else None
+        unsettled = draw_floors(reports, times[len(floors) :], floor_of, skew_s)
+        floors += [_in_site_phases(floor, wiring) for floor in unsettled]
+    return floors

@@ -3,7 +3,7 @@ the window, and the guarantee that it never reads low by more than the reports' 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -381,3 +381,50 @@ def _reported(c: Car, now: float, lags: list[float], noise: list[float]) -> Sess
             reports.append((arrival, (value, value, value)))
         n += 1
     return sess(c.charger, reports[-8:])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    fleet=st.integers(1, 3).flatmap(lambda n: st.tuples(*(cars(i) for i in range(n)))),
+    meter_every_s=st.sampled_from([0.25, 0.5, 1.0]),
+    window_s=st.sampled_from([0.0, 0.5, 3.0]),
+    over_limit_at=st.none() | st.floats(0.0, 15.0),
+    restart_at=st.none() | st.floats(2.0, 12.0),
+    lags=st.lists(st.sampled_from([0.0, S / 2, S]), min_size=200, max_size=200),
+    noise=st.lists(st.floats(-NOISE_A, NOISE_A), min_size=200, max_size=200),
+)
+def test_floors_kept_between_decisions_change_no_estimate(
+    fleet: tuple[Car, ...],
+    meter_every_s: float,
+    window_s: float,
+    over_limit_at: float | None,
+    restart_at: float | None,
+    lags: list[float],
+    noise: list[float],
+) -> None:
+    """An estimate kept from decision to decision (it keeps each car's settled floors) gives,
+    at every decision, exactly what a new estimate over the same readings gives: through
+    histories that run out and a session that ends and starts anew on the same connector."""
+    setpoints = SetpointLog()
+    changes = sorted({at for c in fleet for at, _ in c.setpoints})
+    kept = BaseLoadEstimate(window_s)
+    readings: list[MeterView] = []
+    for k in range(int(15.0 / meter_every_s)):
+        good_at = k * meter_every_s + lags[k % len(lags)]
+        for at in [c for c in changes if c <= good_at]:
+            setpoints.record(at, {f"cp-{c.charger}/1": _limit_at(c, at) for c in fleet})
+        changes = [c for c in changes if c > good_at]
+        sessions = [_reported(c, good_at, lags, noise) for c in fleet]
+        if restart_at is not None and good_at >= restart_at:  # cp-0 ends, a new session starts
+            later = tuple(r for r in sessions[0].reports if r[0] > restart_at)
+            sessions[0] = replace(sessions[0], transaction_id=99, reports=later)
+        site = 20.0 + sum(c.draw(k * meter_every_s) for c in fleet)
+        readings.append(reading(good_at, site))
+        kept.add(readings[-1])
+        fresh = BaseLoadEstimate(window_s)
+        for view in readings:
+            fresh.add(view)
+        over = over_limit_at if over_limit_at is not None and over_limit_at <= good_at else None
+        assert kept.estimate(sessions, CONFIG, setpoints, over) == fresh.estimate(
+            sessions, CONFIG, setpoints, over
+        )
