@@ -485,7 +485,10 @@ class HeadroomConfig(_Strict):
 
     def charger(self, charger_id: str) -> ChargerSettings | None:
         """The settings of a configured charger (a dict lookup: the loop asks per session)."""
-        index = self._charger_index
+        # Read the private attribute from pydantic's own dict: ``self._charger_index`` goes
+        # through the model's ``__getattr__`` (~2 µs), and the loop asks per session.
+        private = self.__pydantic_private__
+        index = private.get("_charger_index") if private is not None else None
         if index is None or index[0] is not self.chargers:  # model_copy may swap the list
             index = self._charger_index = (self.chargers, {c.id: c for c in self.chargers})
         return index[1].get(charger_id)
