@@ -36,16 +36,18 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (
+    GcProbe,
     LagProbe,
     Profile,
     configure_logs,
@@ -127,13 +129,40 @@ async def library_fanout(under: OcppUnderTest, ids: list[str], limit_a: float) -
     return elapsed
 
 
+@dataclass
+class Fanouts:
+    """Each fan-out's wall time and this process's CPU time over it, in seconds."""
+
+    library_s: list[float]
+    raw_s: list[float]
+    library_cpu_s: list[float]
+    raw_cpu_s: list[float]
+    library_gc: GcProbe = field(default_factory=GcProbe)
+    raw_gc: GcProbe = field(default_factory=GcProbe)
+
+
+async def _timed_cpu(work: Any, cpu: list[float], gc_probe: GcProbe) -> float:
+    """Await ``work`` (a coroutine returning seconds); its process CPU time goes to ``cpu``,
+    the collector's pauses meanwhile to ``gc_probe``."""
+    gc_probe.start()
+    cpu0 = time.process_time()
+    try:
+        elapsed: float = await work
+    finally:
+        cpu.append(time.process_time() - cpu0)
+        gc_probe.stop()
+    return elapsed
+
+
 async def measure_fanout(
     under: OcppUnderTest | BareUnderTest, repeats: int, gap_s: float, profile: Profile
-) -> tuple[list[float], list[float]]:
-    """(library times, raw-frame times), interleaved so both see the same load.
+) -> Fanouts:
+    """Library and raw-frame fan-outs, interleaved so both see the same load.
 
     On the bare server there is no library: only raw frames. The profile covers
-    the library fan-outs (the raw ones on the bare server).
+    the library fan-outs (the raw ones on the bare server). The CPU time is the
+    whole process's (every thread) from the first frame to the last answer, the
+    MeterValues that arrive meanwhile included.
     """
     library = under if isinstance(under, OcppUnderTest) else None
     ids = sorted(under.transactions)
@@ -142,27 +171,37 @@ async def measure_fanout(
     else:
         assert isinstance(under, BareUnderTest)
         raw = under.raw_fanout()
-    library_s: list[float] = []
-    raw_s: list[float] = []
+    out = Fanouts([], [], [], [])
     for r in range(repeats):
         limit_a = 15.0 if r % 2 else 16.0  # a real change each time
         if library is not None:
             with profile.window():
-                library_s.append(await library_fanout(library, ids, limit_a))
+                work = library_fanout(library, ids, limit_a)
+                out.library_s.append(await _timed_cpu(work, out.library_cpu_s, out.library_gc))
             await asyncio.sleep(gap_s)
         with profile.window() if library is None else contextlib.nullcontext():
-            raw_s.append(await raw.run(limit_a - 0.5))
+            raw_run = raw.run(limit_a - 0.5)
+            out.raw_s.append(await _timed_cpu(raw_run, out.raw_cpu_s, out.raw_gc))
         await asyncio.sleep(gap_s)
-        lib = f"library {library_s[-1] * 1000:.0f} ms, " if library else ""
-        print(f"  repeat {r + 1}: {lib}raw frames {raw_s[-1] * 1000:.0f} ms")
-    return library_s, raw_s
+        lib = (
+            f"library {out.library_s[-1] * 1000:.0f} ms ({out.library_cpu_s[-1] * 1000:.0f} ms "
+            "CPU), "
+            if library
+            else ""
+        )
+        print(
+            f"  repeat {r + 1}: {lib}raw frames {out.raw_s[-1] * 1000:.0f} ms "
+            f"({out.raw_cpu_s[-1] * 1000:.0f} ms CPU)"
+        )
+    return out
 
 
 # --- the run ------------------------------------------------------------------
 
 
-def report_fanout(library_s: list[float], raw_s: list[float], chargers: int) -> None:
-    """Print the fan-out figures and their ratio to the floor."""
+def report_fanout(fanouts: Fanouts, chargers: int) -> None:
+    """Print the fan-out figures, their ratio to the floor, and the CPU time they took."""
+    library_s, raw_s = fanouts.library_s, fanouts.raw_s
     if library_s:
         print(f"(b) fan-out to {chargers} through set_profile(): {summary_ms(library_s)}")
     print(f"    raw JSON frames on the same connections:   {summary_ms(raw_s)}")
@@ -170,6 +209,10 @@ def report_fanout(library_s: list[float], raw_s: list[float], chargers: int) -> 
         median = statistics.median(library_s) / statistics.median(raw_s)
         p99 = percentile(library_s, 0.99) / percentile(raw_s, 0.99)
         print(f"    ratio library/floor: median {median:.2f}, p99 {p99:.2f}")
+        print(f"    CPU of this process per fan-out, library: {summary_ms(fanouts.library_cpu_s)}")
+        print(f"    collector during the library fan-outs: {fanouts.library_gc.summary()}")
+    print(f"    CPU of this process per fan-out, raw frames: {summary_ms(fanouts.raw_cpu_s)}")
+    print(f"    collector during the raw fan-outs: {fanouts.raw_gc.summary()}")
 
 
 def _rtt(records_rtt: list[float]) -> tuple[float, float]:
@@ -216,11 +259,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         results["ingestion"] = ingestion.__dict__
         if not isinstance(under, SiteUnderTest) and args.repeats > 0:
             profile = Profile(args.profile, f"{profile_out}.fanout")
-            library_s, raw_s = await measure_fanout(under, args.repeats, args.gap, profile)
+            fanouts = await measure_fanout(under, args.repeats, args.gap, profile)
             profile.save()
-            results["fanout_library_s"] = library_s
-            results["fanout_raw_s"] = raw_s
-            report_fanout(library_s, raw_s, args.chargers)
+            results["fanout_library_s"] = fanouts.library_s
+            results["fanout_raw_s"] = fanouts.raw_s
+            results["fanout_library_cpu_s"] = fanouts.library_cpu_s
+            results["fanout_raw_cpu_s"] = fanouts.raw_cpu_s
+            report_fanout(fanouts, args.chargers)
     finally:
         try:
             records = await fleet.stop()
@@ -265,6 +310,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['libs']}")
     print(f"load average before: {m['loadavg']}")
     results = asyncio.run(run(args))
+    results["loadavg_after"] = os.getloadavg()
+    print(f"load average after: {results['loadavg_after']}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['libs']}")
     print(f"load average before: {m['loadavg']}")
     results = asyncio.run(run(args))
+    print(f"load average after: {results['machine']['loadavg']}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

@@ -136,6 +136,10 @@ class GcProbe:
     def stop(self) -> str:
         """Stop; a line per generation: count, total and longest pause."""
         gc.callbacks.remove(self._callback)
+        return self.summary()
+
+    def summary(self) -> str:
+        """A line per generation: count and longest pause (over every start–stop so far)."""
         return "; ".join(
             f"gen{g}: {len(p)} collections, longest {max(p, default=0.0) * 1000:.1f} ms"
             for g, p in self.pauses_s.items()

@@ -1,4 +1,5 @@
-"""The cycle collector is held off during a decision and its writes, and always comes back."""
+"""The cycle collector is held off during a decision and its writes, and while setpoint calls
+wait for their answers; it always comes back, at the latest after HOLD_MAX_S."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from controller.collector import held_until_frames_written
+from controller import collector
+from controller.collector import held_until_answered, held_until_frames_written
 from hil.ev import EV
 from tests.rig import rig, until
 
@@ -65,6 +67,54 @@ def test_without_an_event_loop_the_collector_is_back_at_the_end() -> None:
 def test_an_error_in_the_block_still_releases() -> None:
     with pytest.raises(ZeroDivisionError), held_until_frames_written():
         _ = 1 / 0
+    assert gc.isenabled()
+
+
+async def test_held_while_calls_wait_for_answers_back_when_the_last_is_answered() -> None:
+    answers = [asyncio.get_running_loop().create_future() for _ in range(3)]
+
+    async def call(answer: asyncio.Future[None]) -> None:
+        with held_until_answered():
+            await answer
+
+    calls = [asyncio.ensure_future(call(a)) for a in answers]
+    await asyncio.sleep(0)
+    for answer in answers[:2]:
+        answer.set_result(None)
+    await asyncio.sleep(0)
+    assert not gc.isenabled()  # one call still waits
+    answers[2].set_result(None)
+    await asyncio.gather(*calls)
+    assert gc.isenabled()
+
+
+async def test_a_call_cancelled_while_it_waits_releases() -> None:
+    async def call() -> None:
+        with held_until_answered():
+            await asyncio.sleep(10)
+
+    task = asyncio.ensure_future(call())
+    await asyncio.sleep(0)
+    assert not gc.isenabled()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert gc.isenabled()
+
+
+async def test_holds_that_last_too_long_let_the_collector_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A charger that never answers (or calls always in flight) must not stop it for good."""
+    monkeypatch.setattr(collector, "HOLD_MAX_S", 0.05)
+    with held_until_answered():
+        assert not gc.isenabled()
+        await asyncio.sleep(0.1)
+        assert gc.isenabled()
+        with held_until_answered():  # a call starting now does not hold it off again
+            assert gc.isenabled()
+    with held_until_answered():  # a new stretch of holds does
+        assert not gc.isenabled()
     assert gc.isenabled()
 
 

@@ -13,6 +13,7 @@ import structlog
 from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError
 from websockets.exceptions import ConnectionClosed
 
+from controller.collector import held_until_answered
 from controller.model import CommandResult, CommandStatus, ProfileCommand
 from controller.ocpp.router import GuardedChargePoint, LinkClosed
 
@@ -22,7 +23,10 @@ async def send_profile(
 ) -> tuple[CommandStatus, str]:
     """Send one SetChargingProfile; its outcome as a status and a detail. Never raises."""
     try:
-        response = await link.request("SetChargingProfile", payload, timeout_s)
+        # A fan-out to every charger is a thousand of these at once: the collector waits
+        # until they are answered (controller/collector.py).
+        with held_until_answered():
+            response = await link.request("SetChargingProfile", payload, timeout_s)
     except TimeoutError:
         return CommandStatus.TIMEOUT, f"no answer within {timeout_s} s"
     except (ConnectionClosed, LinkClosed):
@@ -46,9 +50,11 @@ def recorded(
     detail: str,
     latency_s: float,
 ) -> CommandResult:
-    """The command's result, logged (a warning unless accepted)."""
+    """The command's result, logged: a warning unless accepted, else at debug (the
+    dispatcher logs every setpoint and fail-safe with its result at info; a second line per
+    command cost a fan-out to 1,000 chargers ~12 ms)."""
     result = CommandResult(command, status, latency_s, detail)
-    (log.info if result.ok else log.warning)(
+    (log.debug if result.ok else log.warning)(
         "set_charging_profile",
         connector_id=command.connector_id,
         purpose=command.purpose.value,
