@@ -1,37 +1,47 @@
 """The non-controllable load of a metered node, from its readings and the chargers' reports. Pure.
 
 The meter reads the building plus every car at its own instant; each charger
-reports its draw at others. This module bounds what each car drew at each
-reading from below (:func:`draw_floor`), so a reading's base load
+reports its draw at others. Each car's draw at each reading is bounded from
+below (:func:`~controller.car_floors.draw_floor`), so a reading's base load
 (meter − Σ floors) can be high when a car moved around it but never low, and
-plans with the lowest reading of the window (:class:`BaseLoadEstimate`): a
-car's movement pushes single readings up, never the estimate. The reasoning,
-the guarantee and what it does not cover: docs/architecture.md, "The
-base-load estimate".
+this module plans with the lowest reading of the window
+(:class:`BaseLoadEstimate`): a car's movement pushes single readings up, never
+the estimate. The reasoning, the guarantee and what it does not cover:
+docs/architecture.md, "The base-load estimate".
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Sequence
 
+from controller.car_floors import (
+    REPORT_SKEW_S,
+    Phases,
+    Report,
+    SetpointLog,
+    SettledFloors,
+    car_floors,
+    draw_floor,
+    draw_floors,
+)
 from controller.config import HeadroomConfig
 from controller.meter_book import MeterView
-from controller.model import PhaseValues
 from controller.node_modes import node_load_a, reading_a
 from controller.state import SessionView
 
-Phases = tuple[float, float, float]
-Report = tuple[float, PhaseValues]
-"""A charger's report: (controller-clock arrival time, draw per charger phase)."""
-
-REPORT_SKEW_S = 0.2
-"""How far a report's and a reading's arrival times may misorder them: both are stamped on
-arrival, after their own transport and event-loop delays. A report this close to a reading
-may have been measured on either side of it."""
-
-SETPOINTS_KEPT = 16
-"""Setpoint changes kept per session: far more than fit between two reports."""
+__all__ = [
+    "READINGS_KEPT",
+    "REPORT_SKEW_S",
+    "SETTLED_WITHIN_S",
+    "BaseLoadEstimate",
+    "Phases",
+    "Report",
+    "SetpointLog",
+    "draw_floor",
+    "draw_floors",
+    "reading_base_a",
+]
 
 READINGS_KEPT = 64
 """Readings kept per node at most (a 15 s window at one decision every 0.25 s)."""
@@ -39,144 +49,6 @@ READINGS_KEPT = 64
 SETTLED_WITHIN_S = 10.0
 """How far back the window reaches for a settled reading: OCPP's default MeterValues
 interval, the slowest report this estimate waits for."""
-
-SetpointFloor = Callable[[float, float], float | None]
-"""The lowest setpoint a session was allowed between two instants (None: none known)."""
-
-
-def draw_floor(
-    reports: Sequence[Report],
-    at: float,
-    setpoint_low: SetpointFloor | None = None,
-    skew_s: float = REPORT_SKEW_S,
-) -> PhaseValues | None:
-    """The least a charger can have drawn at ``at``, per charger phase.
-
-    The lowest of: its last report from before ``at − skew_s``, every report within
-    ``skew_s`` of ``at``, and the first report after ``at + skew_s`` (a car moves
-    monotonically between two reports). Until that report after has arrived, also no
-    more than the lowest setpoint in force since the last report before (a car told to
-    go down may already have). ``None`` without a report from before: the car had not
-    started then, or its history ran out; either way it stays inside the base load.
-    """
-    start, end = _span(reports, at, skew_s)
-    if start < 0:
-        return None
-    cap = None
-    if end == len(reports) and setpoint_low is not None:
-        cap = setpoint_low(reports[start][0] - skew_s, at)
-    return _lowest(reports[start : end + 1], cap)
-
-
-def _span(reports: Sequence[Report], at: float, skew_s: float) -> tuple[int, int]:
-    """The indices of the last report before ``at`` (-1: none) and of the first after
-    (``len(reports)``: none yet), each beyond the skew."""
-    start, end = -1, len(reports)
-    before, after = at - skew_s, at + skew_s
-    for i, (r_at, _) in enumerate(reports):
-        if r_at <= before:
-            start = i
-        elif r_at > after:
-            end = i
-            break
-    return start, end
-
-
-def _lowest(candidates: Iterable[Report], cap: float | None) -> Phases:
-    """Per phase, the lowest value of the reports (a phase not reported counts as 0), no
-    higher than ``cap``. (Written out per phase: it runs for every car at every reading.)"""
-    a = b = c = float("inf")
-    for _, (v0, v1, v2) in candidates:
-        v0, v1, v2 = v0 or 0.0, v1 or 0.0, v2 or 0.0
-        if v0 < a:
-            a = v0
-        if v1 < b:
-            b = v1
-        if v2 < c:
-            c = v2
-    if cap is not None:
-        cap = max(cap, 0.0)
-        a, b, c = min(a, cap), min(b, cap), min(c, cap)
-    return (a, b, c)
-
-
-def draw_floors(
-    reports: Sequence[Report],
-    times: Sequence[float],
-    setpoint_low: SetpointFloor | None = None,
-    skew_s: float = REPORT_SKEW_S,
-) -> list[PhaseValues | None]:
-    """:func:`draw_floor` at each of ``times`` (ascending), in one step for a car whose
-    reports over those times are all alike and that was offered no less (most cars, most
-    of the time)."""
-    if not reports or not times:
-        return [None] * len(times)
-    before = times[0] - skew_s
-    start = next((i for i in range(len(reports) - 1, -1, -1) if reports[i][0] <= before), 0)
-    values = reports[start][1]
-    if all(r[1] == values for r in reports[start:]):
-        cap = setpoint_low(reports[start][0] - skew_s, times[-1]) if setpoint_low else None
-        if cap is None or cap >= max(v or 0.0 for v in values):
-            floor = _lowest(reports[start : start + 1], None)
-            first_at = reports[0][0]
-            return [floor if first_at <= t - skew_s else None for t in times]
-    return [draw_floor(reports, t, setpoint_low, skew_s) for t in times]
-
-
-class SetpointLog:
-    """The lowest limit each session's charger may offer, from each decision on (pure).
-
-    A decision's target may be offered from the moment it is sent; until the charger
-    accepts an increase, the lower limit it holds may still be offered.
-    """
-
-    def __init__(self) -> None:
-        self._log: dict[str, deque[tuple[float, float]]] = {}
-        self._targets: dict[str, float] = {}
-
-    def record(
-        self, at: float, targets_a: Mapping[str, float], held_a: Mapping[str, float] | None = None
-    ) -> None:
-        """From ``at`` on, each session may be offered as little as the lower of its new
-        target and what its charger holds (``held_a``); ended sessions are forgotten."""
-        held_a = held_a or {}
-        for key in set(self._log) - set(targets_a):
-            del self._log[key]
-        self._targets = dict(targets_a)
-        for key, target_a in targets_a.items():
-            self._append(key, at, min(target_a, held_a.get(key, target_a)))
-
-    def accepted(self, held: Mapping[str, tuple[float, float]]) -> None:
-        """``held``: by session, (when, limit) its charger last accepted. A charger that
-        accepted the latest target offers no less from then on (the increase it waited for)."""
-        for key, (at, limit_a) in held.items():
-            entries = self._log.get(key)
-            if entries and self._targets.get(key) == limit_a and at > entries[-1][0]:
-                self._append(key, at, limit_a)
-
-    def _append(self, key: str, at: float, limit_a: float) -> None:
-        entries = self._log.setdefault(key, deque(maxlen=SETPOINTS_KEPT))
-        if not entries or entries[-1][1] != limit_a:
-            entries.append((at, limit_a))
-
-    def lowest(self, key: str, start: float, end: float) -> float | None:
-        """The lowest limit in force for ``key`` at any time in [``start``, ``end``]."""
-        entries = self._log.get(key)
-        if not entries:
-            return None
-        low = before = None  # the lowest set within (start, end]; the last set by start
-        for at, limit in entries:
-            if at <= start:
-                before = limit
-            elif at <= end and (low is None or limit < low):
-                low = limit
-        if before is not None and (low is None or before < low):
-            low = before
-        return low
-
-    def floor_of(self, key: str) -> SetpointFloor:
-        """:meth:`lowest` for one session."""
-        return lambda start, end: self.lowest(key, start, end)
 
 
 def reading_base_a(
@@ -313,74 +185,6 @@ def _thinned(readings: list[MeterView]) -> list[MeterView]:
     return [readings[round(i * step)] for i in range(READINGS_PLANNED)]
 
 
-class SettledFloors:
-    """Each car's floor at each reading once it has *settled*, in site phases.
-
-    A car's floor at a reading has settled once its first report from after the
-    reading (beyond the skew) has arrived: from then on :func:`draw_floor` takes the
-    reports from its last one before the reading to that one after, and no setpoint;
-    later reports and decisions cannot move it. Computing it once per reading, not
-    once per decision, is most of the estimate's cost at depot scale. An entry holds
-    while the session (same transaction) still has the report it starts from: when
-    the history runs past it, the floor is computed anew (and is ``None``, as
-    :func:`draw_floor` says). Also keeps each charger's wiring to site phases for
-    one config.
-    """
-
-    def __init__(self) -> None:
-        self._by_reading: dict[float, dict[str, tuple[int, float, Phases | None]]] = {}
-        self._config: HeadroomConfig | None = None
-        self._wiring: dict[str, tuple[int, ...]] = {}
-
-    def keep(self, oldest_at: float) -> None:
-        """Forget the readings before ``oldest_at`` (they left the estimate)."""
-        for at in [at for at in self._by_reading if at < oldest_at]:
-            del self._by_reading[at]
-
-    def reading(self, at: float) -> dict[str, tuple[int, float, Phases | None]]:
-        """The settled floors of the reading at ``at``, by session key: (transaction id,
-        arrival of the report the floor starts from, floor in site phases or ``None``)."""
-        return self._by_reading.setdefault(at, {})
-
-    def wiring(self, config: HeadroomConfig, charger_id: str) -> tuple[int, ...]:
-        """The site phases of the charger's L1, L2, L3 (all three for an unknown charger)."""
-        if config is not self._config:
-            self._config, self._wiring = config, {}
-        wiring = self._wiring.get(charger_id)
-        if wiring is None:
-            charger = config.charger(charger_id)
-            wiring = self._wiring[charger_id] = charger.site_phases() if charger else (0, 1, 2)
-        return wiring
-
-
-def _settled_floor(
-    reports: Sequence[Report], at: float, skew_s: float
-) -> tuple[float, Phases | None]:
-    """:func:`draw_floor` of a settled reading (a report after ``at + skew_s`` has arrived),
-    and the arrival of the report it starts from (``inf`` when there is none: then the floor
-    is ``None`` for good, since later reports arrive later)."""
-    start, end = _span(reports, at, skew_s)
-    if start < 0:
-        return float("inf"), None
-    return reports[start][0], _lowest(reports[start : end + 1], None)
-
-
-def _in_site_phases(floor: PhaseValues | None, wiring: tuple[int, ...]) -> Phases | None:
-    """A floor per charger phase as amperes per site phase, through the charger's wiring."""
-    if floor is None:
-        return None
-    if wiring == _STRAIGHT:
-        return (floor[0] or 0.0, floor[1] or 0.0, floor[2] or 0.0)
-    out = [0.0, 0.0, 0.0]
-    for charger_phase, value in enumerate(floor):
-        if value and charger_phase < len(wiring):
-            out[wiring[charger_phase]] += value
-    return (out[0], out[1], out[2])
-
-
-_STRAIGHT = (0, 1, 2)
-
-
 def _reading_bases(
     readings: Sequence[MeterView],
     sessions: Sequence[SessionView],
@@ -399,7 +203,7 @@ def _reading_bases(
     for session in sessions:
         wiring = settled.wiring(config, session.charger_id)
         for sums, floor in zip(
-            drawn, _car_floors(session, times, kept, wiring, setpoints, skew_s), strict=True
+            drawn, car_floors(session, times, kept, wiring, setpoints, skew_s), strict=True
         ):
             if floor is not None:
                 sums[0] += floor[0]
@@ -412,33 +216,3 @@ def _reading_bases(
             load = [load[p] - sub[p] for p in range(3)]
         bases.append((max(load[0], 0.0), max(load[1], 0.0), max(load[2], 0.0)))
     return bases
-
-
-def _car_floors(
-    session: SessionView,
-    times: Sequence[float],
-    kept: Sequence[dict[str, tuple[int, float, Phases | None]]],
-    wiring: tuple[int, ...],
-    setpoints: SetpointLog | None,
-    skew_s: float,
-) -> list[Phases | None]:
-    """One car's floor at each of ``times`` (ascending) in site phases: those that have
-    settled from ``kept`` (each time's settled floors) or computed once and kept there, the
-    others by :func:`draw_floors` with the setpoints."""
-    key, transaction_id, reports = session.key, session.transaction_id, session.reports
-    first_at = reports[0][0] if reports else float("inf")
-    last_at = reports[-1][0] if reports else float("-inf")
-    floors: list[Phases | None] = []
-    for t, kept_at_t in zip(times, kept, strict=True):
-        if not last_at > t + skew_s:  # not settled, nor is any later time
-            break
-        hit = kept_at_t.get(key)
-        if hit is None or hit[0] != transaction_id or first_at > hit[1]:
-            start_at, floor = _settled_floor(reports, t, skew_s)
-            hit = kept_at_t[key] = (transaction_id, start_at, _in_site_phases(floor, wiring))
-        floors.append(hit[2])
-    if len(floors) < len(times):
-        floor_of = setpoints.floor_of(key) if setpoints else None
-        unsettled = draw_floors(reports, times[len(floors) :], floor_of, skew_s)
-        floors += [_in_site_phases(floor, wiring) for floor in unsettled]
-    return floors
