@@ -8,6 +8,7 @@ a typo is an error, never a silently ignored setting.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -223,8 +224,15 @@ class ChargerSettings(_Strict):
 
     def site_phases(self) -> tuple[int, ...]:
         """The site phases (0=L1) that this charger's L1, L2, L3 are wired to."""
-        wired = tuple(int(self.phase_rotation[i + 1]) - 1 for i in range(0, 6, 2))
-        return wired[: self.phases]
+        return _wiring(self.phase_rotation, self.phases)
+
+
+@functools.cache
+def _wiring(phase_rotation: str, phases: int) -> tuple[int, ...]:
+    """The site phases of a charger's phases, from its rotation (once per rotation: the
+    loop asks per session per decision)."""
+    wired = tuple(int(phase_rotation[i + 1]) - 1 for i in range(0, 6, 2))
+    return wired[:phases]
 
 
 class GroupSettings(_Strict):

@@ -414,15 +414,15 @@ def decide(
     by_key = {s.key: s for s in snapshot.sessions}
     targets = {
         key: Target(
-            by_key[key].charger_id,
-            by_key[key].connector_id,
-            by_key[key].transaction_id,
+            s.charger_id,
+            s.connector_id,
+            s.transaction_id,
             entry.current_a,
             entry.reason,
-            by_key[key].started_at,
+            s.started_at,
         )
         for key, entry in allocation.connectors.items()
-        if key in by_key
+        if (s := by_key.get(key)) is not None
     }
     for key, session in ignored.items():
         why = OVERDRAWS

@@ -91,6 +91,8 @@ def session_modes(
     sessions: Iterable[SessionView], config: HeadroomConfig, modes: Mapping[str, NodeMode]
 ) -> dict[str, NodeMode]:
     """Each session's mode from the metered groups above it (site mode not included)."""
+    if not modes:  # no group has a meter of its own (most sites): every session is normal
+        return {s.key: worst(()) for s in sessions}
     return {
         s.key: worst(modes[n] for n in nodes_above(config, s.charger_id) if n in modes)
         for s in sessions

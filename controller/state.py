@@ -147,6 +147,8 @@ class _Charger:
 
     def external_limit_a(self, evse_id: int) -> float | None:
         """The lowest limit in force on ``evse_id`` (0 = the whole charger)."""
+        if not self.external_limits_a:  # the usual case, asked per session per decision
+            return None
         limits = [a for (evse, _), a in self.external_limits_a.items() if evse == evse_id]
         return min(limits) if limits else None
 
