@@ -176,6 +176,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     gc.collect()
     gc.freeze()  # as the service does once it is steady
     profile = Profile(args.profile, args.profile_out or "/tmp/bench-decision-profile")
+    collections0 = [g["collections"] for g in gc.get_stats()]
     with profile.window():
         for _ in range(args.cycles):
             bench.base_a = BASE_LOW_A + args.chargers * STEP_A
@@ -185,6 +186,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(3):
                 await bench.second(record=True)
     profile.save()
+    collections = [
+        g["collections"] - c0 for g, c0 in zip(gc.get_stats(), collections0, strict=True)
+    ]
+    print(
+        f"cycle collections over the {args.cycles * 6} simulated seconds: "
+        + ", ".join(f"gen{g}: {n}" for g, n in enumerate(collections))
+    )
     return {kind: bench.samples[kind] for kind in ("urgent", "tick")}
 
 
