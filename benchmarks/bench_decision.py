@@ -97,13 +97,7 @@ class DecisionBench:
         self.config = bench_config(1, chargers)
         self.clock = ManualClock(start=1000.0)
         config = self.config
-        self.state = SiteState(
-            config.control,
-            config.meter_max_step_a(),
-            config.meter_specs(),
-            config.site.id,
-            lambda: self.clock.now().timestamp(),
-        )
+        self.state = SiteState.for_site(config, lambda: self.clock.now().timestamp())
         self.links = {f"cp-{i}": AcceptingLink(f"cp-{i}") for i in range(chargers)}
         self.dispatcher = Dispatcher(
             links=self.links.get,

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 HOLD_MAX_S = 1.0
 """The longest the collector is held off at a stretch: a fan-out to 1,000 chargers is
@@ -35,38 +35,39 @@ _expiry: asyncio.TimerHandle | None = None  # ends a hold that lasts too long
 _overdue = False  # the current stretch of holds lasted HOLD_MAX_S: the collector runs
 
 
-@contextmanager
-def held_until_frames_written() -> Iterator[None]:
+def held_until_frames_written() -> AbstractContextManager[None]:
     """Hold the collector off for the block and the event loop's next pass.
 
     The dispatcher's tasks write their frames in that next pass; the collector
     is enabled again by a callback queued behind them. If the collector was
     already disabled (by the embedding application), it is left alone.
     """
-    if not _hold():
-        yield
-        return
-    try:
-        yield
-    finally:
-        try:
-            asyncio.get_running_loop().call_soon(_release)
-        except RuntimeError:  # no event loop: nothing is written later
-            _release()
+    return _held(_release_after_next_pass)
 
 
-@contextmanager
-def held_until_answered() -> Iterator[None]:
+def held_until_answered() -> AbstractContextManager[None]:
     """Hold the collector off for the block: a call from its frame to its answer.
 
     Left alone if the collector was already disabled by the embedding application.
     """
+    return _held(_release)
+
+
+@contextmanager
+def _held(release: Callable[[], None]) -> Iterator[None]:
     if not _hold():
         yield
         return
     try:
         yield
     finally:
+        release()
+
+
+def _release_after_next_pass() -> None:
+    try:
+        asyncio.get_running_loop().call_soon(_release)
+    except RuntimeError:  # no event loop: nothing is written later
         _release()
 
 

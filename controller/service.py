@@ -83,13 +83,7 @@ class SiteController:
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.state = SiteState(
-            config.control,
-            config.meter_max_step_a(),
-            config.meter_specs(),
-            config.site.id,
-            lambda: self.clock.now().timestamp(),
-        )
+        self.state = SiteState.for_site(config, lambda: self.clock.now().timestamp())
         self.metrics = SiteMetrics(config)
         self.audit = (
             AuditLog(config.audit.path, config.site.id, config.audit.fsync)

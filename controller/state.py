@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import structlog
 
-from controller.config import ControlSettings
+from controller.config import ControlSettings, HeadroomConfig
 from controller.learning import EvBelief, observe
 from controller.meter_book import ANY_METER, MeterBook, MeterView
 from controller.meters.node_settings import MeterSpec
@@ -211,6 +211,13 @@ class SiteState:
         self._meters = MeterBook(specs, control.meter_frozen_s)
         self._wall = wall
         self.problems: list[str] = []
+
+    @classmethod
+    def for_site(cls, config: HeadroomConfig, wall: Callable[[], float]) -> SiteState:
+        """The state of ``config``'s site, its meters as configured; ``wall`` gives UNIX time."""
+        return cls(
+            config.control, config.meter_max_step_a(), config.meter_specs(), config.site.id, wall
+        )
 
     def _charger(self, charger_id: str) -> _Charger:
         return self._chargers.setdefault(charger_id, _Charger())
