@@ -104,9 +104,14 @@ def draw_floors(
     before = times[0] - skew_s
     start = next((i for i in range(len(reports) - 1, -1, -1) if reports[i][0] <= before), 0)
     values = reports[start][1]
-    if all(r[1] == values for r in reports[start:]):
+    alike = True
+    for i in range(start + 1, len(reports)):
+        if reports[i][1] != values:
+            alike = False
+            break
+    if alike:
         cap = setpoint_low(reports[start][0] - skew_s, times[-1]) if setpoint_low else None
-        if cap is None or cap >= max(v or 0.0 for v in values):
+        if cap is None or cap >= max(values[0] or 0.0, values[1] or 0.0, values[2] or 0.0):
             floor = _lowest(reports[start : start + 1], None)
             first_at = reports[0][0]
             return [floor if first_at <= t - skew_s else None for t in times]
@@ -209,16 +214,18 @@ class SettledFloors:
         return wiring
 
 
-def _settled_floor(
-    reports: Sequence[Report], at: float, skew_s: float
-) -> tuple[float, Phases | None]:
-    """:func:`draw_floor` of a settled reading (a report after ``at + skew_s`` has arrived),
-    and the arrival of the report it starts from (``inf`` when there is none: then the floor
-    is ``None`` for good, since later reports arrive later)."""
-    start, end = _span(reports, at, skew_s)
+def _settled_entry(
+    reports: Sequence[Report], span: tuple[int, int], transaction_id: int, wiring: tuple[int, ...]
+) -> tuple[int, float, Phases | None]:
+    """What :class:`SettledFloors` keeps of a settled reading whose reports :func:`_span`
+    gave ``span`` (a report after it has arrived): the transaction, the arrival of the
+    report the floor starts from (``inf`` when there is none: then the floor is ``None`` for
+    good, since later reports arrive later), and :func:`draw_floor` in site phases."""
+    start, end = span
     if start < 0:
-        return float("inf"), None
-    return reports[start][0], _lowest(reports[start : end + 1], None)
+        return transaction_id, float("inf"), None
+    floor = _lowest(reports[start : end + 1], None)
+    return transaction_id, reports[start][0], _in_site_phases(floor, wiring)
 
 
 def _in_site_phases(floor: PhaseValues | None, wiring: tuple[int, ...]) -> Phases | None:
@@ -252,16 +259,25 @@ def car_floors(
     first_at = reports[0][0] if reports else float("inf")
     last_at = reports[-1][0] if reports else float("-inf")
     floors: list[Phases | None] = []
+    # The last floor computed here, by report span (none yet).
+    span: tuple[int, int] = (-2, -2)
+    entry: tuple[int, float, Phases | None] = (transaction_id, float("inf"), None)
     for t, kept_at_t in zip(times, kept, strict=True):
         if not last_at > t + skew_s:  # not settled, nor is any later time
             break
         hit = kept_at_t.get(key)
         if hit is None or hit[0] != transaction_id or first_at > hit[1]:
-            start_at, floor = _settled_floor(reports, t, skew_s)
-            hit = kept_at_t[key] = (transaction_id, start_at, _in_site_phases(floor, wiring))
+            at_span = _span(reports, t, skew_s)
+            if at_span != span:  # readings between the same two reports share their floor
+                span, entry = at_span, _settled_entry(reports, at_span, transaction_id, wiring)
+            hit = kept_at_t[key] = entry
         floors.append(hit[2])
     if len(floors) < len(times):
         floor_of = setpoints.floor_of(key) if setpoints else None
-        unsettled = draw_floors(reports, times[len(floors) :], floor_of, skew_s)
-        floors += [_in_site_phases(floor, wiring) for floor in unsettled]
+        raw: PhaseValues | None = None
+        site: Phases | None = None
+        for floor in draw_floors(reports, times[len(floors) :], floor_of, skew_s):
+            if floor is not raw:  # the shortcut gives one floor for every time
+                raw, site = floor, _in_site_phases(floor, wiring)
+            floors.append(site)
     return floors
