@@ -268,6 +268,33 @@ async def test_run_survives_an_unreachable_meter(events: list[Event]) -> None:
     assert all(isinstance(e, MeterFailed) for e in events)
 
 
+async def test_run_stops_when_a_library_swallows_its_cancellation(
+    sim: SimulatedMeter, events: list[Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancellation the client library swallows inside a poll (``asyncio.wait_for`` on
+    3.11 can) still ends ``run``: a meter task that outlives its cancellation hangs the
+    service's stop."""
+    meter = make_reader(sim.port, events, poll_interval_s=0.05)
+    polled = asyncio.Event()
+    real_poll = meter.poll_once
+
+    async def swallowing_poll() -> Any:
+        polled.set()
+        # The cancellation arrives here; a library racing its own timeout against it may
+        # drop it like this.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.2)
+        return await real_poll()
+
+    monkeypatch.setattr(meter, "poll_once", swallowing_poll)
+    task = asyncio.create_task(meter.run())
+    await polled.wait()
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=2.0)
+    assert done, "run() kept polling after its cancellation was swallowed"
+    assert task.cancelled()
+
+
 def test_reconnect_backoff_grows_with_jitter_and_is_capped() -> None:
     """The reconnect delay doubles per failure, is jittered to 50–100 %, and stays under the cap."""
     assert reconnect_delay_s(1, 0.0) == RECONNECT_MIN_S * 0.5

@@ -154,10 +154,16 @@ class ModbusMeter:
     async def run(self) -> None:
         """Poll every ``poll_interval_s`` on a fixed schedule until cancelled."""
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
         next_at = loop.time()
         try:
             while True:
                 await self.poll_once()
+                if task is not None and task.cancelling():
+                    # A cancellation that arrived inside the poll and that the client
+                    # library swallowed (asyncio.wait_for on 3.11 can): stop all the same,
+                    # or the service's stop waits for this task for ever.
+                    raise asyncio.CancelledError
                 next_at += self._interval_s
                 now = loop.time()
                 if next_at < now:  # a poll overran: skip the missed ticks, keep the phase
