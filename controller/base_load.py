@@ -198,10 +198,11 @@ def _reading_bases(
     if settled is None:
         settled = SettledFloors()
     times = [v.good_at if v.good_at is not None else float("-inf") for v in readings]
+    settled.use(config)
     kept = [settled.reading(t) for t in times]
     drawn = [[0.0, 0.0, 0.0] for _ in readings]
     for session in sessions:
-        wiring = settled.wiring(config, session.charger_id)
+        wiring = settled.wiring(session.charger_id)
         for sums, floor in zip(
             drawn, car_floors(session, times, kept, wiring, setpoints, skew_s), strict=True
         ):

@@ -203,13 +203,18 @@ class SettledFloors:
         arrival of the report the floor starts from, floor in site phases or ``None``)."""
         return self._by_reading.setdefault(at, {})
 
-    def wiring(self, config: HeadroomConfig, charger_id: str) -> tuple[int, ...]:
-        """The site phases of the charger's L1, L2, L3 (all three for an unknown charger)."""
+    def use(self, config: HeadroomConfig) -> None:
+        """Work with ``config`` from now on; a new one (an operator's change may rewire a
+        charger) drops every floor kept in site phases under the old one."""
         if config is not self._config:
             self._config, self._wiring = config, {}
+            self._by_reading.clear()
+
+    def wiring(self, charger_id: str) -> tuple[int, ...]:
+        """The site phases of the charger's L1, L2, L3 (all three for an unknown charger)."""
         wiring = self._wiring.get(charger_id)
         if wiring is None:
-            charger = config.charger(charger_id)
+            charger = self._config.charger(charger_id) if self._config else None
             wiring = self._wiring[charger_id] = charger.site_phases() if charger else (0, 1, 2)
         return wiring
 

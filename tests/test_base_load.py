@@ -428,3 +428,23 @@ def test_floors_kept_between_decisions_change_no_estimate(
         assert kept.estimate(sessions, CONFIG, setpoints, over) == fresh.estimate(
             sessions, CONFIG, setpoints, over
         )
+
+
+def test_a_rewired_charger_is_not_planned_with_its_old_wiring() -> None:
+    """Settled floors are kept in site phases; a new config (an operator may rewire a
+    charger) drops them, so the estimate is what a fresh one gives under the new wiring."""
+    rewired = CONFIG.model_copy(
+        update={
+            "chargers": [c.model_copy(update={"phase_rotation": "L1L2L3"}) for c in CONFIG.chargers]
+        }
+    )
+    reports = [(at, (6.0, 10.0, 16.0)) for at in (0.0, 1.0, 2.0, 3.0)]
+    sessions = [sess(1, reports)]  # cp-1 is wired L2L3L1 in CONFIG
+    kept, fresh = BaseLoadEstimate(3.0), BaseLoadEstimate(3.0)
+    for at in (0.5, 1.5):
+        kept.add(reading(at, 60.0))
+        fresh.add(reading(at, 60.0))
+    log = SetpointLog()
+    assert kept.estimate(sessions, CONFIG, log) == (44.0, 54.0, 50.0)
+    assert kept.estimate(sessions, rewired, log) == (54.0, 50.0, 44.0)
+    assert fresh.estimate(sessions, rewired, log) == (54.0, 50.0, 44.0)
