@@ -118,6 +118,22 @@ async def test_holds_that_last_too_long_let_the_collector_run(
     assert gc.isenabled()
 
 
+async def test_a_decision_holds_it_even_while_overdue_calls_do_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Calls in flight for longer than HOLD_MAX_S let the collector run, but a decision
+    (whose allocations made the long pauses) still holds it until its frames are written."""
+    monkeypatch.setattr(collector, "HOLD_MAX_S", 0.05)
+    with held_until_answered():
+        await asyncio.sleep(0.1)
+        assert gc.isenabled()  # the calls are overdue
+        with held_until_frames_written():
+            assert not gc.isenabled()
+        await asyncio.sleep(0)
+        assert gc.isenabled()  # the decision's frames are out; the calls still overdue
+    assert gc.isenabled()
+
+
 async def test_a_running_site_leaves_the_collector_on_between_decisions() -> None:
     async with rig(interval_s=0.2) as r:
         [cp] = r.charge_points
