@@ -50,6 +50,19 @@ class Recorder:
         self.changed_limit = limit
         self.limit_changes.append((t, limit))
 
+    @property
+    def in_force(self) -> SiteLimit:
+        """The limit samples are judged against now."""
+        return self.changed_limit or self.limit
+
+    def follow_operator(self, t: float, rig: SimRig) -> None:
+        """A limit set through the API (not the timeline) is judged from when it took effect."""
+        site = rig.controller.config.site
+        now = SiteLimit(site.max_current_a, site.max_power_w, site.safety_margin_a, site.voltage_v)
+        if now != self.in_force:
+            self.change_limit(t, now)
+            self.event(t, "limit changed by operator", disturbance=True)
+
     def event(self, t: float, label: str, disturbance: bool = True) -> None:
         """Note an event for the report (and, by default, as a disturbance for the KPIs)."""
         self.events.append((round(t, 2), label))
@@ -59,6 +72,7 @@ class Recorder:
     def take(self, rig: SimRig) -> Sample:
         """Sample the rig's ground truth now."""
         t = rig.elapsed_s()
+        self.follow_operator(t, rig)
         base = rig.site.base_a()
         chargers = rig.site.chargers_a()  # steps every EV to now
         decision = rig.controller.loop.last
@@ -76,7 +90,7 @@ class Recorder:
             site_a=(base[0] + chargers[0], base[1] + chargers[1], base[2] + chargers[2]),
             base_a=base,
             ev_power_w=sum(chargers) * rig.site.voltage_v,
-            available_w=available_power_w(self.changed_limit or self.limit, base, demands, groups),
+            available_w=available_power_w(self.in_force, base, demands, groups),
             charging=sum(1 for p in rig.plugs.values() if p.ev.current_a() > 0.5),
             mode=decision.mode.value if decision is not None else "",
             limit=self.changed_limit,

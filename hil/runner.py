@@ -154,7 +154,7 @@ async def _timeline_loop(
             failing = _failing(recorder, scenario, rig)
         if t >= next_print:
             next_print += 1.0
-            out(status_line(sample, recorder.limit, failing))
+            out(status_line(sample, recorder.in_force, failing))
         await asyncio.sleep(max(0.0, recorder.dt_s - (rig.elapsed_s() - t)))
 
 
