@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from hil.ev import EV
 from hil.meter import SimulatedMeter
 from hil.site import SimulatedSite, WiredCharger
 from tests.rig import until
-from tests.test_restart import free_port, listening, start_controller
+from tests.test_restart import free_port, listening, start_controller, stop
 
 LIMIT_A = 63.0
 BASE_A = (20.0, 20.0, 20.0)  # with three 32 A cars unmanaged the site would draw 116 A
@@ -107,13 +106,7 @@ async def test_kill_9_leaves_every_station_on_its_fail_safe(tmp_path: Path) -> N
         sampling = False
         if sampler is not None:
             await asyncio.gather(sampler, return_exceptions=True)
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         await asyncio.gather(*(s.stop() for s in stations), return_exceptions=True)
         await meter.stop()
     assert worst_a <= LIMIT_A
