@@ -82,6 +82,8 @@ class SessionRecord(_Record):
     charger_id: str = Field(min_length=1)
     connector_id: int = Field(ge=1)
     transaction_id: int
+    charger_transaction_id: str | None = Field(default=None, min_length=1)
+    """The charger's own name of the transaction (OCPP 2.0.1), to know it again."""
     started_at: float
     meter_start_wh: float | None = None
     needs: NeedsRecord | None = None
@@ -136,14 +138,15 @@ def setpoint_record(
 
 
 def session_record(
-    view: SessionView, setpoint: SetpointRecord | None, now: Instant
+    view: SessionView, setpoint: SetpointRecord | None, now: Instant, theirs: str | None = None
 ) -> SessionRecord:
-    """The record of a running session."""
+    """The record of a running session (``theirs``: the charger's name of its transaction)."""
     needs = view.needs
     return SessionRecord(
         charger_id=view.charger_id,
         connector_id=view.connector_id,
         transaction_id=view.transaction_id,
+        charger_transaction_id=theirs,
         started_at=now.to_wall(view.started_at),
         meter_start_wh=view.meter_start_wh,
         needs=None

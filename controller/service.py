@@ -153,7 +153,13 @@ class SiteController:
         self.live = LiveView(config.site.id)
         """The latest picture and recent timeline, for the API and dashboard."""
         self.writer = (
-            StateWriter(self.store, config.site.id, self.clock, config.control.lease_s)
+            StateWriter(
+                self.store,
+                config.site.id,
+                self.clock,
+                config.control.lease_s,
+                self.ocpp.their_transaction_id,
+            )
             if self.store
             else None
         )
@@ -299,6 +305,9 @@ class SiteController:
                 self.writer,
                 self.clock,
                 lambda cid: config.charger(cid) is not None or config.ocpp.admit_unknown,
+                lambda cid, theirs, ours, evse: self.ocpp.transactions_201(cid).adopt(
+                    theirs, ours, evse
+                ),
             )
         await self.ocpp.start()
         if self.config.metrics is not None:

@@ -206,6 +206,18 @@ class OcppServer:
         self._server = None
         _log.info("ocpp_server_stopped")
 
+    def transactions_201(self, charger_id: str) -> TransactionIds:
+        """The 2.0.1 transaction names of ``charger_id`` (kept across its reconnects)."""
+        table = self._tx201.get(charger_id)
+        if table is None:
+            table = self._tx201[charger_id] = TransactionIds(lambda: next(self._transaction_ids))
+        return table
+
+    def their_transaction_id(self, charger_id: str, ours: int) -> str | None:
+        """The charger's own name of our transaction ``ours``: 2.0.1 only, else ``None``."""
+        table = self._tx201.get(charger_id)
+        return table.theirs(ours) if table is not None else None
+
     def link(self, charger_id: str) -> ChargerLink | None:
         """The live connection to ``charger_id``, if any."""
         live = self._live.get(charger_id)
@@ -285,9 +297,7 @@ class OcppServer:
     def _link(self, charger_id: str, connection: ServerConnection, protocol: str) -> Link:
         """The connection class of the negotiated version."""
         if protocol == OCPP201:
-            transactions = self._tx201.setdefault(
-                charger_id, TransactionIds(lambda: next(self._transaction_ids))
-            )
+            transactions = self.transactions_201(charger_id)
             return ChargingStationConnection(
                 charger_id,
                 connection,
