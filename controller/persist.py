@@ -90,6 +90,8 @@ class SessionRecord(_Record):
     needs_register_wh: float | None = None
     belief: BeliefRecord = BeliefRecord()
     setpoint: SetpointRecord | None = None
+    noncompliant: str | None = Field(default=None, min_length=1)
+    """Why its charger was found not to follow its setpoints (``None``: it follows)."""
 
     @property
     def key(self) -> str:
@@ -138,9 +140,14 @@ def setpoint_record(
 
 
 def session_record(
-    view: SessionView, setpoint: SetpointRecord | None, now: Instant, theirs: str | None = None
+    view: SessionView,
+    setpoint: SetpointRecord | None,
+    now: Instant,
+    theirs: str | None = None,
+    noncompliant: str | None = None,
 ) -> SessionRecord:
-    """The record of a running session (``theirs``: the charger's name of its transaction)."""
+    """The record of a running session (``theirs``: the charger's name of its transaction;
+    ``noncompliant``: why its charger does not follow, if it does not)."""
     needs = view.needs
     return SessionRecord(
         charger_id=view.charger_id,
@@ -162,6 +169,7 @@ def session_record(
         needs_register_wh=view.needs_register_wh,
         belief=BeliefRecord(phases=view.belief.phases, ev_max_a=view.belief.ev_max_a),
         setpoint=setpoint,
+        noncompliant=noncompliant,
     )
 
 

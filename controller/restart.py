@@ -90,7 +90,7 @@ class StateWriter:
 
     def seed(self, view: SessionView, record: SessionRecord) -> None:
         """``record`` is stored already and ``view`` is what the state made of it."""
-        mark = (*_mark(view), record.charger_transaction_id)
+        mark = (*_mark(view), record.charger_transaction_id, record.noncompliant)
         self._written[view.key] = _Written(record, mark, None)
 
     def seed_route(self, charger_id: str, purpose: ProfilePurpose) -> None:
@@ -102,14 +102,20 @@ class StateWriter:
         targets: Mapping[str, Target],
         held: Mapping[str, Held],
         routes: Mapping[str, ProfileRoute],
+        noncompliant: Mapping[str, str] | None = None,
     ) -> None:
-        """Write what changed since the last call, in one transaction."""
+        """Write what changed since the last call, in one transaction.
+
+        ``noncompliant``: the sessions whose chargers do not follow, and why."""
+        flags = noncompliant or {}
         now = Instant(self._clock.monotonic(), self._clock.now().timestamp())
         puts: list[tuple[str, str, Mapping[str, Any]]] = []
         live = set()
         for view in sessions:
             live.add(view.key)
-            record = self._changed(view, targets.get(view.key), held.get(view.key), routes, now)
+            record = self._changed(
+                view, targets.get(view.key), held.get(view.key), routes, now, flags.get(view.key)
+            )
             if record is not None:
                 puts.append((self._sessions_kind, view.key, record.model_dump(mode="json")))
         deletes = [(self._sessions_kind, key) for key in self._written if key not in live]
@@ -131,6 +137,7 @@ class StateWriter:
         held: Held | None,
         routes: Mapping[str, ProfileRoute],
         now: Instant,
+        noncompliant: str | None,
     ) -> SessionRecord | None:
         """The session's new record, or ``None`` if the stored one still says it all."""
         tx = view.transaction_id
@@ -143,7 +150,7 @@ class StateWriter:
         acked = (held.limit_a, held.acked_at) if held is not None else None
         before = written.record.setpoint if written is not None else None
         theirs = self._their_id(view.charger_id, tx)
-        mark = (*_mark(view), theirs)
+        mark = (*_mark(view), theirs, noncompliant)
         if (
             written is not None
             and mark == written.mark
@@ -154,7 +161,7 @@ class StateWriter:
         purpose = routes.get(view.charger_id, ProfileRoute()).purpose
         acked_since = acked is not None and (written is None or acked != written.held)
         setpoint = setpoint_record(held, target_a, purpose, self.lease_s, now, before, acked_since)
-        record = session_record(view, setpoint, now, theirs)
+        record = session_record(view, setpoint, now, theirs, noncompliant)
         self._written[view.key] = _Written(
             record, mark, acked if acked is not None else (written.held if written else None)
         )
@@ -170,6 +177,7 @@ def resume(
     clock: Clock,
     known: Callable[[str], bool],
     adopt: Callable[[str, str, int, int], None] = lambda _c, _theirs, _ours, _evse: None,
+    flag: Callable[[str, int, str], None] = lambda _key, _tx, _why: None,
 ) -> int:
     """Load the stored sessions and routes of ``site_id``; returns the sessions restored.
 
@@ -200,6 +208,8 @@ def resume(
                 record.transaction_id,
                 record.connector_id,
             )
+        if record.noncompliant is not None:
+            flag(record.key, record.transaction_id, record.noncompliant)
         state.restore(view)
         writer.seed(view, record)
         restored += 1
@@ -213,6 +223,7 @@ def resume(
             ev_max_a=record.belief.ev_max_a,
             setpoint_a=setpoint.limit_a if setpoint else None,
             ceiling_a=setpoint.ceiling_a if setpoint else None,
+            noncompliant=record.noncompliant,
             lease_left_s=None
             if setpoint is None or setpoint.lease_until is None
             else round(setpoint.lease_until - now.wall, 1),

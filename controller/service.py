@@ -224,7 +224,8 @@ class SiteController:
             self.audit.record_decision(decision, self.clock.now())
         if self.writer is not None:
             held, routes = self.dispatcher.held, self.dispatcher.routes
-            self.writer.after_decision(snapshot.sessions, decision.targets, held, routes)
+            flags = self.loop.noncompliant_why()
+            self.writer.after_decision(snapshot.sessions, decision.targets, held, routes, flags)
         if self.telemetry is not None:
             self.telemetry.publish_state(decision, snapshot, self.clock.now())
         if self._on_decision is not None:
@@ -308,6 +309,7 @@ class SiteController:
                 lambda cid, theirs, ours, evse: self.ocpp.transactions_201(cid).adopt(
                     theirs, ours, evse
                 ),
+                self.loop.restore_noncompliant,
             )
         await self.ocpp.start()
         if self.config.metrics is not None:
