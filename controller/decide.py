@@ -349,6 +349,8 @@ def decide(
             s for s in snapshot.sessions if s.charger_id in snapshot.booted and s.restored is None
         ),
     )
+    if mode is not Mode.FAILSAFE:  # room for the building to reach its declared peak
+        base = _at_least(base, config.site.building_peak)
     # A session whose charger holds no limit we can count on is planned at its rating like
     # one that overdraws; an untrusted charger's rating is reserved while it is idle too.
     loose = unbounded(snapshot, held_a)
@@ -465,6 +467,10 @@ def decide(
             s.charger_id, s.connector_id, s.transaction_id, limit_a, reason, snapshot.at
         )
     return Decision(snapshot.at, mode, why, base, problem, allocation, targets, rejected, modes)
+
+
+def _at_least(base: Phases, floor: Phases) -> Phases:
+    return (max(base[0], floor[0]), max(base[1], floor[1]), max(base[2], floor[2]))
 
 
 def _booted_modes(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from controller.decide import decide
+from controller.errors import ConfigError
 from controller.untrusted import NO_LIMIT_YET, reserve_idle, unbounded
 from policies import get_policy
 from policies.verify import violations
@@ -50,3 +53,21 @@ def test_an_untrusted_idle_charger_keeps_its_rating_reserved() -> None:
     decision = decide(busy, CONFIG, FAIR, {"cp-0/1": 6.0})
     assert decision.base_load_a == (42.0, 42.0, 42.0)
     assert decision.targets["cp-0/1"].reason.startswith("non-compliant: charger untrusted")
+
+
+def test_a_declared_building_peak_is_planned_as_the_least_base_load() -> None:
+    """With ``site.building_peak_a`` 20 A, a measured 10 A base load is planned as 20 A, so
+    the building can step to its peak without the site going over: three cars share
+    63 − 2 − 20 = 41 A; a base load above the peak is planned as measured."""
+    config = site_config(chargers=3, building_peak_a=20)
+    decision = decide(snapshot([session(i) for i in range(3)]), config, FAIR, {})
+    assert decision.base_load_a == (20.0, 20.0, 20.0)
+    assert sum(t.limit_a for t in decision.targets.values()) <= 41.0
+    high = snapshot([session(0)], meter_a=(30.0, 10.0, 10.0))
+    assert decide(high, config, FAIR, {}).base_load_a == (30.0, 20.0, 20.0)
+
+
+def test_a_building_peak_that_leaves_no_room_is_refused() -> None:
+    """A peak at or above the limit less the margin would never let a car charge."""
+    with pytest.raises(ConfigError, match="building_peak_a"):
+        site_config(building_peak_a=[61, 0, 0])
