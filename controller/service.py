@@ -47,7 +47,7 @@ from controller.ocpp import OcppServer
 from controller.ocpp.server import tls_context
 from controller.operator import OperatorControl
 from controller.restart import StateWriter, resume
-from controller.schedule_checks import ScheduleChecks
+from controller.schedule_checks import ScheduleChecks, is_failsafe
 from controller.state import SiteSnapshot, SiteState
 from controller.store import StateStore
 from controller.telemetry import TelemetryPublisher
@@ -134,7 +134,14 @@ class SiteController:
         )
         self.demand = DemandWindow(window_s=config.site.demand_window_min * 60.0)
         self.checks = (
-            ScheduleChecks(self.dispatcher, self.ocpp.link, self.clock, config.ocpp, self._checked)
+            ScheduleChecks(
+                self.dispatcher,
+                self.ocpp.link,
+                self.clock,
+                config.ocpp,
+                self._checked,
+                self._failsafe_judged,
+            )
             if config.ocpp.composite_check
             else None
         )
@@ -233,12 +240,21 @@ class SiteController:
 
     def _commanded(self, result: CommandResult) -> None:
         command = result.command
+        if result.ok and is_failsafe(command):
+            self.state.failsafe_sent(command.charger_id, accepted=True)
+            if self.checks is not None:  # does it apply it? (controller/untrusted.py)
+                self.checks.failsafe_installed(command.charger_id, command.limit_a)
+            self.loop.wake()  # its new sessions need not be planned at its rating any more
         if result.status is CommandStatus.REJECTED and command.transaction_id is not None:
             self.state.refused(command.charger_id, command.connector_id, command.transaction_id)
         self.metrics.observe_command(result)
         self.live.on_command(result, self.clock.now())
         if self.audit is not None:
             self.audit.record_command(result, self.clock.now())
+
+    def _failsafe_judged(self, charger_id: str, untrusted: str | None) -> None:
+        self.state.judged(charger_id, untrusted)
+        self.loop.wake()
 
     def _checked(self, check: ScheduleCheck, result: CompositeLimit, why: str | None) -> None:
         self.metrics.observe_schedule_check(result, why)
@@ -268,6 +284,7 @@ class SiteController:
             self._spawn(self._adopt_if_no_boot(event.charger_id), f"boot-wait:{event.charger_id}")
         if isinstance(event, ChargerBooted):
             self.dispatcher.install_failsafe(event.charger_id)
+            self.state.failsafe_sent(event.charger_id)
         elif isinstance(event, ChargerDisconnected):
             self.dispatcher.forget_charger(event.charger_id)
         if is_urgent(event, self.config):
