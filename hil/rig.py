@@ -19,12 +19,12 @@ import asyncio
 import math
 import random
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast, get_args
 
+from controller.clock import Clock, ScaledClock
 from controller.config import AuditSettings, ChargerSettings, SiteLimits, StoreSettings
 from controller.model import SessionNeeds
 from controller.service import SiteController
@@ -37,12 +37,15 @@ from hil.meter import Fault, MeterValues, SimulatedMeter
 from hil.scenario import Scenario, SimCharger
 from hil.site import SimulatedSite, WiredCharger
 from hil.timeline import Action
+from hil.timescale import loop_clock
 
 # The faults the meter server plays itself; the others come from MeterFaults.
 SERVER_FAULTS = frozenset(get_args(Fault))
 
 
-def _charge_point(sim: SimCharger, url: str, voltage_v: float) -> SimulatedChargePoint:
+def _charge_point(
+    sim: SimCharger, url: str, voltage_v: float, clock: Clock | None = None
+) -> SimulatedChargePoint:
     """The simulated charger of one scenario charger: a 1.6 charge point or a 2.0.1
     station, with its quirks, if it has any."""
     c = sim.settings
@@ -59,6 +62,7 @@ def _charge_point(sim: SimCharger, url: str, voltage_v: float) -> SimulatedCharg
         max_current_a=c.max_current_a,
         meter_interval_s=sim.meter_interval_s,
         voltage_v=voltage_v,
+        clock=clock,
         **extra,
     )
 
@@ -117,6 +121,8 @@ class SimRig:
         self.policy = policy
         self.state_dir = state_dir
         """Where the controller keeps its audit log and state store (none when not given)."""
+        self.clock = loop_clock()
+        """Scenario time: the running loop's clock, which ``time_scale`` may speed up."""
         self.rng = random.Random(scenario.seed)
         self.base: BaseLoad = base_load(scenario.devices.base_load, scenario.base_dir)
         self._started_at: float | None = None  # scenario time runs from the end of start()
@@ -141,6 +147,7 @@ class SimRig:
 
     async def start(self) -> None:
         """Meter first (the controller polls it), then the controller, then the chargers."""
+        self._check_scale()
         await self.meter.start()
         config = self.scenario.controller_config(self.meter.port, self.policy)
         if self.state_dir is not None:
@@ -156,19 +163,29 @@ class SimRig:
             self._state_dir = tempfile.TemporaryDirectory(prefix="headroom-hil-")
             store = StoreSettings(path=str(Path(self._state_dir.name) / "state.db"))
             config = config.model_copy(update={"store": store})
-        self._controller = SiteController(config)
+        self._controller = SiteController(config, clock=self.clock)
         await self._controller.start()
         url = f"ws://127.0.0.1:{self._controller.ocpp.port}/ocpp"
         for c in config.chargers:
-            cp = _charge_point(self.sims[c.id], url, config.site.voltage_v)
+            cp = _charge_point(self.sims[c.id], url, config.site.voltage_v, self.clock)
             self.charge_points[c.id] = cp
             self.site.chargers.append(WiredCharger(cp, c.site_phases()))
         await asyncio.gather(*(cp.start() for cp in self.charge_points.values()))
-        self._started_at = time.monotonic()
+        self._started_at = self.clock.monotonic()
+
+    def _check_scale(self) -> None:
+        """The loop must run at the scenario's time scale, or sleeps and clocks disagree."""
+        scale = self.clock.scale if isinstance(self.clock, ScaledClock) else 1.0
+        if scale != self.scenario.time_scale:
+            raise RuntimeError(
+                f"scenario {self.scenario.name} has time_scale {self.scenario.time_scale:g} but "
+                f"the running event loop goes {scale:g}x: run it with hil.runner.run_scenario, "
+                "which starts a loop at the scenario's scale"
+            )
 
     def _clock_s(self) -> float:
         """Seconds since the rig was up (0 while starting): the site's scenario clock."""
-        return 0.0 if self._started_at is None else time.monotonic() - self._started_at
+        return 0.0 if self._started_at is None else self.clock.monotonic() - self._started_at
 
     async def stop(self) -> None:
         """Stop everything that started; leaves no task behind."""
@@ -266,7 +283,7 @@ class SimRig:
         )
         await old.stop()
         await asyncio.sleep(down_s)
-        self._controller = SiteController(config)
+        self._controller = SiteController(config, clock=self.clock)
         await self._controller.start()
         await asyncio.gather(*(self._reconnect(cid) for cid in self.charge_points))
 

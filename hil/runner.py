@@ -36,6 +36,7 @@ from hil.results import REACTION_S, ScenarioResult, compute_kpis
 from hil.rig import SimRig
 from hil.scenario import Scenario, load_scenario
 from hil.timeline import Action, expand
+from hil.timescale import loop_scale, run_scaled
 from policies import POLICIES
 
 Out = Callable[[str], None]
@@ -63,11 +64,20 @@ async def run_scenario(
     serve: Callable[[SiteController], AbstractAsyncContextManager[object]] | None = None,
     state_dir: Path | None = None,
 ) -> ScenarioResult:
-    """Run ``scenario`` (under ``policy`` if given) in real time; report into ``report_dir``.
+    """Run ``scenario`` (under ``policy`` if given); report into ``report_dir``.
 
+    The run goes at the scenario's ``time_scale``: when the running event loop
+    goes at another, the run gets a loop of its own at that scale, in a thread.
     ``serve`` is entered with the running controller for the drive (the demo's API);
     with ``state_dir`` the controller keeps its audit log and state store there.
     """
+    if loop_scale() != scenario.time_scale:
+        return await asyncio.to_thread(
+            lambda: run_scaled(
+                run_scenario(scenario, policy, report_dir, out, serve, state_dir),
+                scenario.time_scale,
+            )
+        )
     rig = SimRig(scenario, policy, state_dir)
     recorder = Recorder(site_limit(scenario), SAMPLE_S)
     await rig.start()
@@ -253,10 +263,10 @@ def hil_main(argv: Sequence[str]) -> int:
     if args.command == "compare":
         policies = [p.strip() for p in args.policies.split(",") if p.strip()]
         with contextlib.suppress(KeyboardInterrupt):
-            return asyncio.run(_compare(scenario, policies, args.report))
+            return run_scaled(_compare(scenario, policies, args.report), scenario.time_scale)
         return 130
     with contextlib.suppress(KeyboardInterrupt):
-        result = asyncio.run(run_scenario(scenario, args.policy, args.report))
+        result = run_scaled(run_scenario(scenario, args.policy, args.report), scenario.time_scale)
         _print_verdict(result)
         return 0 if result.passed else 1
     return 130
