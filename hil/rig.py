@@ -28,14 +28,16 @@ from controller.clock import Clock, ScaledClock
 from controller.config import AuditSettings, ChargerSettings, SiteLimits, StoreSettings
 from controller.model import SessionNeeds
 from controller.service import SiteController
+from controller.state import SiteSnapshot
 from hil.charge_point import SimulatedChargePoint
 from hil.charge_point_201 import SimulatedStation
 from hil.devices import BaseLoad, base_load, build_ev
 from hil.ev import EV
 from hil.kpis import SiteLimit
 from hil.meter import Fault, MeterValues, SimulatedMeter
+from hil.real_devices import RealParts
 from hil.scenario import Scenario, SimCharger
-from hil.site import SimulatedSite, WiredCharger
+from hil.site import Phases3, SimulatedSite, WiredCharger
 from hil.timeline import Action
 from hil.timescale import loop_clock
 
@@ -126,11 +128,23 @@ class SimRig:
         self.rng = random.Random(scenario.seed)
         self.base: BaseLoad = base_load(scenario.devices.base_load, scenario.base_dir)
         self._started_at: float | None = None  # scenario time runs from the end of start()
-        self.site = SimulatedSite(self.base, [], self._clock_s, scenario.site.voltage_v)
-        self.faults = MeterFaults(self.site.meter_values)
-        self.meter = SimulatedMeter(source=self.faults)
         self.sims: dict[str, SimCharger] = {c.settings.id: c for c in scenario.chargers()}
         self.settings: dict[str, ChargerSettings] = {k: c.settings for k, c in self.sims.items()}
+        devices = scenario.devices
+        real = {k: c.settings for k, c in self.sims.items() if c.real}
+        self.real = RealParts(
+            devices.meter, real, scenario.site.id, self.clock, devices.connect_timeout_s
+        )
+        """The real devices the scenario names; their draw is what they report."""
+        self.site = SimulatedSite(
+            self.base if devices.meter is None else self._measured_base,
+            [],
+            self._clock_s,
+            scenario.site.voltage_v,
+            self.real.draw_a if real else None,
+        )
+        self.faults = MeterFaults(self.site.meter_values)
+        self.meter = SimulatedMeter(source=self.faults)
         self.charge_points: dict[str, SimulatedChargePoint] = {}
         self.plugs: dict[tuple[str, int], Plug] = {}
         self.finished: list[Plug] = []
@@ -148,8 +162,9 @@ class SimRig:
     async def start(self) -> None:
         """Meter first (the controller polls it), then the controller, then the chargers."""
         self._check_scale()
-        await self.meter.start()
-        config = self.scenario.controller_config(self.meter.port, self.policy)
+        if self.real.watch is None:
+            await self.meter.start()
+        config = self.scenario.controller_config(self.meter.port or 1, self.policy)
         if self.state_dir is not None:
             config = config.model_copy(
                 update={
@@ -167,11 +182,23 @@ class SimRig:
         await self._controller.start()
         url = f"ws://127.0.0.1:{self._controller.ocpp.port}/ocpp"
         for c in config.chargers:
+            if c.id in self.real.settings:
+                continue  # a real charger connects by itself
             cp = _charge_point(self.sims[c.id], url, config.site.voltage_v, self.clock)
             self.charge_points[c.id] = cp
             self.site.chargers.append(WiredCharger(cp, c.site_phases()))
         await asyncio.gather(*(cp.start() for cp in self.charge_points.values()))
+        endpoint = f"ws://{config.ocpp.host}:{self._controller.ocpp.port}/ocpp"
+        await self.real.start(self._snapshot, endpoint)
         self._started_at = self.clock.monotonic()
+
+    def _snapshot(self) -> SiteSnapshot:
+        """The running controller's picture of the site now."""
+        return self.controller.state.snapshot(self.clock.monotonic())
+
+    def _measured_base(self, _t_s: float) -> Phases3:
+        """The building's load under a real meter: its reading less every charger's draw."""
+        return self.real.base_a(self.site.chargers_a())
 
     def _check_scale(self) -> None:
         """The loop must run at the scenario's time scale, or sleeps and clocks disagree."""
@@ -192,6 +219,7 @@ class SimRig:
         await asyncio.gather(
             *(cp.stop() for cp in self.charge_points.values()), return_exceptions=True
         )
+        await self.real.stop()
         if self._controller is not None:
             await self._controller.stop()
         await self.meter.stop()

@@ -31,6 +31,7 @@ from controller.logs import configure_logging
 from controller.service import SiteController
 from hil.assertions import judge
 from hil.kpis import SiteLimit
+from hil.real_devices import RealDeviceMissing
 from hil.recorder import SAMPLE_S, Recorder, status_line
 from hil.results import REACTION_S, ScenarioResult, compute_kpis
 from hil.rig import SimRig
@@ -52,7 +53,8 @@ def allowance_s(scenario: Scenario) -> float:
     """Time over the limit after a disturbance that the EVs' response delay explains."""
     if scenario.over_limit_allowance_s is not None:
         return scenario.over_limit_allowance_s
-    slowest = max(ev.max_delay_s for ev in scenario.devices.evs.values())
+    # Real cars only (no EV models): ~5 s, the time a car has to follow a reduction.
+    slowest = max((ev.max_delay_s for ev in scenario.devices.evs.values()), default=5.0)
     return slowest + REACTION_S
 
 
@@ -80,8 +82,8 @@ async def run_scenario(
         )
     rig = SimRig(scenario, policy, state_dir)
     recorder = Recorder(site_limit(scenario), SAMPLE_S)
-    await rig.start()
     try:
+        await rig.start()
         chosen = rig.controller.config.control.policy
         out(f"scenario {scenario.name} · policy {chosen} · {scenario.duration_s:g} s")
         async with contextlib.AsyncExitStack() as stack:
@@ -266,7 +268,13 @@ def hil_main(argv: Sequence[str]) -> int:
             return run_scaled(_compare(scenario, policies, args.report), scenario.time_scale)
         return 130
     with contextlib.suppress(KeyboardInterrupt):
-        result = run_scaled(run_scenario(scenario, args.policy, args.report), scenario.time_scale)
+        try:
+            result = run_scaled(
+                run_scenario(scenario, args.policy, args.report), scenario.time_scale
+            )
+        except RealDeviceMissing as exc:
+            print(f"{args.scenario}: {exc}", file=sys.stderr)
+            return 2
         _print_verdict(result)
         return 0 if result.passed else 1
     return 130
