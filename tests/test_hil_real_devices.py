@@ -11,6 +11,7 @@ import asyncio
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +19,10 @@ import pytest
 from controller.errors import ConfigError
 from hil.real_devices import RealDeviceMissing
 from hil.runner import run_scenario
-from hil.scenario import parse_scenario
+from hil.scenario import load_scenario, parse_scenario
 
 HOST = "127.0.0.1"
+EXAMPLE = Path(__file__).parent.parent / "examples" / "hil_real_devices.yaml"
 BASE_A = 20.0  # the field site's building load per phase
 LIMIT_A = 60.0
 MARGIN_A = 2.0
@@ -200,3 +202,13 @@ def test_what_the_rig_cannot_do_to_a_real_device_is_refused(edit: Edit, expected
     with pytest.raises(ConfigError) as caught:
         parse_scenario(data)
     assert any(p.startswith(expected) for p in caught.value.problems), caught.value.problems
+
+
+def test_the_example_bench_scenario_loads_with_its_real_devices() -> None:
+    """examples/hil_real_devices.yaml is valid: a real meter and two real chargers."""
+    scenario = load_scenario(EXAMPLE)
+    assert scenario.real_devices() == ["meter", "wallbox-1", "wallbox-2"]
+    config = scenario.controller_config(meter_port=1)
+    assert config.meter is not None
+    assert config.meter.port == 5020
+    assert config.ocpp.port == 9000
