@@ -150,7 +150,9 @@ async def _timeline_loop(
     out: Out,
 ) -> None:
     next_print = next_judge = 0.0
-    judge_every_s = max(1.0, scenario.duration_s / 300)  # long runs: judge less often
+    # Long runs judge less often, and fast ones at most once a real second: judging is CPU
+    # the controller's decisions would otherwise wait for, N times longer in scenario time.
+    judge_every_s = max(1.0, scenario.duration_s / 300, scenario.time_scale)
     failing: list[str] = []
     while (t := rig.elapsed_s()) < scenario.duration_s:
         while pending and pending[0].at_s <= t:

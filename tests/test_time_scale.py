@@ -119,9 +119,10 @@ def small_site(time_scale: float) -> dict[str, Any]:
 @pytest.mark.slow
 async def test_ten_times_faster_gives_the_same_run_in_a_tenth_of_the_time() -> None:
     """At time_scale 10 the run takes about a tenth of its real-time wall time, its safety
-    assertions pass, and its KPIs agree with the real-time run: time over the limit within
-    1 s (two samples), utilisation within 0.06 (the largest gap measured between 1× and 10×
-    over the CI scenarios, docs/hil.md), recovery within 2 s."""
+    assertions pass, and its KPIs agree with the real-time run within the largest gaps
+    measured between 1× and 10× over 18 paired runs of the CI scenarios (docs/hil.md):
+    time over the limit within 2 s, utilisation within 0.08, recovery within 3 s. At 10×
+    the controller's CPU time counts ten times: it reads as a slightly slower controller."""
     results, walls = {}, {}
     for scale in (1.0, 10.0):
         started = time.perf_counter()
@@ -131,7 +132,7 @@ async def test_ten_times_faster_gives_the_same_run_in_a_tenth_of_the_time() -> N
         results[scale] = result.kpis
     assert walls[10.0] < walls[1.0] / 5  # a tenth, plus the start and stop that do not scale
     real, fast = results[1.0], results[10.0]
-    assert fast["seconds_over_limit"] == pytest.approx(real["seconds_over_limit"], abs=1.0)
-    assert fast["utilization"] == pytest.approx(real["utilization"], abs=0.06)
-    assert fast["max_recovery_s"] == pytest.approx(real["max_recovery_s"], abs=2.0)
+    assert fast["seconds_over_limit"] == pytest.approx(real["seconds_over_limit"], abs=2.0)
+    assert fast["utilization"] == pytest.approx(real["utilization"], abs=0.08)
+    assert fast["max_recovery_s"] == pytest.approx(real["max_recovery_s"], abs=3.0)
     assert fast["seconds_failsafe"] == real["seconds_failsafe"] == 0
