@@ -23,6 +23,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from websockets.exceptions import InvalidHandshake
+
 from hil.charge_point import SimulatedChargePoint
 from hil.devices import build_ev
 from hil.meter import SimulatedMeter
@@ -37,7 +39,7 @@ async def _connect(cp: SimulatedChargePoint) -> None:
         try:
             await cp.start()
             return
-        except OSError:  # nobody listens yet
+        except (OSError, InvalidHandshake):  # nobody listens yet, or it does not admit us yet
             await asyncio.sleep(RETRY_S)
 
 

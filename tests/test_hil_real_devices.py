@@ -78,8 +78,10 @@ async def field_site() -> AsyncIterator[tuple[int, int]]:
     try:
         yield ocpp_port, int(line.strip().split("=")[1])
     finally:
-        process.terminate()
+        if process.returncode is None:
+            process.terminate()
         await asyncio.wait_for(process.wait(), 10)
+    assert process.returncode in (0, -15), "the field site crashed"
 
 
 @pytest.mark.slow
@@ -106,6 +108,35 @@ async def test_a_run_against_real_devices_reads_them_over_the_network(
     assert max(max(a) for a in series["site_a"]) <= LIMIT_A
     assert result.kpis["commands_per_charger_per_hour"] > 0
     assert result.kpis["sessions"] == 0  # no simulated EV: the cars are the field site's
+
+
+@pytest.mark.slow
+async def test_a_real_charger_beside_simulated_ones_is_metered_by_what_it_reports(
+    field_site: tuple[int, int],
+) -> None:
+    """With the simulated meter, a real charger's reported draw is part of the site the
+    meter measures and the report shows, beside a simulated charger and its car."""
+    ocpp_port, _ = field_site
+    data = real_scenario(ocpp_port, 1)
+    devices = data["devices"]
+    del devices["meter"]
+    devices["chargers"] = [
+        {"id": "cp-a", "max_current_a": 32, "real": True},
+        {"id": "sim", "max_current_a": 32},
+    ]
+    devices["evs"] = {"car": {"max_current_a": 32, "delay_s": 1}}
+    devices["base_load"] = {"constant_a": [BASE_A, BASE_A, BASE_A]}
+    data["timeline"] = [{"at_s": 1, "event": "arrive", "charger": "sim", "ev": "car"}]
+    result = await run_scenario(parse_scenario(data), out=lambda _line: None)
+    assert result.passed, [(v.text, v.actual) for v in result.assertions]
+    connectors = result.series["connectors"]
+    real_draw = connectors["cp-a/1"]["draw_a"][-1]
+    sim_draw = connectors["sim/1"]["draw_a"][-1]
+    assert real_draw > 6
+    assert sim_draw > 6
+    assert result.series["site_a"][-1] == pytest.approx([BASE_A + real_draw + sim_draw] * 3, abs=1)
+    assert max(max(a) for a in result.series["site_a"]) <= LIMIT_A
+    assert result.kpis["sessions"] == 1  # the simulated car; the real one is the field site's
 
 
 async def test_a_real_charger_that_never_connects_is_named_with_where_it_should() -> None:
