@@ -125,6 +125,11 @@ class SimulatedMqttMeter:
                     self.connected = True
                     while True:
                         await self.publish_once(client)
+                        task = asyncio.current_task()
+                        if task is not None and task.cancelling():
+                            # aiomqtt's wait_for (Python 3.11) can drop a cancellation that
+                            # races a publish's answer: honour it, or a stop waits for ever
+                            raise asyncio.CancelledError
                         await asyncio.sleep(self.interval_s)
             except aiomqtt.MqttError:
                 self.connected = False
