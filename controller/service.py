@@ -72,6 +72,28 @@ def first_transaction_id(clock: Clock) -> int:
     return max(int(clock.now().timestamp()) - TRANSACTION_ID_EPOCH_S, 1)
 
 
+def meter_adapter(
+    m: NodeMeter, sink: Callable[[Event], None], clock: Clock
+) -> ModbusMeter | MqttMeter | None:
+    """The reader of one configured meter (the HIL rig reads a real meter with it too);
+    None for a charger's own meter (fed by OCPP)."""
+    if isinstance(m, MqttNodeMeter):
+        return MqttMeter(m, sink, clock)
+    if isinstance(m, OcppNodeMeter):
+        return None
+    return ModbusMeter(
+        meter_id=m.id,
+        host=m.host,
+        port=m.port,
+        unit_id=m.unit_id,
+        register_map=m.register_map(),
+        sink=sink,
+        clock=clock,
+        poll_interval_s=m.poll_interval_s,
+        timeout_s=m.timeout_s,
+    )
+
+
 class SiteController:
     """Everything that runs for one site, started and stopped together."""
 
@@ -181,21 +203,7 @@ class SiteController:
 
     def _meter(self, m: NodeMeter) -> ModbusMeter | MqttMeter | None:
         """The adapter of one meter; None for a charger's own meter (fed by OCPP)."""
-        if isinstance(m, MqttNodeMeter):
-            return MqttMeter(m, self.sink, self.clock)
-        if isinstance(m, OcppNodeMeter):
-            return None
-        return ModbusMeter(
-            meter_id=m.id,
-            host=m.host,
-            port=m.port,
-            unit_id=m.unit_id,
-            register_map=m.register_map(),
-            sink=self.sink,
-            clock=self.clock,
-            poll_interval_s=m.poll_interval_s,
-            timeout_s=m.timeout_s,
-        )
+        return meter_adapter(m, self.sink, self.clock)
 
     def _charger_meter_readings(self, event: ChargerMeasurement) -> list[MeterReading]:
         """The readings a charger's MeterValues give the meters that stand on them."""

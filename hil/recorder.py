@@ -10,6 +10,7 @@ setpoint, the charger's offer and the EV's draw) and into the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,15 @@ class Recorder:
             self._record_connector(key, t, rig, plug, target.limit_a if target else None)
             if t >= plug.ready_s:
                 demands.append(self._demand(rig, plug))
+        for real in rig.real.sessions():  # what real chargers report: no simulator knows them
+            key = connector_key(real.charger_id, real.connector_id)
+            target = targets.get(key)
+            series = self.connectors.setdefault(key, ConnectorSeries())
+            series.t.append(round(t, 3))
+            series.setpoint_a.append(target.limit_a if target else None)
+            series.offered_a.append(round(real.offered_a or math.nan, 2))
+            series.draw_a.append(round(max(real.draw_a), 2))
+            demands.append(real.demand)
         groups = {cid: c.max_current_a for cid, c in rig.settings.items() if c.connectors > 1}
         sample = Sample(
             t=t,

@@ -255,6 +255,32 @@ async def test_run_polls_at_a_fixed_rate(sim: SimulatedMeter, events: list[Event
     assert sum(gaps) / len(gaps) == pytest.approx(0.1, abs=0.03)
 
 
+async def test_run_ends_when_a_read_swallowed_the_cancellation(events: list[Event]) -> None:
+    """A cancellation that lands with a Modbus answer still ends ``run``.
+
+    pymodbus waits with ``asyncio.wait_for``, which on Python 3.11 drops a
+    cancellation that races the answer; the poll here does the same, on purpose.
+    """
+    meter = make_reader(free_port(), events, poll_interval_s=0.05)
+    reading = asyncio.Event()
+
+    async def poll_that_swallows() -> MeterFailed:
+        if not reading.is_set():
+            reading.set()
+            # the answer comes in the same instant as the cancellation: wait_for returns it
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(10)
+        return MeterFailed("site-meter", 0.0, "answer")
+
+    meter.poll_once = poll_that_swallows  # type: ignore[method-assign]
+    task = asyncio.create_task(meter.run())
+    await reading.wait()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=1)
+    task.cancel()  # without the fix the loop polls on; a second request is not swallowed
+    assert task in done
+
+
 async def test_run_survives_an_unreachable_meter(events: list[Event]) -> None:
     """Against a dead address ``run`` keeps emitting MeterFailed and never raises."""
     meter = make_reader(free_port(), events, poll_interval_s=0.05)
