@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import pairwise
 
 from controller.config import HeadroomConfig
 from controller.meter_book import MeterView
@@ -40,8 +41,16 @@ SETTLED_WITHIN_S = 10.0
 """How far back the window reaches for a settled reading: OCPP's default MeterValues
 interval, the slowest report this estimate waits for."""
 
-SetpointFloor = Callable[[float, float], float | None]
-"""The lowest setpoint a session was allowed between two instants (None: none known)."""
+UNKNOWN_LIMIT_A = 0.0
+"""The lowest limit a session may have been offered before this log's first decision on it
+(just started, restored after a restart, its charger back after a disconnect, or its
+history run out): a limit no decision of this controller set, a previous controller's
+lease running out onto the fail-safe, may have cut it, down to nothing."""
+
+SetpointFloor = Callable[[float, float, float | None], float | None]
+"""(since, at, after) → the lowest limit a session was allowed from ``since`` to ``at`` that
+may still show in its draw at ``at``, given its first report after arrived at ``after``
+(``None``: none yet); ``None``: no such limit (:meth:`SetpointLog.cap`)."""
 
 
 def draw_floor(
@@ -56,7 +65,9 @@ def draw_floor(
     ``skew_s`` of ``at``, and the first report after ``at + skew_s`` (a car moves
     monotonically between two reports). Until that report after has arrived, also no
     more than the lowest setpoint in force since the last report before (a car told to
-    go down may already have). ``None`` without a report from before: the car had not
+    go down may already have); after it too if the limit rose again before it (the car
+    may have dipped and come back; :class:`SetpointLog` knows no limit before its first
+    decision on the session). ``None`` without a report from before: the car had not
     started then, or its history ran out; either way it stays inside the base load.
     """
     start, end = -1, len(reports)  # the last report before; the first after (if any)
@@ -69,8 +80,9 @@ def draw_floor(
     if start < 0:
         return None
     cap = None
-    if end == len(reports) and setpoint_low is not None:
-        cap = setpoint_low(reports[start][0] - skew_s, at)
+    if setpoint_low is not None:
+        after = reports[end][0] + skew_s if end < len(reports) else None
+        cap = setpoint_low(reports[start][0] - skew_s, at, after)
     return _lowest((values for _, values in reports[start : end + 1]), cap)
 
 
@@ -99,7 +111,7 @@ def draw_floors(
     start = max((i for i, r in enumerate(reports) if r[0] <= times[0] - skew_s), default=0)
     values = reports[start][1]
     if all(r[1] == values for r in reports[start:]):
-        cap = setpoint_low(reports[start][0] - skew_s, times[-1]) if setpoint_low else None
+        cap = setpoint_low(reports[start][0] - skew_s, times[-1], None) if setpoint_low else None
         if cap is None or cap >= max(v or 0.0 for v in values):
             floor = _lowest([values], None)
             first_at = reports[0][0]
@@ -111,7 +123,10 @@ class SetpointLog:
     """The lowest limit each session's charger may offer, from each decision on (pure).
 
     A decision's target may be offered from the moment it is sent; until the charger
-    accepts an increase, the lower limit it holds may still be offered.
+    accepts an increase, the lower limit it holds may still be offered. Before the first
+    decision logged for a session its charger may have offered anything: the span counts
+    as :data:`UNKNOWN_LIMIT_A`, so readings from then stay high until the car reports after
+    them (a restarted controller widens only from settled readings).
     """
 
     def __init__(self) -> None:
@@ -143,20 +158,35 @@ class SetpointLog:
         if not entries or entries[-1][1] != limit_a:
             entries.append((at, limit_a))
 
-    def lowest(self, key: str, start: float, end: float) -> float | None:
-        """The lowest limit in force for ``key`` at any time in [``start``, ``end``]."""
-        entries = self._log.get(key)
-        if not entries:
-            return None
-        in_force = [limit for at, limit in entries if start < at <= end]
+    def lowest(self, key: str, start: float, end: float) -> float:
+        """The lowest limit in force for ``key`` at any time in [``start``, ``end``]; 0 when
+        the span begins before the first limit logged for it (:data:`UNKNOWN_LIMIT_A`)."""
+        entries = self._log.get(key) or ()
         earlier = [limit for at, limit in entries if at <= start]
-        if earlier:
-            in_force.append(earlier[-1])
-        return min(in_force) if in_force else None
+        if not earlier:
+            return UNKNOWN_LIMIT_A
+        return min([earlier[-1], *(limit for at, limit in entries if start < at <= end)])
+
+    def cap(self, key: str, start: float, at: float, after: float | None) -> float | None:
+        """The :meth:`lowest` limit from ``start`` to ``at`` if it can still show at ``at``:
+        always until the car's next report (``after`` None); with it, only if the limit
+        rose by ``after`` (a car moves monotonically between two reports only while its
+        limit does not fall and rise again; before the first limit logged, anything)."""
+        if after is not None and not self._rose(key, start, after):
+            return None
+        return self.lowest(key, start, at)
+
+    def _rose(self, key: str, start: float, end: float) -> bool:
+        entries = self._log.get(key) or ()
+        earlier = [limit for at, limit in entries if at <= start]
+        if not earlier:
+            return True
+        limits = [earlier[-1], *(limit for at, limit in entries if start < at <= end)]
+        return any(b > a for a, b in pairwise(limits))
 
     def floor_of(self, key: str) -> SetpointFloor:
-        """:meth:`lowest` for one session."""
-        return lambda start, end: self.lowest(key, start, end)
+        """:meth:`cap` for one session."""
+        return lambda start, at, after: self.cap(key, start, at, after)
 
 
 def reading_base_a(

@@ -97,11 +97,12 @@ async def test_a_flagged_charger_stays_flagged_across_a_restart(tmp_path: Path) 
             highest_offer_a = max(highest_offer_a, obedient.offered_a(1))
             worst_a = max(worst_a, *site.site_a())
             await asyncio.sleep(0.05)
-        # Trusted, the deaf charger would have left the other car half the room (21 A). Held
-        # at 10 A, the other car may briefly be offered a few amperes more while the
-        # restarted controller's base-load estimate has no setpoint history (one run of
-        # the whole suite on a loaded machine saw 14 A), never the trusted share.
+        # Trusted, the deaf charger would have left the other car half the room (21 A). The
+        # restarted controller starts from what it knows (readings before its first decision
+        # on a session count that car as 0 A: its old lease may have run out onto the
+        # fail-safe unseen) and widens to the 10 A left beside the rating, never beyond.
         assert highest_offer_a < TRUSTED_SHARE_A - 1.0
+        assert highest_offer_a <= HELD_A + 1.0
         assert worst_a <= LIMIT_A
         assert stored_sessions(state)["cp-0/1"]["noncompliant"] is not None  # still flagged
     finally:
