@@ -20,8 +20,6 @@ weighted-fair remainder and building the answer.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import statistics
 import sys
@@ -29,12 +27,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import scipy
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_policies import _cpu_model, _load, _percentile, random_problem
+from benchmarks.bench_policies import random_problem
+from benchmarks.common import load_average, percentile, solver_machine
 from policies.deadline import deadline
 from policies.problem import AllocationProblem, Horizon
 
@@ -82,11 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
-    print(
-        f"machine: {_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"numpy {np.__version__}, scipy {scipy.__version__}"
-    )
-    print(f"load average before: {_load()}")
+    print(solver_machine())
+    print(f"load average before: {load_average()}")
     print()
     print("| sessions × slots | prices + peak cap | median ms | p99 ms | unserved per plan |")
     print("| --- | --- | ---: | ---: | ---: |")
@@ -94,13 +87,13 @@ def main(argv: list[str] | None = None) -> None:
         for tariff in (False, True):
             problems = [depot(size, rng, tariff) for _ in range(5)]
             times, short = _times(problems, args.repeat)
-            median, p99 = statistics.median(times), _percentile(times, 0.99)
+            median, p99 = statistics.median(times), percentile(times, 0.99)
             print(
                 f"| {size} × {SLOTS} | {'yes' if tariff else 'no'} | {median:.0f} | "
                 f"{p99:.0f} | {short / args.repeat:.1f} |"
             )
     print()
-    print(f"load average after: {_load()}")
+    print(f"load average after: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -35,8 +35,6 @@ after (other work on the machine slows the numbers down).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import statistics
 import sys
@@ -46,10 +44,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import scipy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import load_average, percentile, solver_machine
 from policies import POLICIES, Allocation
 from policies.layout import clear_cache, compile_problem
 from policies.optimal import optimal, weighted_throughput
@@ -179,31 +177,9 @@ def _worth(problem: AllocationProblem, answer: Allocation) -> float:
     return weighted_throughput(compiled, amps)
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def _row(name: str, size: int, times: list[float], note: str = "") -> str:
-    median, p99 = statistics.median(times), _percentile(times, 0.99)
+    median, p99 = statistics.median(times), percentile(times, 0.99)
     return f"| {name} | {size} | {median:.3f} | {p99:.3f} | {note} |"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
 
 
 def _speed_table(
@@ -263,18 +239,15 @@ def main(argv: list[str] | None = None) -> None:
     def parse(text: str) -> list[int]:
         return [int(s) for s in text.split(",") if s]
 
-    print(
-        f"machine: {_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"numpy {np.__version__}, scipy {scipy.__version__}"
-    )
-    print(f"load average before: {_load()}")
+    print(solver_machine())
+    print(f"load average before: {load_average()}")
     print()
     _speed_table(parse(args.sizes), parse(args.optimal_sizes), args.repeat, rng)
     print()
     if parse(args.ratio_sizes):
         _ratio_table(parse(args.ratio_sizes), rng)
         print()
-    print(f"load average after: {_load()}")
+    print(f"load average after: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
-"""What the OCPP benchmarks share: logs, statistics, the machine, a profiler, a site.
+"""What the benchmarks share: logs, statistics, the machine, a profiler, a site.
 
-Not part of the service: instrumentation and set-up for ``bench_reaction.py``
-and ``bench_ocpp.py`` only.
+Not part of the service: instrumentation and set-up for the scripts in ``benchmarks/``.
 """
 
 from __future__ import annotations
@@ -153,6 +152,25 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages, to state how busy the machine was."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def solver_machine() -> str:
+    """One line naming the machine and the numeric libraries the solver figures come from."""
+    import numpy as np
+    import scipy
+
+    return (
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"numpy {np.__version__}, scipy {scipy.__version__}"
+    )
 
 
 def machine() -> dict[str, Any]:

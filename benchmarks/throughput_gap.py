@@ -26,8 +26,6 @@ cause taken away at a time:
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import statistics
 import sys
@@ -36,11 +34,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import scipy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_policies import _cpu_model, _load, random_problem
+from benchmarks.bench_policies import random_problem
+from benchmarks.common import load_average, solver_machine
 from policies import Allocation, AllocationProblem
 from policies.incidence import RUNNABLE, floor_to_step
 from policies.layout import compile_problem
@@ -104,11 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
-    print(
-        f"machine: {_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"numpy {np.__version__}, scipy {scipy.__version__}"
-    )
-    print(f"load average before: {_load()}")
+    print(solver_machine())
+    print(f"load average before: {load_average()}")
     print()
     variants = _variants()
     print("| connectors | sites | " + " | ".join(variants) + " | leftover |")
@@ -135,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
             + f" | {statistics.median(left):.3f} (max {max(left):.3f}) |"
         )
     print()
-    print(f"load average after: {_load()}")
+    print(f"load average after: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -139,6 +139,7 @@ class BaseLoadEstimate:
         if since is None:
             return None
         window = _thinned([v for v in self._readings if (v.good_at or 0.0) >= since])
+        horizon = self._readings[-1].good_at or 0.0  # limits logged from now on come later
         run: list[MeterView] = []
         if over_limit_since is not None:
             settled_before = self._settled_before(sessions)
@@ -157,13 +158,17 @@ class BaseLoadEstimate:
         bases = dict(
             zip(
                 (id(v) for v in needed),
-                _reading_bases(needed, sessions, config, setpoints, self.skew_s, self._settled),
+                _reading_bases(
+                    needed, sessions, config, setpoints, self.skew_s, self._settled, horizon
+                ),
                 strict=True,
             )
         )
         terms = [_lowest_of([bases[id(v)] for v in window])]
         if over_limit_since is not None:
-            terms += _reading_bases(window[-1:], sessions, config, None, self.skew_s, self._settled)
+            terms += _reading_bases(
+                window[-1:], sessions, config, None, self.skew_s, self._settled, horizon
+            )
             if run:
                 terms.append(_lowest_of([bases[id(v)] for v in run]))
         return (max(t[0] for t in terms), max(t[1] for t in terms), max(t[2] for t in terms))
@@ -192,9 +197,11 @@ def _reading_bases(
     setpoints: SetpointLog | None,
     skew_s: float,
     settled: SettledFloors | None = None,
+    horizon: float = float("-inf"),
 ) -> list[Phases]:
     """:func:`reading_base_a` of each reading, one session at a time; the floors that have
-    settled are taken from (and kept in) ``settled``."""
+    settled by ``horizon`` (see :func:`~controller.car_floors.car_floors`) are taken from
+    (and kept in) ``settled``."""
     if settled is None:
         settled = SettledFloors()
     times = [v.good_at if v.good_at is not None else float("-inf") for v in readings]
@@ -204,7 +211,7 @@ def _reading_bases(
     for session in sessions:
         wiring = settled.wiring(session.charger_id)
         for sums, floor in zip(
-            drawn, car_floors(session, times, kept, wiring, setpoints, skew_s), strict=True
+            drawn, car_floors(session, times, kept, wiring, setpoints, skew_s, horizon), strict=True
         ):
             if floor is not None:
                 sums[0] += floor[0]

@@ -30,8 +30,16 @@ may have been measured on either side of it."""
 SETPOINTS_KEPT = 16
 """Setpoint changes kept per session: far more than fit between two reports."""
 
-SetpointFloor = Callable[[float, float], float | None]
-"""The lowest setpoint a session was allowed between two instants (None: none known)."""
+UNKNOWN_LIMIT_A = 0.0
+"""The lowest limit a session may have been offered before this log's first decision on it
+(just started, restored after a restart, its charger back after a disconnect, or its
+history run out): a limit no decision of this controller set, a previous controller's
+lease running out onto the fail-safe, may have cut it, down to nothing."""
+
+SetpointFloor = Callable[[float, float, float | None], float | None]
+"""(since, at, after) → the lowest limit a session was allowed from ``since`` to ``at`` that
+may still show in its draw at ``at``, given its first report after arrived at ``after``
+(``None``: none yet); ``None``: no such limit (:meth:`SetpointLog.cap`)."""
 
 
 def draw_floor(
@@ -46,15 +54,18 @@ def draw_floor(
     ``skew_s`` of ``at``, and the first report after ``at + skew_s`` (a car moves
     monotonically between two reports). Until that report after has arrived, also no
     more than the lowest setpoint in force since the last report before (a car told to
-    go down may already have). ``None`` without a report from before: the car had not
+    go down may already have); after it too if the limit rose again before it (the car
+    may have dipped and come back; :class:`SetpointLog` knows no limit before its first
+    decision on the session). ``None`` without a report from before: the car had not
     started then, or its history ran out; either way it stays inside the base load.
     """
     start, end = _span(reports, at, skew_s)
     if start < 0:
         return None
     cap = None
-    if end == len(reports) and setpoint_low is not None:
-        cap = setpoint_low(reports[start][0] - skew_s, at)
+    if setpoint_low is not None:
+        after = reports[end][0] + skew_s if end < len(reports) else None
+        cap = setpoint_low(reports[start][0] - skew_s, at, after)
     return _lowest(reports[start : end + 1], cap)
 
 
@@ -110,7 +121,7 @@ def draw_floors(
             alike = False
             break
     if alike:
-        cap = setpoint_low(reports[start][0] - skew_s, times[-1]) if setpoint_low else None
+        cap = setpoint_low(reports[start][0] - skew_s, times[-1], None) if setpoint_low else None
         if cap is None or cap >= max(values[0] or 0.0, values[1] or 0.0, values[2] or 0.0):
             floor = _lowest(reports[start : start + 1], None)
             first_at = reports[0][0]
@@ -122,12 +133,16 @@ class SetpointLog:
     """The lowest limit each session's charger may offer, from each decision on (pure).
 
     A decision's target may be offered from the moment it is sent; until the charger
-    accepts an increase, the lower limit it holds may still be offered.
+    accepts an increase, the lower limit it holds may still be offered. Before the first
+    decision logged for a session its charger may have offered anything: the span counts
+    as :data:`UNKNOWN_LIMIT_A`, so readings from then stay high until the car reports after
+    them (a restarted controller widens only from settled readings).
     """
 
     def __init__(self) -> None:
         self._log: dict[str, deque[tuple[float, float]]] = {}
         self._targets: dict[str, float] = {}
+        self._losses: dict[str, int] = {}  # by session: how often entries were forgotten
 
     def record(
         self, at: float, targets_a: Mapping[str, float], held_a: Mapping[str, float] | None = None
@@ -137,6 +152,7 @@ class SetpointLog:
         held_a = held_a or {}
         for key in set(self._log) - set(targets_a):
             del self._log[key]
+            self._losses[key] = self._losses.get(key, 0) + 1
         self._targets = dict(targets_a)
         for key, target_a in targets_a.items():
             self._append(key, at, min(target_a, held_a.get(key, target_a)))
@@ -152,44 +168,65 @@ class SetpointLog:
     def _append(self, key: str, at: float, limit_a: float) -> None:
         entries = self._log.setdefault(key, deque(maxlen=SETPOINTS_KEPT))
         if not entries or entries[-1][1] != limit_a:
+            if len(entries) == SETPOINTS_KEPT:  # the oldest entry drops out
+                self._losses[key] = self._losses.get(key, 0) + 1
             entries.append((at, limit_a))
 
-    def lowest(self, key: str, start: float, end: float) -> float | None:
-        """The lowest limit in force for ``key`` at any time in [``start``, ``end``]."""
-        entries = self._log.get(key)
-        if not entries:
-            return None
+    def losses(self, key: str) -> int:
+        """How often the log forgot entries of ``key``: a floor capped by them may change."""
+        return self._losses.get(key, 0)
+
+    def lowest(self, key: str, start: float, end: float) -> float:
+        """The lowest limit in force for ``key`` at any time in [``start``, ``end``]; 0 when
+        the span begins before the first limit logged for it (:data:`UNKNOWN_LIMIT_A`)."""
         low = before = None  # the lowest set within (start, end]; the last set by start
-        for at, limit in entries:
+        for at, limit in self._log.get(key) or ():
             if at <= start:
                 before = limit
             elif at <= end and (low is None or limit < low):
                 low = limit
-        if before is not None and (low is None or before < low):
-            low = before
-        return low
+        if before is None:
+            return UNKNOWN_LIMIT_A
+        return before if low is None or before <= low else low
+
+    def cap(self, key: str, start: float, at: float, after: float | None) -> float | None:
+        """The :meth:`lowest` limit from ``start`` to ``at`` if it can still show at ``at``:
+        always until the car's next report (``after`` None); with it, only if the limit
+        rose by ``after`` (a car moves monotonically between two reports only while its
+        limit does not fall and rise again; before the first limit logged, anything)."""
+        if after is not None and not self._rose(key, start, after):
+            return None
+        return self.lowest(key, start, at)
+
+    def _rose(self, key: str, start: float, end: float) -> bool:
+        last = None  # the limit in force, from the last one set by ``start`` on
+        for at, limit in self._log.get(key) or ():
+            if at <= start:
+                last = limit
+            elif at <= end:
+                if last is not None and limit > last:
+                    return True
+                if last is None:
+                    return True  # before the first limit logged: anything
+                last = limit
+        return last is None
 
     def floor_of(self, key: str) -> SetpointFloor:
-        """:meth:`lowest` for one session."""
-        return lambda start, end: self.lowest(key, start, end)
+        """:meth:`cap` for one session."""
+        return lambda start, at, after: self.cap(key, start, at, after)
 
 
 class SettledFloors:
     """Each car's floor at each reading once it has *settled*, in site phases.
 
-    A car's floor at a reading has settled once its first report from after the
-    reading (beyond the skew) has arrived: from then on :func:`draw_floor` takes the
-    reports from its last one before the reading to that one after, and no setpoint;
-    later reports and decisions cannot move it. Computing it once per reading, not
-    once per decision, is most of the estimate's cost at depot scale. An entry holds
-    while the session (same transaction) still has the report it starts from: when
-    the history runs past it, the floor is computed anew (and is ``None``, as
-    :func:`draw_floor` says). Also keeps each charger's wiring to site phases for
+    A settled floor (see :func:`car_floors`) cannot move with later reports or
+    decisions; computing it once per reading, not once per decision, is most of the
+    estimate's cost at depot scale. Also keeps each charger's wiring to site phases for
     one config.
     """
 
     def __init__(self) -> None:
-        self._by_reading: dict[float, dict[str, tuple[int, float, Phases | None]]] = {}
+        self._by_reading: dict[float, dict[str, tuple[int, float, int, Phases | None]]] = {}
         self._config: HeadroomConfig | None = None
         self._wiring: dict[str, tuple[int, ...]] = {}
 
@@ -198,9 +235,10 @@ class SettledFloors:
         for at in [at for at in self._by_reading if at < oldest_at]:
             del self._by_reading[at]
 
-    def reading(self, at: float) -> dict[str, tuple[int, float, Phases | None]]:
+    def reading(self, at: float) -> dict[str, tuple[int, float, int, Phases | None]]:
         """The settled floors of the reading at ``at``, by session key: (transaction id,
-        arrival of the report the floor starts from, floor in site phases or ``None``)."""
+        arrival of the report the floor starts from, the setpoint log's losses then, floor
+        in site phases or ``None``)."""
         return self._by_reading.setdefault(at, {})
 
     def use(self, config: HeadroomConfig) -> None:
@@ -217,20 +255,6 @@ class SettledFloors:
             charger = self._config.charger(charger_id) if self._config else None
             wiring = self._wiring[charger_id] = charger.site_phases() if charger else (0, 1, 2)
         return wiring
-
-
-def _settled_entry(
-    reports: Sequence[Report], span: tuple[int, int], transaction_id: int, wiring: tuple[int, ...]
-) -> tuple[int, float, Phases | None]:
-    """What :class:`SettledFloors` keeps of a settled reading whose reports :func:`_span`
-    gave ``span`` (a report after it has arrived): the transaction, the arrival of the
-    report the floor starts from (``inf`` when there is none: then the floor is ``None`` for
-    good, since later reports arrive later), and :func:`draw_floor` in site phases."""
-    start, end = span
-    if start < 0:
-        return transaction_id, float("inf"), None
-    floor = _lowest(reports[start : end + 1], None)
-    return transaction_id, reports[start][0], _in_site_phases(floor, wiring)
 
 
 def _in_site_phases(floor: PhaseValues | None, wiring: tuple[int, ...]) -> Phases | None:
@@ -252,37 +276,49 @@ _STRAIGHT = (0, 1, 2)
 def car_floors(
     session: SessionView,
     times: Sequence[float],
-    kept: Sequence[dict[str, tuple[int, float, Phases | None]]],
+    kept: Sequence[dict[str, tuple[int, float, int, Phases | None]]],
     wiring: tuple[int, ...],
     setpoints: SetpointLog | None,
     skew_s: float,
+    horizon: float,
 ) -> list[Phases | None]:
-    """One car's floor at each of ``times`` (ascending) in site phases: those that have
-    settled from ``kept`` (each time's settled floors) or computed once and kept there, the
-    others by :func:`draw_floors` with the setpoints."""
-    key, transaction_id, reports = session.key, session.transaction_id, session.reports
-    first_at = reports[0][0] if reports else float("inf")
-    last_at = reports[-1][0] if reports else float("-inf")
+    """One car's floor at each of ``times`` (ascending) in site phases, by
+    :func:`draw_floor` with the setpoints; those that have settled are taken from ``kept``
+    (each time's settled floors) or computed once and kept there.
+
+    A floor has settled once the car's first report after the reading has arrived and
+    the setpoints that can cap it are all logged: every limit the log may still gain is
+    set after ``horizon`` (the newest reading: decisions log their limits, and
+    acceptances, only after it), so the report after must be older than that (with the
+    skew). It holds while the session (same transaction) still has the report the floor
+    starts from and the log has forgotten none of its limits (:meth:`SetpointLog.losses`).
+    Without setpoints nothing is kept.
+    """
+    reports = session.reports
+    if setpoints is None or not reports:
+        return [_in_site_phases(f, wiring) for f in draw_floors(reports, times, None, skew_s)]
+    key, transaction_id = session.key, session.transaction_id
+    first_at, last_at = reports[0][0], reports[-1][0]
+    losses = setpoints.losses(key)
+    floor_of = setpoints.floor_of(key)
     floors: list[Phases | None] = []
-    # The last floor computed here, by report span (none yet).
-    span: tuple[int, int] = (-2, -2)
-    entry: tuple[int, float, Phases | None] = (transaction_id, float("inf"), None)
     for t, kept_at_t in zip(times, kept, strict=True):
-        if not last_at > t + skew_s:  # not settled, nor is any later time
-            break
+        if not last_at > t + skew_s:
+            break  # no report after this time yet, nor after any later one
         hit = kept_at_t.get(key)
-        if hit is None or hit[0] != transaction_id or first_at > hit[1]:
-            at_span = _span(reports, t, skew_s)
-            if at_span != span:  # readings between the same two reports share their floor
-                span, entry = at_span, _settled_entry(reports, at_span, transaction_id, wiring)
-            hit = kept_at_t[key] = entry
-        floors.append(hit[2])
+        if hit is None or hit[0] != transaction_id or first_at > hit[1] or hit[2] != losses:
+            start, end = _span(reports, t, skew_s)
+            if end < len(reports) and not reports[end][0] + skew_s < horizon:
+                break  # this time's report after is too new (so is every later time's)
+            floor = _in_site_phases(draw_floor(reports, t, floor_of, skew_s), wiring)
+            start_at = reports[start][0] if start >= 0 else float("inf")
+            hit = kept_at_t[key] = (transaction_id, start_at, losses, floor)
+        floors.append(hit[3])
     if len(floors) < len(times):
-        floor_of = setpoints.floor_of(key) if setpoints else None
         raw: PhaseValues | None = None
         site: Phases | None = None
-        for floor in draw_floors(reports, times[len(floors) :], floor_of, skew_s):
-            if floor is not raw:  # the shortcut gives one floor for every time
-                raw, site = floor, _in_site_phases(floor, wiring)
+        for open_floor in draw_floors(reports, times[len(floors) :], floor_of, skew_s):
+            if open_floor is not raw:  # the shortcut gives one floor for every time
+                raw, site = open_floor, _in_site_phases(open_floor, wiring)
             floors.append(site)
     return floors

@@ -7,7 +7,7 @@ Freshness and timing decisions use :meth:`Clock.monotonic`; wall time
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -35,6 +35,32 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+class ScaledClock:
+    """Real time sped up ``scale`` times from the moment the clock is made.
+
+    A HIL run faster than real time reads this clock, and so does its event
+    loop (:class:`hil.timescale.ScaledEventLoop`), so every sleep, timeout and
+    lease agrees on one scenario time. Wall time starts at the real wall time
+    and advances as the scaled monotonic time does: the timestamps a run
+    writes on the wire and in its report are scenario times.
+    """
+
+    def __init__(self, scale: float) -> None:
+        if scale <= 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        self.scale = scale
+        self._origin = time.monotonic()
+        self._wall0 = datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        """Scaled seconds: the real seconds since the origin times ``scale``, from the origin."""
+        return self._origin + (time.monotonic() - self._origin) * self.scale
+
+    def now(self) -> datetime:
+        """The wall time at the origin plus the scaled seconds since."""
+        return self._wall0 + timedelta(seconds=self.monotonic() - self._origin)
+
+
 class ManualClock:
     """A clock that moves only when told to: for tests of timing decisions."""
 
@@ -49,8 +75,6 @@ class ManualClock:
 
     def now(self) -> datetime:
         """Wall time advanced by as much as the monotonic time."""
-        from datetime import timedelta
-
         return self._wall0 + timedelta(seconds=self._t - self._start)
 
     def advance(self, seconds: float) -> None:

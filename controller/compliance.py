@@ -14,6 +14,10 @@ must show the limit we sent. A charger that reports another limit did not
 install our profile as we believe (it ignored it, or stacks its profiles
 wrongly), so it cannot be trusted with the next decrease either: the session is
 flagged like one that overdraws, until it ends.
+
+Flags survive a restart (the state store keeps them with the session): an
+overdrawing session stays flagged until it :func:`follows` a setpoint of the
+restarted controller, one flagged by its schedule until it ends.
 """
 
 from __future__ import annotations
@@ -56,11 +60,28 @@ def check(
             if session.key in previous.over_since:
                 over_since[session.key] = previous.over_since[session.key]
             continue
-        drawn_a = max(value or 0.0 for value in session.measured_a)
-        if drawn_a > setpoint.limit_a + OVERSHOOT_TOLERANCE_A:
+        if _overdraws(session, setpoint):
             over_since[session.key] = previous.over_since.get(session.key, session.measured_at)
     flagged = frozenset(k for k, since in over_since.items() if now - since >= timeout_s)
     return Compliance(over_since, flagged)
+
+
+def _overdraws(session: SessionView, setpoint: Held) -> bool:
+    drawn_a = max(value or 0.0 for value in session.measured_a or (0.0,))
+    return drawn_a > setpoint.limit_a + OVERSHOOT_TOLERANCE_A
+
+
+def follows(session: SessionView, setpoint: Held | None) -> bool:
+    """True when the session was measured, under the setpoint it acknowledged, within it.
+
+    The evidence that clears a flag kept from before a restart: a charger is
+    trusted again only once it is seen following a setpoint of this controller.
+    """
+    if setpoint is None or setpoint.transaction_id != session.transaction_id:
+        return False
+    if session.measured_a is None or session.measured_at is None:
+        return False
+    return session.measured_at >= setpoint.acked_at and not _overdraws(session, setpoint)
 
 
 @dataclass(frozen=True, slots=True)

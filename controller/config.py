@@ -55,6 +55,18 @@ class SiteLimits(_Strict):
     safety_margin_a: Annotated[float, Field(ge=0)] = 0.0
     failsafe_current_a: Annotated[float, Field(ge=0)] = 0.0
     base_load_reserve_a: Annotated[float, Field(ge=0)] = 0.0
+    building_peak_a: (
+        Annotated[float, Field(ge=0)]
+        | tuple[
+            Annotated[float, Field(ge=0)],
+            Annotated[float, Field(ge=0)],
+            Annotated[float, Field(ge=0)],
+        ]
+        | None
+    ) = None
+    """The most the building's own load may reach, A per site phase (one number: every
+    phase). The plan never counts the base load below it, so a step of the building up
+    to its peak finds the room free instead of waiting for the cars to follow a cut."""
     demand_target_kw: Annotated[float, Field(gt=0)] | None = None
     demand_window_min: Literal[15, 30, 60] = 15
 
@@ -72,7 +84,23 @@ class SiteLimits(_Strict):
             )
         if self.max_current_a is not None and self.safety_margin_a >= self.max_current_a:
             raise ValueError("site.safety_margin_a must be below site.max_current_a")
+        room_a = None if self.max_current_a is None else self.max_current_a - self.safety_margin_a
+        if room_a is not None and max(self.building_peak) >= room_a:
+            raise ValueError(
+                f"site.building_peak_a {max(self.building_peak)} A leaves no room for charging "
+                f"under max_current_a − safety_margin_a ({room_a} A)"
+            )
         return self
+
+    @property
+    def building_peak(self) -> tuple[float, float, float]:
+        """``building_peak_a`` per site phase (0 where none is set)."""
+        peak = self.building_peak_a
+        if peak is None:
+            return (0.0, 0.0, 0.0)
+        if isinstance(peak, tuple):
+            return peak
+        return (peak, peak, peak)
 
     @property
     def max_power_w(self) -> float | None:

@@ -52,6 +52,7 @@ from controller.restored import Restored
 from controller.restored import target_a as restored_target_a
 from controller.state import SessionView, SiteSnapshot
 from controller.tariff import horizon
+from controller.untrusted import reserve_idle, unbounded
 from policies import Allocation, AllocationProblem, ConnectorAllocation, LimitNode, Policy
 from policies.problem import Horizon, SessionDemand
 from policies.verify import violations
@@ -348,7 +349,17 @@ def decide(
             s for s in snapshot.sessions if s.charger_id in snapshot.booted and s.restored is None
         ),
     )
+    if mode is not Mode.FAILSAFE:  # room for the building to reach its declared peak
+        base = _at_least(base, config.site.building_peak)
+    # A session whose charger holds no limit we can count on is planned at its rating like
+    # one that overdraws; an untrusted charger's rating is reserved while it is idle too.
+    loose = unbounded(snapshot, held_a)
+    if loose:
+        why_of = dict(noncompliant) if isinstance(noncompliant, Mapping) else {}
+        noncompliant = {k: why_of.get(k, OVERDRAWS) for k in noncompliant} | loose
     base, ignored = reserve_noncompliant(snapshot, config, base, frozenset(noncompliant))
+    if snapshot.untrusted and mode is not Mode.FAILSAFE:
+        base = reserve_idle(snapshot, config, base, {s.charger_id for s in ignored.values()})
     all_sessions = {s.key: s for s in snapshot.sessions if s.key not in ignored}
     modes = group_modes(snapshot.meters, config, snapshot.at)
     by_session = session_modes(snapshot.sessions, config, modes)
@@ -456,6 +467,10 @@ def decide(
             s.charger_id, s.connector_id, s.transaction_id, limit_a, reason, snapshot.at
         )
     return Decision(snapshot.at, mode, why, base, problem, allocation, targets, rejected, modes)
+
+
+def _at_least(base: Phases, floor: Phases) -> Phases:
+    return (max(base[0], floor[0]), max(base[1], floor[1]), max(base[2], floor[2]))
 
 
 def _booted_modes(

@@ -51,6 +51,10 @@ class TimelineEntry:
     connector_id: int | None = None
 
 
+IDLE_STATUSES = frozenset({"Available", "Unavailable"})
+"""Connector statuses (1.6 and 2.0.1) in which no car draws current."""
+
+
 @dataclass
 class ChargerLive:
     """A charger as last heard of."""
@@ -129,8 +133,14 @@ class LiveView:
             case ChargerDisconnected(charger_id=cid):
                 c = self.charger(cid)
                 c.connected = c.booted = False
+                c.draw_a.clear()  # what it draws now is unknown, not what it last reported
+                c.power_w.clear()
             case ConnectorStatusChanged(charger_id=cid, connector_id=n, status=s):
-                self.charger(cid).status[n] = s
+                c = self.charger(cid)
+                c.status[n] = s
+                if s in IDLE_STATUSES:  # no car drawing: the last draw is history, not the present
+                    c.draw_a.pop(n, None)
+                    c.power_w.pop(n, None)
             case ChargerMeasurement(charger_id=cid, connector_id=n) as m:
                 c = self.charger(cid)
                 c.draw_a[n], c.power_w[n], c.energy_wh[n] = m.current_a, m.power_w, m.energy_wh

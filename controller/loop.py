@@ -20,7 +20,7 @@ import structlog
 from controller.base_load import BaseLoadEstimate, SetpointLog
 from controller.clock import Clock
 from controller.collector import held_until_frames_written
-from controller.compliance import Compliance, check
+from controller.compliance import Compliance, check, follows
 from controller.config import HeadroomConfig
 from controller.decide import (
     OVERDRAWS,
@@ -137,6 +137,7 @@ class ControlLoop:
         self._demand = demand
         self._checks = checks
         self._compliance = Compliance({}, frozenset())
+        self._restored_flags: dict[str, tuple[int, str]] = {}  # key → (transaction, why)
         self._run_state: dict[str, RunState] = {}
         self._wake = asyncio.Event()
         self._base = BaseLoadEstimate(config.control.base_load_window_s)
@@ -211,7 +212,7 @@ class ControlLoop:
             held_a,
             base,
             self._demand_cap_w(),
-            self._noncompliant_why(),
+            self.noncompliant_why(),
             self._run_state,
             wall_now_s=self._clock.now().timestamp(),
             group_base_a=group_base,
@@ -257,16 +258,23 @@ class ControlLoop:
     @property
     def noncompliant(self) -> frozenset[str]:
         """Sessions whose chargers do not follow their setpoints."""
-        return frozenset(self._noncompliant_why())
+        return frozenset(self.noncompliant_why())
 
-    def _noncompliant_why(self) -> dict[str, str]:
+    def noncompliant_why(self) -> dict[str, str]:
         """Each non-compliant session and why: overdrawing, or a contradicting schedule."""
-        why = dict.fromkeys(self._compliance.flagged, OVERDRAWS)
+        why = {key: reason for key, (_, reason) in self._restored_flags.items()}
+        why |= dict.fromkeys(self._compliance.flagged, OVERDRAWS)
         if self._checks is not None:
             why |= self._checks.flagged
         return why
 
+    def restore_noncompliant(self, key: str, transaction_id: int, why: str) -> None:
+        """A session flagged before a restart (from the state store) is flagged again."""
+        self._restored_flags[key] = (transaction_id, why)
+
     def _check_compliance(self, snapshot: SiteSnapshot, now: float) -> None:
+        if self._restored_flags:
+            self._clear_restored_flags(snapshot)
         before = self._compliance.flagged
         self._compliance = check(
             snapshot.sessions,
@@ -279,6 +287,18 @@ class ControlLoop:
             log.error("charger does not follow its setpoint; reserving its rating", session=key)
         for key in before - self._compliance.flagged:
             log.info("charger follows its setpoint again", session=key)
+
+    def _clear_restored_flags(self, snapshot: SiteSnapshot) -> None:
+        """Drop flags of sessions that ended, and overdraw flags of sessions now following."""
+        sessions = {s.key: s for s in snapshot.sessions}
+        held = self._dispatcher.held
+        for key, (tx, why) in list(self._restored_flags.items()):
+            session = sessions.get(key)
+            if session is None or session.transaction_id != tx:
+                del self._restored_flags[key]
+            elif why == OVERDRAWS and follows(session, held.get(key)):
+                del self._restored_flags[key]
+                log.info("charger follows its setpoint again", session=key)
 
     def _demand_cap_w(self) -> float | None:
         target_kw = self._config.site.demand_target_kw

@@ -82,12 +82,16 @@ class SessionRecord(_Record):
     charger_id: str = Field(min_length=1)
     connector_id: int = Field(ge=1)
     transaction_id: int
+    charger_transaction_id: str | None = Field(default=None, min_length=1)
+    """The charger's own name of the transaction (OCPP 2.0.1), to know it again."""
     started_at: float
     meter_start_wh: float | None = None
     needs: NeedsRecord | None = None
     needs_register_wh: float | None = None
     belief: BeliefRecord = BeliefRecord()
     setpoint: SetpointRecord | None = None
+    noncompliant: str | None = Field(default=None, min_length=1)
+    """Why its charger was found not to follow its setpoints (``None``: it follows)."""
 
     @property
     def key(self) -> str:
@@ -136,14 +140,20 @@ def setpoint_record(
 
 
 def session_record(
-    view: SessionView, setpoint: SetpointRecord | None, now: Instant
+    view: SessionView,
+    setpoint: SetpointRecord | None,
+    now: Instant,
+    theirs: str | None = None,
+    noncompliant: str | None = None,
 ) -> SessionRecord:
-    """The record of a running session."""
+    """The record of a running session (``theirs``: the charger's name of its transaction;
+    ``noncompliant``: why its charger does not follow, if it does not)."""
     needs = view.needs
     return SessionRecord(
         charger_id=view.charger_id,
         connector_id=view.connector_id,
         transaction_id=view.transaction_id,
+        charger_transaction_id=theirs,
         started_at=now.to_wall(view.started_at),
         meter_start_wh=view.meter_start_wh,
         needs=None
@@ -159,6 +169,7 @@ def session_record(
         needs_register_wh=view.needs_register_wh,
         belief=BeliefRecord(phases=view.belief.phases, ev_max_a=view.belief.ev_max_a),
         setpoint=setpoint,
+        noncompliant=noncompliant,
     )
 
 

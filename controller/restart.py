@@ -11,7 +11,8 @@ decision is written at the next one; its ceiling was stored before it was sent.
 :func:`resume` runs on start, before the OCPP server listens: it loads the
 sessions into the site state as restored (unconfirmed, see
 :mod:`controller.restored`), each charger's learned profile route into the
-dispatcher, and seeds the writer, so that an unchanged record is not written
+dispatcher, 2.0.1 chargers' transaction names into the OCPP server, and seeds
+the writer, so that an unchanged record is not written
 again. Unreadable records and those of chargers the config no longer has are
 dropped, with a log line.
 """
@@ -67,8 +68,17 @@ def _mark(view: SessionView) -> Mark:
 class StateWriter:
     """Writes one site's restart state to the store when it changes."""
 
-    def __init__(self, store: StateStore, site_id: str, clock: Clock, lease_s: float) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        site_id: str,
+        clock: Clock,
+        lease_s: float,
+        their_id: Callable[[str, int], str | None] = lambda _charger, _ours: None,
+    ) -> None:
         self._store = store
+        self._their_id = their_id
+        """The charger's own name of one of our transactions (OCPP 2.0.1), if it has one."""
         self._sessions_kind = kind(SESSION_KIND, site_id)
         self._routes_kind = kind(ROUTE_KIND, site_id)
         self._clock = clock
@@ -80,7 +90,8 @@ class StateWriter:
 
     def seed(self, view: SessionView, record: SessionRecord) -> None:
         """``record`` is stored already and ``view`` is what the state made of it."""
-        self._written[view.key] = _Written(record, _mark(view), None)
+        mark = (*_mark(view), record.charger_transaction_id, record.noncompliant)
+        self._written[view.key] = _Written(record, mark, None)
 
     def seed_route(self, charger_id: str, purpose: ProfilePurpose) -> None:
         self._routes[charger_id] = purpose
@@ -91,14 +102,20 @@ class StateWriter:
         targets: Mapping[str, Target],
         held: Mapping[str, Held],
         routes: Mapping[str, ProfileRoute],
+        noncompliant: Mapping[str, str] | None = None,
     ) -> None:
-        """Write what changed since the last call, in one transaction."""
+        """Write what changed since the last call, in one transaction.
+
+        ``noncompliant``: the sessions whose chargers do not follow, and why."""
+        flags = noncompliant or {}
         now = Instant(self._clock.monotonic(), self._clock.now().timestamp())
         puts: list[tuple[str, str, Mapping[str, Any]]] = []
         live = set()
         for view in sessions:
             live.add(view.key)
-            record = self._changed(view, targets.get(view.key), held.get(view.key), routes, now)
+            record = self._changed(
+                view, targets.get(view.key), held.get(view.key), routes, now, flags.get(view.key)
+            )
             if record is not None:
                 puts.append((self._sessions_kind, view.key, record.model_dump(mode="json")))
         deletes = [(self._sessions_kind, key) for key in self._written if key not in live]
@@ -120,6 +137,7 @@ class StateWriter:
         held: Held | None,
         routes: Mapping[str, ProfileRoute],
         now: Instant,
+        noncompliant: str | None,
     ) -> SessionRecord | None:
         """The session's new record, or ``None`` if the stored one still says it all."""
         tx = view.transaction_id
@@ -131,7 +149,8 @@ class StateWriter:
         target_a = target.limit_a if target is not None and target.transaction_id == tx else None
         acked = (held.limit_a, held.acked_at) if held is not None else None
         before = written.record.setpoint if written is not None else None
-        mark = _mark(view)
+        theirs = self._their_id(view.charger_id, tx)
+        mark = (*_mark(view), theirs, noncompliant)
         if (
             written is not None
             and mark == written.mark
@@ -142,7 +161,7 @@ class StateWriter:
         purpose = routes.get(view.charger_id, ProfileRoute()).purpose
         acked_since = acked is not None and (written is None or acked != written.held)
         setpoint = setpoint_record(held, target_a, purpose, self.lease_s, now, before, acked_since)
-        record = session_record(view, setpoint, now)
+        record = session_record(view, setpoint, now, theirs, noncompliant)
         self._written[view.key] = _Written(
             record, mark, acked if acked is not None else (written.held if written else None)
         )
@@ -157,11 +176,14 @@ def resume(
     writer: StateWriter,
     clock: Clock,
     known: Callable[[str], bool],
+    adopt: Callable[[str, str, int, int], None] = lambda _c, _theirs, _ours, _evse: None,
+    flag: Callable[[str, int, str], None] = lambda _key, _tx, _why: None,
 ) -> int:
     """Load the stored sessions and routes of ``site_id``; returns the sessions restored.
 
     ``known`` tells whether a charger may still connect (is in the config, or unknown
-    chargers are admitted).
+    chargers are admitted). ``adopt(charger, theirs, ours, evse)`` binds a 2.0.1
+    charger's transaction name to ours again, so its next report continues the session.
     """
     now = Instant(clock.monotonic(), clock.now().timestamp())
     sessions_kind = kind(SESSION_KIND, site_id)
@@ -179,6 +201,15 @@ def resume(
             _drop(store, sessions_kind, key, f"charger {record.charger_id} is not configured")
             continue
         view = restored_view(record, now)
+        if record.charger_transaction_id is not None:
+            adopt(
+                record.charger_id,
+                record.charger_transaction_id,
+                record.transaction_id,
+                record.connector_id,
+            )
+        if record.noncompliant is not None:
+            flag(record.key, record.transaction_id, record.noncompliant)
         state.restore(view)
         writer.seed(view, record)
         restored += 1
@@ -192,6 +223,7 @@ def resume(
             ev_max_a=record.belief.ev_max_a,
             setpoint_a=setpoint.limit_a if setpoint else None,
             ceiling_a=setpoint.ceiling_a if setpoint else None,
+            noncompliant=record.noncompliant,
             lease_left_s=None
             if setpoint is None or setpoint.lease_until is None
             else round(setpoint.lease_until - now.wall, 1),

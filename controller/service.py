@@ -47,7 +47,7 @@ from controller.ocpp import OcppServer
 from controller.ocpp.server import tls_context
 from controller.operator import OperatorControl
 from controller.restart import StateWriter, resume
-from controller.schedule_checks import ScheduleChecks
+from controller.schedule_checks import ScheduleChecks, is_failsafe
 from controller.state import SiteSnapshot, SiteState
 from controller.store import StateStore
 from controller.telemetry import TelemetryPublisher
@@ -70,6 +70,28 @@ def first_transaction_id(clock: Clock) -> int:
     second, ids from this seed never repeat (and fit OCPP's 32-bit integer until 2094).
     """
     return max(int(clock.now().timestamp()) - TRANSACTION_ID_EPOCH_S, 1)
+
+
+def meter_adapter(
+    m: NodeMeter, sink: Callable[[Event], None], clock: Clock
+) -> ModbusMeter | MqttMeter | None:
+    """The reader of one configured meter (the HIL rig reads a real meter with it too);
+    None for a charger's own meter (fed by OCPP)."""
+    if isinstance(m, MqttNodeMeter):
+        return MqttMeter(m, sink, clock)
+    if isinstance(m, OcppNodeMeter):
+        return None
+    return ModbusMeter(
+        meter_id=m.id,
+        host=m.host,
+        port=m.port,
+        unit_id=m.unit_id,
+        register_map=m.register_map(),
+        sink=sink,
+        clock=clock,
+        poll_interval_s=m.poll_interval_s,
+        timeout_s=m.timeout_s,
+    )
 
 
 class SiteController:
@@ -128,7 +150,14 @@ class SiteController:
         )
         self.demand = DemandWindow(window_s=config.site.demand_window_min * 60.0)
         self.checks = (
-            ScheduleChecks(self.dispatcher, self.ocpp.link, self.clock, config.ocpp, self._checked)
+            ScheduleChecks(
+                self.dispatcher,
+                self.ocpp.link,
+                self.clock,
+                config.ocpp,
+                self._checked,
+                self._failsafe_judged,
+            )
             if config.ocpp.composite_check
             else None
         )
@@ -147,7 +176,13 @@ class SiteController:
         self.live = LiveView(config.site.id)
         """The latest picture and recent timeline, for the API and dashboard."""
         self.writer = (
-            StateWriter(self.store, config.site.id, self.clock, config.control.lease_s)
+            StateWriter(
+                self.store,
+                config.site.id,
+                self.clock,
+                config.control.lease_s,
+                self.ocpp.their_transaction_id,
+            )
             if self.store
             else None
         )
@@ -162,21 +197,7 @@ class SiteController:
 
     def _meter(self, m: NodeMeter) -> ModbusMeter | MqttMeter | None:
         """The adapter of one meter; None for a charger's own meter (fed by OCPP)."""
-        if isinstance(m, MqttNodeMeter):
-            return MqttMeter(m, self.sink, self.clock)
-        if isinstance(m, OcppNodeMeter):
-            return None
-        return ModbusMeter(
-            meter_id=m.id,
-            host=m.host,
-            port=m.port,
-            unit_id=m.unit_id,
-            register_map=m.register_map(),
-            sink=self.sink,
-            clock=self.clock,
-            poll_interval_s=m.poll_interval_s,
-            timeout_s=m.timeout_s,
-        )
+        return meter_adapter(m, self.sink, self.clock)
 
     def _charger_meter_readings(self, event: ChargerMeasurement) -> list[MeterReading]:
         """The readings a charger's MeterValues give the meters that stand on them."""
@@ -212,7 +233,8 @@ class SiteController:
             self.audit.record_decision(decision, self.clock.now())
         if self.writer is not None:
             held, routes = self.dispatcher.held, self.dispatcher.routes
-            self.writer.after_decision(snapshot.sessions, decision.targets, held, routes)
+            flags = self.loop.noncompliant_why()
+            self.writer.after_decision(snapshot.sessions, decision.targets, held, routes, flags)
         if self.telemetry is not None:
             self.telemetry.publish_state(decision, snapshot, self.clock.now())
         if self._on_decision is not None:
@@ -220,12 +242,21 @@ class SiteController:
 
     def _commanded(self, result: CommandResult) -> None:
         command = result.command
+        if result.ok and is_failsafe(command):
+            self.state.failsafe_sent(command.charger_id, accepted=True)
+            if self.checks is not None:  # does it apply it? (controller/untrusted.py)
+                self.checks.failsafe_installed(command.charger_id, command.limit_a)
+            self.loop.wake()  # its new sessions need not be planned at its rating any more
         if result.status is CommandStatus.REJECTED and command.transaction_id is not None:
             self.state.refused(command.charger_id, command.connector_id, command.transaction_id)
         self.metrics.observe_command(result)
         self.live.on_command(result, self.clock.now())
         if self.audit is not None:
             self.audit.record_command(result, self.clock.now())
+
+    def _failsafe_judged(self, charger_id: str, untrusted: str | None) -> None:
+        self.state.judged(charger_id, untrusted)
+        self.loop.wake()
 
     def _checked(self, check: ScheduleCheck, result: CompositeLimit, why: str | None) -> None:
         self.metrics.observe_schedule_check(result, why)
@@ -255,6 +286,7 @@ class SiteController:
             self._spawn(self._adopt_if_no_boot(event.charger_id), f"boot-wait:{event.charger_id}")
         if isinstance(event, ChargerBooted):
             self.dispatcher.install_failsafe(event.charger_id)
+            self.state.failsafe_sent(event.charger_id)
         elif isinstance(event, ChargerDisconnected):
             self.dispatcher.forget_charger(event.charger_id)
         if is_urgent(event, self.config):
@@ -293,6 +325,10 @@ class SiteController:
                 self.writer,
                 self.clock,
                 lambda cid: config.charger(cid) is not None or config.ocpp.admit_unknown,
+                lambda cid, theirs, ours, evse: self.ocpp.transactions_201(cid).adopt(
+                    theirs, ours, evse
+                ),
+                self.loop.restore_noncompliant,
             )
         await self.ocpp.start()
         if self.config.metrics is not None:

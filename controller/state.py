@@ -92,6 +92,12 @@ class SiteSnapshot:
     """Limits others set on whole chargers (2.0.1 NotifyChargingLimit on EVSE 0), A per phase."""
     site_readings: tuple[MeterView, ...] = ()
     """The site meter's last good readings, oldest first (every poll, for the base load)."""
+    failsafe_pending: frozenset[str] = frozenset()
+    """Chargers told their fail-safe default (on boot) that have not accepted it yet: a new
+    session there may draw the charger's rating until its setpoint is accepted."""
+    untrusted: Mapping[str, str] = field(default_factory=dict)
+    """Chargers whose composite schedule contradicted their fail-safe default, and why: they
+    may draw their rating whatever they are told (:mod:`controller.untrusted`)."""
 
 
 HISTORY = 8  # measurements kept per connector: enough to line one up with the meter reading
@@ -144,6 +150,9 @@ class _Charger:
     connectors: dict[int, _Connector] = field(default_factory=dict)
     external_limits_a: dict[tuple[int, str], float] = field(default_factory=dict)
     """By (EVSE, source): limits set by others; they hold until cleared, across reconnects."""
+    failsafe_pending: bool = False
+    untrusted: str | None = None
+    """Why the charger is not trusted to apply profiles; kept until a check says otherwise."""
 
     def external_limit_a(self, evse_id: int) -> float | None:
         """The lowest limit in force on ``evse_id`` (0 = the whole charger)."""
@@ -234,7 +243,7 @@ class SiteState:
                 self._charger(cid).booted = True
             case ChargerDisconnected(charger_id=cid):
                 charger = self._charger(cid)
-                charger.connected, charger.booted = False, False
+                charger.connected, charger.booted, charger.failsafe_pending = False, False, False
             case ConnectorStatusChanged():
                 connector = self._charger(event.charger_id).connector(event.connector_id)
                 connector.status = event.status
@@ -296,6 +305,18 @@ class SiteState:
             view.meter_start_wh,
         )
         connector.restored = view.restored or Restored()
+
+    def failsafe_sent(self, charger_id: str, accepted: bool = False) -> None:
+        """The charger is being given its fail-safe default, or (``accepted``) has it."""
+        self._charger(charger_id).failsafe_pending = not accepted
+
+    def judged(self, charger_id: str, untrusted: str | None) -> None:
+        """A check of the charger's fail-safe default: why it is not trusted, or None."""
+        charger = self._charger(charger_id)
+        if untrusted != charger.untrusted:
+            level = log.error if untrusted else log.info
+            level("charger trust", charger_id=charger_id, untrusted=untrusted)
+        charger.untrusted = untrusted
 
     def refused(self, charger_id: str, connector_id: int, transaction_id: int) -> None:
         """The charger refused a TxProfile for ``transaction_id``: OCPP lets it refuse one
@@ -425,4 +446,6 @@ class SiteState:
                 if (limit := charger.external_limit_a(0)) is not None
             },
             site_readings=self._meters.recent(self._site_node),
+            failsafe_pending=frozenset(c for c, s in self._chargers.items() if s.failsafe_pending),
+            untrusted={c: s.untrusted for c, s in self._chargers.items() if s.untrusted},
         )

@@ -12,7 +12,14 @@ from pydantic import ValidationError
 
 from controller.config import format_errors
 from hil.devices import read_load_csv
-from hil.scenario import Arrive, ChargerConnection, Depart, Scenario
+from hil.scenario import (
+    Arrive,
+    BaseLoadChange,
+    ChargerConnection,
+    Depart,
+    MeterFault,
+    Scenario,
+)
 from hil.timeline import charger_ids
 
 
@@ -23,6 +30,7 @@ def cross_check(scenario: Scenario) -> list[str]:
         *_timeline_problems(scenario),
         *_csv_problems(scenario),
         *_quirk_problems(scenario),
+        *real_device_problems(scenario),
     ]
 
 
@@ -118,3 +126,52 @@ def _quirk_problems(scenario: Scenario) -> list[str]:
         except (ImportError, TypeError, ValueError) as exc:
             problems.append(f"devices.chargers[{i}].quirks: {exc}")
     return problems
+
+
+def real_device_problems(scenario: Scenario) -> list[str]:
+    """What a scenario cannot do with the real devices it names."""
+    devices = scenario.devices
+    real = set(devices.real_chargers())
+    problems = []
+    if scenario.time_scale != 1.0 and scenario.real_devices():
+        named = ", ".join(scenario.real_devices())
+        problems.append(f"time_scale: real devices ({named}) run in real time: use 1.0")
+    if real and devices.ocpp.port == 0:
+        problems.append(
+            "devices.ocpp.port: real chargers need a fixed port to connect to (0 picks any)"
+        )
+    if devices.meter is not None:
+        simulated = [c.settings.id for c in scenario.chargers() if c.settings.id not in real]
+        if simulated:
+            problems.append(
+                f"devices.meter: a real meter sees no simulated charger's draw "
+                f"({', '.join(simulated[:3])}{', …' if len(simulated) > 3 else ''}): make "
+                "every charger real, or leave the meter simulated"
+            )
+        if "base_load" in devices.model_fields_set:
+            problems.append("devices.base_load: the real meter measures the building: remove it")
+    for i, event in enumerate(scenario.timeline):
+        problems += _real_event_problems(f"timeline[{i}]", event, scenario, real)
+    return problems
+
+
+def _real_event_problems(
+    where: str, event: object, scenario: Scenario, real: set[str]
+) -> list[str]:
+    if isinstance(event, MeterFault | BaseLoadChange) and scenario.devices.meter is not None:
+        kind = "meter_fault" if isinstance(event, MeterFault) else "base_load"
+        return [f"{where}: {kind} acts on the simulated meter and site; devices.meter is real"]
+    if isinstance(event, Arrive | Depart):
+        named = charger_ids(event, scenario)
+        acted = "arrive" if isinstance(event, Arrive) else "depart"
+    elif isinstance(event, ChargerConnection):
+        named, acted = [event.charger], event.event
+    else:
+        return []
+    hit = [c for c in named if c in real]
+    if not hit:
+        return []
+    return [
+        f"{where}: {acted} acts on a simulated charger; {', '.join(hit)} "
+        f"{'is a real charger' if len(hit) == 1 else 'are real chargers'} (real: true)"
+    ]

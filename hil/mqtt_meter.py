@@ -19,12 +19,12 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any, Literal
 
 import aiomqtt
 
+from controller.clock import Clock, SystemClock
 from controller.meters.mqtt import MqttMeterSettings, MqttValueSettings
 from controller.meters.registers import UNIT_TO_SI, Quantity
 from hil.meter import MeterValues
@@ -62,6 +62,7 @@ class SimulatedMqttMeter:
         settings: MqttMeterSettings,
         interval_s: float = 0.1,
         retain: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self._source = source
         self.settings = settings
@@ -72,6 +73,7 @@ class SimulatedMqttMeter:
         self.published = 0  # messages handed to the broker
         self.connected = False
         self._last: MeterValues | None = None
+        self._clock: Clock = clock or SystemClock()  # source timestamps: scenario time
 
     def payloads(self) -> dict[str, bytes]:
         """What each topic gets now, faults included (pure but for ``source()``)."""
@@ -97,7 +99,11 @@ class SimulatedMqttMeter:
         for quantity, spec in specs:
             _put(document, spec.field or quantity, _raw(spec, values[quantity]))
         if self.settings.timestamp_field is not None:
-            _put(document, self.settings.timestamp_field, time.time() - self.timestamp_lag_s)
+            _put(
+                document,
+                self.settings.timestamp_field,
+                self._clock.now().timestamp() - self.timestamp_lag_s,
+            )
         return json.dumps(document).encode()  # NaN goes out as the JSON extension NaN
 
     async def publish_once(self, client: aiomqtt.Client) -> None:
@@ -119,6 +125,11 @@ class SimulatedMqttMeter:
                     self.connected = True
                     while True:
                         await self.publish_once(client)
+                        task = asyncio.current_task()
+                        if task is not None and task.cancelling():
+                            # aiomqtt's wait_for (Python 3.11) can drop a cancellation that
+                            # races a publish's answer: honour it, or a stop waits for ever
+                            raise asyncio.CancelledError
                         await asyncio.sleep(self.interval_s)
             except aiomqtt.MqttError:
                 self.connected = False

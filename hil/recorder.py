@@ -10,6 +10,7 @@ setpoint, the charger's offer and the EV's draw) and into the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,19 @@ class Recorder:
         self.changed_limit = limit
         self.limit_changes.append((t, limit))
 
+    @property
+    def in_force(self) -> SiteLimit:
+        """The limit samples are judged against now."""
+        return self.changed_limit or self.limit
+
+    def follow_operator(self, t: float, rig: SimRig) -> None:
+        """A limit set through the API (not the timeline) is judged from when it took effect."""
+        site = rig.controller.config.site
+        now = SiteLimit(site.max_current_a, site.max_power_w, site.safety_margin_a, site.voltage_v)
+        if now != self.in_force:
+            self.change_limit(t, now)
+            self.event(t, "limit changed by operator", disturbance=True)
+
     def event(self, t: float, label: str, disturbance: bool = True) -> None:
         """Note an event for the report (and, by default, as a disturbance for the KPIs)."""
         self.events.append((round(t, 2), label))
@@ -59,6 +73,7 @@ class Recorder:
     def take(self, rig: SimRig) -> Sample:
         """Sample the rig's ground truth now."""
         t = rig.elapsed_s()
+        self.follow_operator(t, rig)
         base = rig.site.base_a()
         chargers = rig.site.chargers_a()  # steps every EV to now
         decision = rig.controller.loop.last
@@ -70,13 +85,22 @@ class Recorder:
             self._record_connector(key, t, rig, plug, target.limit_a if target else None)
             if t >= plug.ready_s:
                 demands.append(self._demand(rig, plug))
+        for real in rig.real.sessions():  # what real chargers report: no simulator knows them
+            key = connector_key(real.charger_id, real.connector_id)
+            target = targets.get(key)
+            series = self.connectors.setdefault(key, ConnectorSeries())
+            series.t.append(round(t, 3))
+            series.setpoint_a.append(target.limit_a if target else None)
+            series.offered_a.append(round(real.offered_a or math.nan, 2))
+            series.draw_a.append(round(max(real.draw_a), 2))
+            demands.append(real.demand)
         groups = {cid: c.max_current_a for cid, c in rig.settings.items() if c.connectors > 1}
         sample = Sample(
             t=t,
             site_a=(base[0] + chargers[0], base[1] + chargers[1], base[2] + chargers[2]),
             base_a=base,
             ev_power_w=sum(chargers) * rig.site.voltage_v,
-            available_w=available_power_w(self.changed_limit or self.limit, base, demands, groups),
+            available_w=available_power_w(self.in_force, base, demands, groups),
             charging=sum(1 for p in rig.plugs.values() if p.ev.current_a() > 0.5),
             mode=decision.mode.value if decision is not None else "",
             limit=self.changed_limit,

@@ -19,30 +19,35 @@ import asyncio
 import math
 import random
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast, get_args
 
+from controller.clock import Clock, ScaledClock
 from controller.config import AuditSettings, ChargerSettings, SiteLimits, StoreSettings
 from controller.model import SessionNeeds
 from controller.service import SiteController
+from controller.state import SiteSnapshot
 from hil.charge_point import SimulatedChargePoint
 from hil.charge_point_201 import SimulatedStation
 from hil.devices import BaseLoad, base_load, build_ev
 from hil.ev import EV
 from hil.kpis import SiteLimit
 from hil.meter import Fault, MeterValues, SimulatedMeter
+from hil.real_devices import RealParts
 from hil.scenario import Scenario, SimCharger
-from hil.site import SimulatedSite, WiredCharger
+from hil.site import Phases3, SimulatedSite, WiredCharger
 from hil.timeline import Action
+from hil.timescale import loop_clock
 
 # The faults the meter server plays itself; the others come from MeterFaults.
 SERVER_FAULTS = frozenset(get_args(Fault))
 
 
-def _charge_point(sim: SimCharger, url: str, voltage_v: float) -> SimulatedChargePoint:
+def _charge_point(
+    sim: SimCharger, url: str, voltage_v: float, clock: Clock | None = None
+) -> SimulatedChargePoint:
     """The simulated charger of one scenario charger: a 1.6 charge point or a 2.0.1
     station, with its quirks, if it has any."""
     c = sim.settings
@@ -59,6 +64,7 @@ def _charge_point(sim: SimCharger, url: str, voltage_v: float) -> SimulatedCharg
         max_current_a=c.max_current_a,
         meter_interval_s=sim.meter_interval_s,
         voltage_v=voltage_v,
+        clock=clock,
         **extra,
     )
 
@@ -117,14 +123,28 @@ class SimRig:
         self.policy = policy
         self.state_dir = state_dir
         """Where the controller keeps its audit log and state store (none when not given)."""
+        self.clock = loop_clock()
+        """Scenario time: the running loop's clock, which ``time_scale`` may speed up."""
         self.rng = random.Random(scenario.seed)
         self.base: BaseLoad = base_load(scenario.devices.base_load, scenario.base_dir)
         self._started_at: float | None = None  # scenario time runs from the end of start()
-        self.site = SimulatedSite(self.base, [], self._clock_s, scenario.site.voltage_v)
-        self.faults = MeterFaults(self.site.meter_values)
-        self.meter = SimulatedMeter(source=self.faults)
         self.sims: dict[str, SimCharger] = {c.settings.id: c for c in scenario.chargers()}
         self.settings: dict[str, ChargerSettings] = {k: c.settings for k, c in self.sims.items()}
+        devices = scenario.devices
+        real = {k: c.settings for k, c in self.sims.items() if c.real}
+        self.real = RealParts(
+            devices.meter, real, scenario.site.id, self.clock, devices.connect_timeout_s
+        )
+        """The real devices the scenario names; their draw is what they report."""
+        self.site = SimulatedSite(
+            self.base if devices.meter is None else self._measured_base,
+            [],
+            self._clock_s,
+            scenario.site.voltage_v,
+            self.real.draw_a if real else None,
+        )
+        self.faults = MeterFaults(self.site.meter_values)
+        self.meter = SimulatedMeter(source=self.faults)
         self.charge_points: dict[str, SimulatedChargePoint] = {}
         self.plugs: dict[tuple[str, int], Plug] = {}
         self.finished: list[Plug] = []
@@ -141,8 +161,10 @@ class SimRig:
 
     async def start(self) -> None:
         """Meter first (the controller polls it), then the controller, then the chargers."""
-        await self.meter.start()
-        config = self.scenario.controller_config(self.meter.port, self.policy)
+        self._check_scale()
+        if self.real.watch is None:
+            await self.meter.start()
+        config = self.scenario.controller_config(self.meter.port or 1, self.policy)
         if self.state_dir is not None:
             config = config.model_copy(
                 update={
@@ -156,25 +178,48 @@ class SimRig:
             self._state_dir = tempfile.TemporaryDirectory(prefix="headroom-hil-")
             store = StoreSettings(path=str(Path(self._state_dir.name) / "state.db"))
             config = config.model_copy(update={"store": store})
-        self._controller = SiteController(config)
+        self._controller = SiteController(config, clock=self.clock)
         await self._controller.start()
         url = f"ws://127.0.0.1:{self._controller.ocpp.port}/ocpp"
         for c in config.chargers:
-            cp = _charge_point(self.sims[c.id], url, config.site.voltage_v)
+            if c.id in self.real.settings:
+                continue  # a real charger connects by itself
+            cp = _charge_point(self.sims[c.id], url, config.site.voltage_v, self.clock)
             self.charge_points[c.id] = cp
             self.site.chargers.append(WiredCharger(cp, c.site_phases()))
         await asyncio.gather(*(cp.start() for cp in self.charge_points.values()))
-        self._started_at = time.monotonic()
+        endpoint = f"ws://{config.ocpp.host}:{self._controller.ocpp.port}/ocpp"
+        await self.real.start(self._snapshot, endpoint)
+        self._started_at = self.clock.monotonic()
+
+    def _snapshot(self) -> SiteSnapshot:
+        """The running controller's picture of the site now."""
+        return self.controller.state.snapshot(self.clock.monotonic())
+
+    def _measured_base(self, _t_s: float) -> Phases3:
+        """The building's load under a real meter: its reading less every charger's draw."""
+        return self.real.base_a(self.site.chargers_a())
+
+    def _check_scale(self) -> None:
+        """The loop must run at the scenario's time scale, or sleeps and clocks disagree."""
+        scale = self.clock.scale if isinstance(self.clock, ScaledClock) else 1.0
+        if scale != self.scenario.time_scale:
+            raise RuntimeError(
+                f"scenario {self.scenario.name} has time_scale {self.scenario.time_scale:g} but "
+                f"the running event loop goes {scale:g}x: run it with hil.runner.run_scenario, "
+                "which starts a loop at the scenario's scale"
+            )
 
     def _clock_s(self) -> float:
         """Seconds since the rig was up (0 while starting): the site's scenario clock."""
-        return 0.0 if self._started_at is None else time.monotonic() - self._started_at
+        return 0.0 if self._started_at is None else self.clock.monotonic() - self._started_at
 
     async def stop(self) -> None:
         """Stop everything that started; leaves no task behind."""
         await asyncio.gather(
             *(cp.stop() for cp in self.charge_points.values()), return_exceptions=True
         )
+        await self.real.stop()
         if self._controller is not None:
             await self._controller.stop()
         await self.meter.stop()
@@ -266,7 +311,7 @@ class SimRig:
         )
         await old.stop()
         await asyncio.sleep(down_s)
-        self._controller = SiteController(config)
+        self._controller = SiteController(config, clock=self.clock)
         await self._controller.start()
         await asyncio.gather(*(self._reconnect(cid) for cid in self.charge_points))
 

@@ -31,11 +31,13 @@ from controller.logs import configure_logging
 from controller.service import SiteController
 from hil.assertions import judge
 from hil.kpis import SiteLimit
+from hil.real_devices import RealDeviceMissing
 from hil.recorder import SAMPLE_S, Recorder, status_line
 from hil.results import REACTION_S, ScenarioResult, compute_kpis
 from hil.rig import SimRig
 from hil.scenario import Scenario, load_scenario
 from hil.timeline import Action, expand
+from hil.timescale import loop_scale, run_scaled
 from policies import POLICIES
 
 Out = Callable[[str], None]
@@ -51,7 +53,8 @@ def allowance_s(scenario: Scenario) -> float:
     """Time over the limit after a disturbance that the EVs' response delay explains."""
     if scenario.over_limit_allowance_s is not None:
         return scenario.over_limit_allowance_s
-    slowest = max(ev.max_delay_s for ev in scenario.devices.evs.values())
+    # Real cars only (no EV models): ~5 s, the time a car has to follow a reduction.
+    slowest = max((ev.max_delay_s for ev in scenario.devices.evs.values()), default=5.0)
     return slowest + REACTION_S
 
 
@@ -63,15 +66,24 @@ async def run_scenario(
     serve: Callable[[SiteController], AbstractAsyncContextManager[object]] | None = None,
     state_dir: Path | None = None,
 ) -> ScenarioResult:
-    """Run ``scenario`` (under ``policy`` if given) in real time; report into ``report_dir``.
+    """Run ``scenario`` (under ``policy`` if given); report into ``report_dir``.
 
+    The run goes at the scenario's ``time_scale``: when the running event loop
+    goes at another, the run gets a loop of its own at that scale, in a thread.
     ``serve`` is entered with the running controller for the drive (the demo's API);
     with ``state_dir`` the controller keeps its audit log and state store there.
     """
+    if loop_scale() != scenario.time_scale:
+        return await asyncio.to_thread(
+            lambda: run_scaled(
+                run_scenario(scenario, policy, report_dir, out, serve, state_dir),
+                scenario.time_scale,
+            )
+        )
     rig = SimRig(scenario, policy, state_dir)
     recorder = Recorder(site_limit(scenario), SAMPLE_S)
-    await rig.start()
     try:
+        await rig.start()
         chosen = rig.controller.config.control.policy
         out(f"scenario {scenario.name} · policy {chosen} · {scenario.duration_s:g} s")
         async with contextlib.AsyncExitStack() as stack:
@@ -138,7 +150,9 @@ async def _timeline_loop(
     out: Out,
 ) -> None:
     next_print = next_judge = 0.0
-    judge_every_s = max(1.0, scenario.duration_s / 300)  # long runs: judge less often
+    # Long runs judge less often, and fast ones at most once a real second: judging is CPU
+    # the controller's decisions would otherwise wait for, N times longer in scenario time.
+    judge_every_s = max(1.0, scenario.duration_s / 300, scenario.time_scale)
     failing: list[str] = []
     while (t := rig.elapsed_s()) < scenario.duration_s:
         while pending and pending[0].at_s <= t:
@@ -154,7 +168,7 @@ async def _timeline_loop(
             failing = _failing(recorder, scenario, rig)
         if t >= next_print:
             next_print += 1.0
-            out(status_line(sample, recorder.limit, failing))
+            out(status_line(sample, recorder.in_force, failing))
         await asyncio.sleep(max(0.0, recorder.dt_s - (rig.elapsed_s() - t)))
 
 
@@ -253,10 +267,16 @@ def hil_main(argv: Sequence[str]) -> int:
     if args.command == "compare":
         policies = [p.strip() for p in args.policies.split(",") if p.strip()]
         with contextlib.suppress(KeyboardInterrupt):
-            return asyncio.run(_compare(scenario, policies, args.report))
+            return run_scaled(_compare(scenario, policies, args.report), scenario.time_scale)
         return 130
     with contextlib.suppress(KeyboardInterrupt):
-        result = asyncio.run(run_scenario(scenario, args.policy, args.report))
+        try:
+            result = run_scaled(
+                run_scenario(scenario, args.policy, args.report), scenario.time_scale
+            )
+        except RealDeviceMissing as exc:
+            print(f"{args.scenario}: {exc}", file=sys.stderr)
+            return 2
         _print_verdict(result)
         return 0 if result.passed else 1
     return 130

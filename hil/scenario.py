@@ -61,7 +61,9 @@ from hil.events import (
     LimitChange,
     MeterFault,
 )
+from hil.real_devices import OcppEndpoint, RealMeter
 
+MAX_TIME_SCALE = 100  # beyond it a run is CPU time, not scenario time (docs/hil.md)
 Rotation = Literal["L1L2L3", "L2L3L1", "L3L1L2", "L1L3L2", "L3L2L1", "L2L1L3"]
 Phases3 = tuple[float, float, float]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -95,6 +97,8 @@ class SimCharger:
     quirks: Mapping[str, bool | float]
     ocpp: str = "1.6"
     """The OCPP version the simulated charger speaks: ``1.6`` or ``2.0.1``."""
+    real: bool = False
+    """A real charger: no simulator; the rig waits for it to connect."""
 
 
 class ChargerSpec(ChargerSettings):
@@ -105,6 +109,7 @@ class ChargerSpec(ChargerSettings):
     meter_interval_s: Annotated[float, Field(ge=0.25, le=60)] = 1.0
     quirks: dict[str, bool | float] = Field(default_factory=dict)  # see hil/quirks.py
     ocpp: Literal["1.6", "2.0.1"] = "1.6"  # the version the simulated charger speaks
+    real: bool = False  # a real charger that connects by itself: no simulator
 
     @field_validator("ocpp", mode="before")
     @classmethod
@@ -114,7 +119,7 @@ class ChargerSpec(ChargerSettings):
 
     def expand(self) -> list[SimCharger]:
         """Each charger of the spec (one, or ``count``)."""
-        sim_only = {"count", "rotations", "meter_interval_s", "quirks", "ocpp"}
+        sim_only = {"count", "rotations", "meter_interval_s", "quirks", "ocpp", "real"}
         own = self.model_dump(exclude=sim_only)
         if self.count is None:
             return [self._sim(own)]
@@ -132,6 +137,7 @@ class ChargerSpec(ChargerSettings):
             self.meter_interval_s,
             dict(self.quirks),
             self.ocpp,
+            self.real,
         )
 
 
@@ -189,11 +195,18 @@ class BaseLoadSpec(_Strict):
 
 
 class Devices(_Strict):
-    """The simulated devices around the controller."""
+    """The devices around the controller: simulated, or real where the scenario says so."""
 
     chargers: Annotated[list[ChargerSpec], Field(min_length=1)]
-    evs: Annotated[dict[str, EvSpec], Field(min_length=1)]
+    evs: dict[str, EvSpec] = Field(default_factory=dict)
     base_load: BaseLoadSpec = Field(default_factory=lambda: BaseLoadSpec(constant_a=(0, 0, 0)))
+    meter: RealMeter | None = None  # a real grid meter; None: the simulated one
+    ocpp: OcppEndpoint = Field(default_factory=OcppEndpoint)
+    connect_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0  # for real devices
+
+    def real_chargers(self) -> list[str]:
+        """The ids of the chargers that are real."""
+        return [sim.settings.id for spec in self.chargers if spec.real for sim in spec.expand()]
 
 
 def _check_assertion(text: str) -> str:
@@ -213,7 +226,7 @@ class Scenario(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
     description: str = ""
     duration_s: Annotated[float, Field(gt=0, le=7 * 86_400)]
-    time_scale: float = 1.0
+    time_scale: Annotated[float, Field(ge=1, le=MAX_TIME_SCALE)] = 1.0
     seed: int = 1
     policy: str | None = None
     over_limit_allowance_s: NonNegative | None = None
@@ -230,16 +243,6 @@ class Scenario(_Strict):
         """The folder relative paths (a CSV load) are read from: the scenario file's."""
         return self._base_dir
 
-    @field_validator("time_scale")
-    @classmethod
-    def _real_time(cls, value: float) -> float:
-        if value != 1.0:
-            raise ValueError(
-                "only 1.0 (real time) is supported: the controller's loop, meter poller and "
-                "OCPP timeouts sleep on the event loop's own clock, which a run cannot speed up yet"
-            )
-        return value
-
     @field_validator("policy")
     @classmethod
     def _known_policy(cls, value: str | None) -> str | None:
@@ -253,22 +256,35 @@ class Scenario(_Strict):
         """Every charger, groups expanded."""
         return [sim for spec in self.devices.chargers for sim in spec.expand()]
 
-    def controller_config(
-        self, meter_port: int, policy: str | None = None, ocpp_port: int = 0
-    ) -> HeadroomConfig:
-        """The controller's config for this run, on loopback."""
+    def controller_config(self, meter_port: int, policy: str | None = None) -> HeadroomConfig:
+        """The controller's config for this run: the simulated meter on loopback at
+        ``meter_port``, or the real one the scenario names."""
         control = self.control.model_dump()
         control["policy"] = policy or self.policy or self.control.policy
+        endpoint = self.devices.ocpp
+        meter: dict[str, Any] = {
+            "meter": {"host": "127.0.0.1", "port": meter_port, "poll_interval_s": 0.5}
+        }
+        real = self.devices.meter
+        if real is not None and real.modbus is not None:
+            meter = {"meter": real.modbus.model_dump()}
+        elif real is not None:
+            meter = {"mqtt_meter": real.mqtt}
         return HeadroomConfig.model_validate(
             {
                 "site": self.site.model_dump(),
                 "control": control,
                 "deadline": self.deadline.model_dump(by_alias=True),
-                "ocpp": {"host": "127.0.0.1", "port": ocpp_port, "call_timeout_s": 5},
-                "meter": {"host": "127.0.0.1", "port": meter_port, "poll_interval_s": 0.5},
+                "ocpp": {"host": endpoint.host, "port": endpoint.port, "call_timeout_s": 5},
+                **meter,
                 "chargers": [c.settings.model_dump() for c in self.chargers()],
             }
         )
+
+    def real_devices(self) -> list[str]:
+        """The real devices, named for messages: ``meter`` and the real chargers' ids."""
+        meter = ["meter"] if self.devices.meter is not None else []
+        return meter + self.devices.real_chargers()
 
 
 def parse_scenario(data: Any, source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:

@@ -66,9 +66,12 @@ class SimulatedSite:
         chargers: Sequence[WiredCharger],
         clock: Callable[[], float],
         voltage_v: float = 230.0,
+        reported_a: Callable[[], Phases3] | None = None,
     ) -> None:
         self.base_load = base_load
         self.chargers = list(chargers)
+        self.reported_a = reported_a
+        """The draw of chargers no simulator plays (real ones), as they report it."""
         self._clock = clock
         self._t0 = clock()
         self.voltage_v = voltage_v
@@ -82,8 +85,8 @@ class SimulatedSite:
         return self.base_load(self.elapsed_s())
 
     def chargers_a(self) -> Phases3:
-        """All chargers' draw now, on site phases."""
-        total = [0.0, 0.0, 0.0]
+        """All chargers' draw now, on site phases (real ones as they report it)."""
+        total = list(self.reported_a()) if self.reported_a is not None else [0.0, 0.0, 0.0]
         for wired in self.chargers:
             site = to_site_phases(wired.charge_point.draw_a(), wired.site_phases)
             for phase in range(3):

@@ -145,3 +145,20 @@ async def test_settings_survive_a_restart(tmp_path: Path) -> None:
         charger = site.rig.controller.config.charger("cp-0")
         assert charger is not None
         assert charger.priority == 5
+
+
+async def test_a_connector_whose_car_left_shows_no_draw(tmp_path: Path) -> None:
+    """The dashboard must not show a car's last draw on a connector that is Available again."""
+    async with api_site(tmp_path, chargers=1, serve=False) as site, _client(site) as c:
+        cp, live = site.rig.charge_points[0], site.rig.controller.live
+        url, h = f"{V1}/chargers/cp-0/connectors/1", auth("viewer")
+        await cp.plug_in(1, EV(response_delay_s=0.1))
+        await until(lambda: (live.charger("cp-0").draw_a.get(1) or (0.0,))[0] > 6, 10, "a draw")
+        conn = (await c.get(url, headers=h)).json()
+        assert conn["status"] == "Charging"
+        assert conn["measured_a"][0] > 6
+        await cp.unplug(1)
+        await until(lambda: live.charger("cp-0").status.get(1) == "Available", 10, "Available")
+        conn = (await c.get(url, headers=h)).json()
+        assert conn["measured_a"] == [None, None, None]
+        assert conn["power_w"] is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from controller.base_load import (
@@ -124,7 +124,9 @@ def test_each_reading_is_the_meter_less_the_floors_through_the_rotation() -> Non
         sess(0, car([(9.0, 5.0)])),
         sess(1, [(9.0, (10.0, 0.0, 0.0))]),
     ]
-    base = reading_base_a(reading(10.0, (30.0, 40.0, 20.0)), sessions, CONFIG, SetpointLog())
+    setpoints = SetpointLog()
+    setpoints.record(0.0, {"cp-0/1": 16.0, "cp-1/1": 16.0})
+    base = reading_base_a(reading(10.0, (30.0, 40.0, 20.0)), sessions, CONFIG, setpoints)
     assert base == (25.0, 25.0, 15.0)
 
 
@@ -133,7 +135,7 @@ def test_ramping_cars_do_not_move_the_estimate() -> None:
     at 28.3 s and 29.1 s and report each second: readings between a step and the next report
     read high, but the lowest reading of the 3 s window is exact at every decision."""
     setpoints = SetpointLog()
-    setpoints.record(20.0, {"cp-0/1": 6.0, "cp-1/1": 6.0})
+    setpoints.record(0.0, {"cp-0/1": 6.0, "cp-1/1": 6.0})
     setpoints.record(27.0, {"cp-0/1": 13.0, "cp-1/1": 13.0})
     steps = {0: 28.3, 1: 29.1}
     offsets = {0: 0.0, 1: 0.4}
@@ -229,7 +231,8 @@ def test_a_reading_settles_as_later_reports_arrive() -> None:
 
 
 def test_setpoint_log_keeps_the_lowest_in_force_and_forgets_ended_sessions() -> None:
-    """The limit in force at the start of the span counts, and every one set within it."""
+    """The limit in force at the start of the span counts, and every one set within it; a
+    span that begins before the first limit logged for the session may have seen any (0)."""
     log = SetpointLog()
     log.record(1.0, {"a": 16.0, "b": 10.0})
     log.record(2.0, {"a": 8.0, "b": 10.0})
@@ -237,8 +240,46 @@ def test_setpoint_log_keeps_the_lowest_in_force_and_forgets_ended_sessions() -> 
     assert log.lowest("a", 1.5, 1.9) == 16.0
     assert log.lowest("a", 1.5, 2.5) == 8.0
     assert log.lowest("a", 3.5, 4.0) == 20.0
-    assert log.lowest("b", 0.0, 5.0) is None
-    assert log.lowest("a", 0.0, 0.5) is None
+    assert log.lowest("b", 3.5, 5.0) == 0.0
+    assert log.lowest("a", 0.0, 0.5) == 0.0
+    assert log.lowest("a", 0.5, 1.5) == 0.0
+
+
+def test_a_car_that_dropped_before_the_first_decision_on_it_does_not_read_low() -> None:
+    """After a restart: the car drew 10 A under the previous controller's lease and dropped
+    to its 6 A fail-safe when that ran out at 10.5 s, before the new controller's first
+    decision on it (10.8 s). The 10.6 s reading may not take its 10 A report (the base load
+    would read 4 A low), nor, once it reports 6 A, that report: under limits no decision
+    logged it may have dipped lower and come back. Readings after the first decision and
+    a report settle."""
+    setpoints = SetpointLog()
+    setpoints.record(10.8, {"cp-0/1": 6.0})
+    floor = setpoints.floor_of("cp-0/1")
+    before = car([(9.75, 10.0), (10.0, 10.0), (10.25, 10.0)])
+    after = [*before, *car([(11.0, 6.0), (11.25, 6.0), (11.5, 6.0)])]
+    assert draw_floor(before, 10.6, floor) == (0.0, 0.0, 0.0)
+    assert draw_floor(after, 10.6, floor) == (0.0, 0.0, 0.0)
+    assert draw_floor(after, 11.3, floor) == (6.0, 6.0, 6.0)
+    estimate = BaseLoadEstimate(window_s=3.0)
+    estimate.add(reading(10.0, 30.0))
+    estimate.add(reading(10.6, 26.0))
+    for known in (SetpointLog(), setpoints):  # before and after the first decision
+        assert estimate.estimate([sess(0, before)], CONFIG, known) == (26.0, 26.0, 26.0)
+    estimate.add(reading(11.3, 26.0))
+    assert estimate.estimate([sess(0, after)], CONFIG, setpoints) == (20.0, 20.0, 20.0)
+
+
+def test_a_car_that_dipped_between_two_reports_is_not_taken_at_them() -> None:
+    """Told 16 → 8 A at 10.1 s and back to 12 A at 10.5 s, a car reporting 16 A at 10.0 s
+    and 12 A at 11.0 s may have drawn 8 A at 10.4 s: it does not move monotonically between
+    those reports. Without the rise, the reports bound it."""
+    log = SetpointLog()
+    log.record(5.0, {"cp-0/1": 16.0})
+    log.record(10.1, {"cp-0/1": 8.0})
+    reports = car([(10.0, 16.0), (11.0, 12.0)])
+    assert draw_floor(reports, 10.4, log.floor_of("cp-0/1")) == (12.0, 12.0, 12.0)
+    log.record(10.5, {"cp-0/1": 12.0})
+    assert draw_floor(reports, 10.4, log.floor_of("cp-0/1")) == (8.0, 8.0, 8.0)
 
 
 @settings(max_examples=300, deadline=None)
@@ -318,8 +359,21 @@ def cars(draw: st.DrawFn, charger: int) -> Car:
     meter_every_s=st.sampled_from([0.25, 0.5, 1.0]),
     window_s=st.sampled_from([0.0, 0.5, 3.0]),
     over_limit_at=st.none() | st.floats(0.0, 15.0),
+    known_from=st.none() | st.floats(0.5, 12.0),
+    restart_a=st.floats(6.0, 32.0),
     lags=st.lists(st.sampled_from([0.0, S / 2, S]), min_size=200, max_size=200),
     noise=st.lists(st.floats(-NOISE_A, NOISE_A), min_size=200, max_size=200),
+)
+@example(  # a restart at 6 s: the car dropped at 5 s, told by a controller no log knows
+    fleet=(Car(0, ((0.0, 16.0), (5.0, 6.0)), 0.0, 32.0, 0.25, 0.125),),
+    base_steps=[],
+    meter_every_s=0.25,
+    window_s=0.0,
+    over_limit_at=None,
+    known_from=6.0,
+    restart_a=6.0,
+    lags=[0.0] * 200,
+    noise=[0.0] * 200,
 )
 def test_the_estimate_never_reads_low_beyond_the_report_noise(
     fleet: tuple[Car, ...],
@@ -327,21 +381,30 @@ def test_the_estimate_never_reads_low_beyond_the_report_noise(
     meter_every_s: float,
     window_s: float,
     over_limit_at: float | None,
+    known_from: float | None,
+    restart_a: float,
     lags: list[float],
     noise: list[float],
 ) -> None:
     """For any building load, cars following their setpoints late (monotonically between two
     reports), reports off by ≤ 0.1 A and arrival times by ≤ the skew: at every reading the
     estimate is ≥ the lowest true base load of the readings it plans with − 0.1 A × cars
-    (those of the window, or back to the newest settled one; over the limit, it only rises)."""
+    (those of the window, or back to the newest settled one; over the limit, it only rises).
+    ``known_from``: a controller restarted then and set each car ``restart_a``; the
+    setpoints from before it (a previous controller's, its leases running out) are in no
+    log, yet the cars followed them and report them."""
     # A building that steps; the meter and the reports arrive late by up to the skew, each
     # charger's reports in order (one websocket).
 
     def base(t: float) -> float:
         return max([a for at, a in base_steps if at <= t] or [20.0])
 
+    if known_from is not None:
+        fleet = tuple(_restarted(c, known_from, restart_a) for c in fleet)
     setpoints = SetpointLog()
-    changes = sorted({at for c in fleet for at, _ in c.setpoints})
+    logged_from = known_from if known_from is not None else 0.0
+    # From the restarted controller's first decision on, each change is logged.
+    changes = sorted({logged_from, *(a for c in fleet for a, _ in c.setpoints if a > logged_from)})
     estimate = BaseLoadEstimate(window_s)
     arrived: list[tuple[float, float]] = []  # (good_at, true base at the sample)
     for k in range(int(15.0 / meter_every_s)):
@@ -362,6 +425,12 @@ def test_the_estimate_never_reads_low_beyond_the_report_noise(
         assert since >= good_at - max(window_s, SETTLED_WITHIN_S)
         lowest_true = min(b for at, b in arrived if at >= since)
         assert all(g >= lowest_true - NOISE_A * len(fleet) - 1e-9 for g in got), (sampled, got)
+
+
+def _restarted(c: Car, at: float, limit_a: float) -> Car:
+    """``c`` set ``limit_a`` at ``at``, its other changes no closer than it follows them."""
+    kept = {(t, a) for t, a in c.setpoints if t == 0.0 or abs(t - at) >= c.delay_s}
+    return replace(c, setpoints=tuple(sorted({*kept, (at, limit_a)})))
 
 
 def _limit_at(c: Car, at: float) -> float:
@@ -445,6 +514,29 @@ def test_a_rewired_charger_is_not_planned_with_its_old_wiring() -> None:
         kept.add(reading(at, 60.0))
         fresh.add(reading(at, 60.0))
     log = SetpointLog()
+    log.record(-5.0, {"cp-1/1": 32.0})  # offered 32 A throughout: the reports stand
     assert kept.estimate(sessions, CONFIG, log) == (44.0, 54.0, 50.0)
     assert kept.estimate(sessions, rewired, log) == (54.0, 50.0, 44.0)
     assert fresh.estimate(sessions, rewired, log) == (54.0, 50.0, 44.0)
+
+
+def test_a_floor_is_kept_only_once_every_limit_that_caps_it_is_logged() -> None:
+    """A car dipped to 8 A at 9.8 s may have come back by its report at 10.3 s only if its
+    limit rose by then (+ the skew); a rise logged at 10.45 s (after the reading at 10.4 s
+    was estimated) must still count for the reading at 10.0 s: its floor is not kept
+    before every limit that can cap it is logged."""
+    sessions = [sess(0, car([(9.5, 16.0), (10.3, 16.0)]))]
+    log = SetpointLog()
+    log.record(0.0, {"cp-0/1": 16.0})
+    log.record(9.8, {"cp-0/1": 8.0})
+    kept = BaseLoadEstimate(3.0)
+    for at in (10.0, 10.4):
+        kept.add(reading(at, 60.0))
+    assert kept.estimate(sessions, CONFIG, log) == (44.0, 44.0, 44.0)  # no rise: 16 A stood
+    log.record(10.45, {"cp-0/1": 16.0})
+    kept.add(reading(10.6, 60.0))
+    fresh = BaseLoadEstimate(3.0)
+    for at in (10.0, 10.4, 10.6):
+        fresh.add(reading(at, 60.0))
+    assert kept.estimate(sessions, CONFIG, log) == fresh.estimate(sessions, CONFIG, log)
+    assert fresh.estimate(sessions, CONFIG, log) == (52.0, 52.0, 52.0)

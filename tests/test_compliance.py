@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.compliance import Compliance, check
+from controller.compliance import Compliance, check, follows
 from controller.decide import decide
 from controller.dispatch import Held
 from policies import get_policy
@@ -29,6 +29,19 @@ def test_following_clears_the_flag() -> None:
     flagged = Compliance({"cp-0/1": 101.0}, frozenset({"cp-0/1"}))
     sessions = (session(0, measured_a=(10.8, 10.8, 10.8), measured_at=140.0),)
     assert check(sessions, held, flagged, now=140.0, timeout_s=30.0) == NONE
+
+
+def test_a_flag_from_before_a_restart_clears_only_on_evidence() -> None:
+    """A session flagged before a restart is trusted again only once it is measured within a
+    setpoint of this controller, acknowledged before the measurement, in its transaction."""
+    held = Held(10.0, 100.0, 1)
+    within = session(0, measured_a=(10.5, 10.5, 10.5), measured_at=101.0)
+    assert follows(within, held)
+    assert not follows(within, None)  # no setpoint of ours yet
+    assert not follows(within, Held(10.0, 100.0, 2))  # another transaction's setpoint
+    assert not follows(session(0, measured_a=(10.5, 10.5, 10.5), measured_at=99.0), held)
+    assert not follows(session(0, measured_a=(12.0, 10.0, 10.0), measured_at=101.0), held)
+    assert not follows(session(0, measured_a=None, measured_at=None), held)
 
 
 def test_measurements_before_the_setpoint_do_not_count() -> None:

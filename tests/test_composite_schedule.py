@@ -385,3 +385,21 @@ async def test_a_check_waits_for_the_charger_and_for_every_decrease() -> None:
     assert dispatcher.run_alone("b", lambda: work("b"))
     await dispatcher.drain()
     assert ran == ["b"]
+
+
+@VERSIONS
+async def test_a_charger_ignoring_its_failsafe_is_untrusted_before_any_car(
+    ocpp201: frozenset[int],
+) -> None:
+    """The fail-safe default is checked on boot: a charger that accepts it and applies none
+    reports its 32 A rating, is untrusted before any car plugs in, and its rating stays
+    reserved, so the first car on the other charger gets 63 − 2 − 10 − 32 = 19 A, not 32 A."""
+    async with rig(
+        chargers=2,
+        ocpp201=ocpp201,
+        quirks={0: Quirks(ignores_profiles=True)},
+        compliance_timeout_s=600,
+    ) as r:
+        await until(lambda: "cp-0" in r.controller.state.snapshot(0.0).untrusted, 10, "untrusted")
+        await r.charge_points[1].plug_in(1, EV(response_delay_s=0.1))
+        await until(lambda: near(r.charge_points[1].offered_a(1), 19.0), 5, "other car at 19 A")

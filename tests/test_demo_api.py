@@ -103,6 +103,8 @@ async def test_a_manager_lowers_the_limit_of_a_running_demo(tmp_path: Path) -> N
             assert under_after_s is not None, f"never under {NEW_LIMIT_A} A: {site['meter']}"
             assert under_after_s <= RESPONSE_S
             changes = (await api.get(f"{site_url}/audit", params={"kind": "changes"})).json()
+        # The demo's own progress lines now judge the site against the manager's limit.
+        await _line(demo.stdout, rf"/ {NEW_LIMIT_A:.0f} A\]", 10)
         [change] = [c for c in changes if c["who"] == "facility-manager"]
         assert f'"max_current_a":{NEW_LIMIT_A}' in change["after"]
         assert change["resource"] == "site limit"

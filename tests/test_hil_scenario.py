@@ -92,7 +92,14 @@ def test_every_library_scenario_is_valid(path: Path) -> None:
             lambda d: d["devices"]["base_load"].update(steps=[{"at_s": 0, "current_a": [1, 1, 1]}]),
             "devices.base_load: set exactly one of constant_a, steps, csv",
         ),
-        (lambda d: d.update(time_scale=10), "time_scale: only 1.0 (real time) is supported"),
+        (
+            lambda d: d.update(time_scale=0.5),
+            "time_scale: Input should be greater than or equal to 1",
+        ),
+        (
+            lambda d: d.update(time_scale=500),
+            "time_scale: Input should be less than or equal to 100",
+        ),
         (lambda d: d.update(policy="fastest"), "policy: unknown policy 'fastest'"),
         (lambda d: d["assertions"].append("speed >= 3"), "assertions[1]: unknown KPI 'speed'"),
         (lambda d: d["assertions"].append("utilization is high"), "assertions[1]: "),

@@ -1,7 +1,9 @@
 """Short library scenarios, run for real in CI: each passes its own assertions.
 
-Each runs in real time (40–50 s) against the controller and simulated devices
-over loopback; the rest of the library runs with the command in docs/hil.md.
+Each runs at the time_scale its file sets (5: 40–50 s of scenario in 8–10 s; the
+largest scale reliable on a 2-core machine, docs/hil.md) against the controller and
+simulated devices over loopback; the rest of the library runs with the command in
+docs/hil.md.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.headers import build_authorization_basic
 from websockets.typing import Subprotocol
 
-import controller.ocpp.server as server_module
+import controller.ocpp.handshake as handshake_module
 from controller.clock import SystemClock
 from controller.model import ChargerBooted
 from controller.ocpp.auth import (
@@ -37,7 +37,7 @@ def stored() -> str:
     return hash_password(PASSWORD)
 
 
-def credentials_for(stored: str) -> server_module.Credentials:
+def credentials_for(stored: str) -> handshake_module.Credentials:
     """cp-1 needs PASSWORD; every other known charger connects without one."""
     return {"cp-1": stored}.get
 
@@ -198,7 +198,7 @@ async def test_a_reconnect_costs_no_second_scrypt(
         calls.append(plain)
         return verify_password(stored_hash, plain)
 
-    monkeypatch.setattr(server_module, "verify_password", counting)
+    monkeypatch.setattr(handshake_module, "verify_password", counting)
     async with running_site(credentials=credentials_for(stored)) as site:
         sim = await site.charger("cp-1", password=PASSWORD)
         await sim.reconnect()

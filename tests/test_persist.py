@@ -100,13 +100,14 @@ class Writes:
         held: dict[str, Held] | None = None,
         target_a: float = 16.0,
         routes: dict[str, ProfileRoute] | None = None,
+        noncompliant: dict[str, str] | None = None,
     ) -> int:
         before = self.writer.writes
         targets = {
             s.key: Target(s.charger_id, s.connector_id, s.transaction_id, target_a, "")
             for s in sessions
         }
-        self.writer.after_decision(sessions, targets, held or {}, routes or {})
+        self.writer.after_decision(sessions, targets, held or {}, routes or {}, noncompliant)
         return self.writer.writes - before
 
 
@@ -129,6 +130,18 @@ def test_the_writer_writes_changes_only(tmp_path: Path) -> None:
     assert w.decide([learned], held, target_a=20.0) == 1
     assert w.decide([], held) == 1
     assert w.store.items(SESSIONS) == {}
+
+
+def test_a_noncompliance_flag_is_written_when_it_comes_and_goes(tmp_path: Path) -> None:
+    """A charger found not following its setpoint is a learned fact a restart must keep."""
+    w = Writes(tmp_path / "state.db")
+    view = running()
+    assert w.decide([view]) == 1
+    assert w.decide([view], noncompliant={"cp-0/1": "draws more than its setpoint"}) == 1
+    assert w.store.items(SESSIONS)["cp-0/1"]["noncompliant"] == "draws more than its setpoint"
+    assert w.decide([view], noncompliant={"cp-0/1": "draws more than its setpoint"}) == 0
+    assert w.decide([view]) == 1
+    assert w.store.items(SESSIONS)["cp-0/1"]["noncompliant"] is None
 
 
 def test_a_profile_route_step_is_written_once(tmp_path: Path) -> None:

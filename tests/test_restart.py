@@ -107,10 +107,11 @@ def decisions_made(port: int) -> float:
     )
 
 
-def stored_sessions(path: Path) -> dict[str, dict[str, Any]]:
-    """The session records in the state store, by connector."""
+def stored_sessions(path: Path, site_id: str = "k") -> dict[str, dict[str, Any]]:
+    """The session records of ``site_id`` in the state store, by connector."""
     with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT key, value FROM state WHERE kind = 'session/k'").fetchall()
+        kind = f"session/{site_id}"
+        rows = db.execute("SELECT key, value FROM state WHERE kind = ?", (kind,)).fetchall()
     return {key: json.loads(value) for key, value in rows}
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -22,18 +22,19 @@ from hil.ev import EV
 from hil.meter import SimulatedMeter
 from hil.site import SimulatedSite, WiredCharger
 from tests.rig import until
-from tests.test_restart import free_port, listening, start_controller
+from tests.test_restart import free_port, listening, start_controller, stop, stored_sessions
 
 LIMIT_A = 63.0
 BASE_A = (20.0, 20.0, 20.0)  # with three 32 A cars unmanaged the site would draw 116 A
 LEASE_S = 3.0
 
 
-def write_config(path: Path, ocpp_port: int, meter_port: int) -> None:
+def write_config(path: Path, ocpp_port: int, meter_port: int, store: Path | None = None) -> None:
     """A 63 A site with three 2.0.1 stations, 6 A fail-safe and a 3 s lease."""
     path.write_text(
         yaml.safe_dump(
             {
+                **({"store": {"path": str(store)}} if store else {}),
                 "site": {
                     "id": "k201",
                     "max_current_a": LIMIT_A,
@@ -107,13 +108,57 @@ async def test_kill_9_leaves_every_station_on_its_fail_safe(tmp_path: Path) -> N
         sampling = False
         if sampler is not None:
             await asyncio.gather(sampler, return_exceptions=True)
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         await asyncio.gather(*(s.stop() for s in stations), return_exceptions=True)
         await meter.stop()
     assert worst_a <= LIMIT_A
+
+
+async def test_a_restarted_controller_knows_each_station_transaction(tmp_path: Path) -> None:
+    """The station's own transaction name is in the store: after kill -9 and a restart, the
+    station's next TransactionEvent continues the stored session (same id, its learned
+    phases kept) instead of starting an unknown one, and its setpoint is re-asserted."""
+    site = SimulatedSite(lambda _t: BASE_A, [], time.monotonic)
+    meter = SimulatedMeter(source=site.meter_values)
+    await meter.start()
+    ocpp_port = free_port()
+    config, store = tmp_path / "site.yaml", tmp_path / "state.db"
+    write_config(config, ocpp_port, meter.port, store)
+    station = SimulatedStation("cs-0", f"ws://127.0.0.1:{ocpp_port}/ocpp", meter_interval_s=0.25)
+    site.chargers.append(WiredCharger(station))
+    process = start_controller(config)
+    try:
+        await listening(ocpp_port)
+        await station.start()
+        await station.plug_in(1, EV(response_delay_s=0.2))
+        name = station.transaction_name(1)
+
+        def record() -> dict[str, Any]:
+            return stored_sessions(store, "k201").get("cs-0/1", {})
+
+        await until(lambda: record().get("belief", {}).get("phases") is not None, 15, "phases")
+        before = record()
+        assert before["charger_transaction_id"] == name
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        process = start_controller(config)
+        await listening(ocpp_port)
+        mark = len(station.received_201)
+        await station.reconnect()
+        await until(
+            lambda: any(
+                p["chargingProfilePurpose"] == "TxProfile" and p.get("transactionId") == name
+                for _, p in station.received_201[mark:]
+            ),
+            10,
+            "the station's setpoint re-asserted for its transaction",
+        )
+        await asyncio.sleep(1.0)  # several TransactionEvents since the reconnect
+        after = record()
+        assert after["transaction_id"] == before["transaction_id"]
+        assert after["charger_transaction_id"] == name
+        assert after["belief"]["phases"] == before["belief"]["phases"]
+    finally:
+        stop(process)
+        await station.stop()
+        await meter.stop()

@@ -98,6 +98,19 @@ async def locate_sunspec_map(
         client.close()
 
 
+def _stop_if_cancelled() -> None:
+    """Raise the cancellation a read swallowed.
+
+    pymodbus waits for each answer with ``asyncio.wait_for``, which on Python
+    3.11 returns the answer and drops a cancellation that arrives with it; the
+    task then polls on and whoever stops the meter waits for ever. The task
+    still counts the request (``cancelling()``), so the loop honours it here.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class ModbusMeter:
     """Polls one Modbus TCP meter and emits MeterReading / MeterFailed events.
 
@@ -154,16 +167,11 @@ class ModbusMeter:
     async def run(self) -> None:
         """Poll every ``poll_interval_s`` on a fixed schedule until cancelled."""
         loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
         next_at = loop.time()
         try:
             while True:
                 await self.poll_once()
-                if task is not None and task.cancelling():
-                    # A cancellation that arrived inside the poll and that the client
-                    # library swallowed (asyncio.wait_for on 3.11 can): stop all the same,
-                    # or the service's stop waits for this task for ever.
-                    raise asyncio.CancelledError
+                _stop_if_cancelled()
                 next_at += self._interval_s
                 now = loop.time()
                 if next_at < now:  # a poll overran: skip the missed ticks, keep the phase

@@ -2,7 +2,8 @@
 
 - :mod:`controller.ocpp.server` — :class:`OcppServer`, the websockets server at
   ``/ocpp/{charge_point_id}`` that admits chargers (ids, Basic auth, TLS) and
-  keeps one live link each.
+  keeps one live link each; its handshake (ids, versions, Basic auth, TLS) in
+  :mod:`controller.ocpp.handshake`.
 - :mod:`controller.ocpp.v16` — :class:`ChargePointConnection`, one OCPP 1.6J
   connection: wire messages to domain events, and the :class:`ChargerLink` port.
 - :mod:`controller.ocpp.v201` — :class:`ChargingStationConnection`, the same for

@@ -1,6 +1,7 @@
 """The OCPP central system (1.6J and 2.0.1): a websockets server at ``/ocpp/{charge_point_id}``.
 
-The handshake is where a charger is admitted or refused: a malformed path or
+The handshake (:mod:`controller.ocpp.handshake`) is where a charger is admitted or
+refused: a malformed path or
 an id the site does not know gets HTTP 404, a client that offers neither
 ``ocpp1.6`` nor ``ocpp2.0.1`` gets HTTP 400, each with a log line saying why.
 Of the two, the charger's own order decides: the first one it offers that we
@@ -21,106 +22,39 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from http import HTTPStatus
-from pathlib import Path
-from ssl import PROTOCOL_TLS_SERVER, SSLContext, TLSVersion
-from urllib.parse import unquote, urlsplit
+from ssl import SSLContext
 
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed, InvalidHeader
-from websockets.headers import build_www_authenticate_basic, parse_authorization_basic
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
-from websockets.typing import Subprotocol
 
 from controller.clock import Clock
 from controller.model import ChargerConnected, ChargerDisconnected, ChargerLink, EventSink
-from controller.ocpp.auth import VerifiedPasswords, verify_password
+from controller.ocpp.handshake import (
+    OCPP16,
+    OCPP201,
+    SUBPROTOCOLS,
+    BasicAuth,
+    Credentials,
+    below_tls12,
+    charger_id_from_path,
+    choose_subprotocol,
+    offered_subprotocols,
+    refuse,
+    tls_context,
+    unauthorized,
+)
 from controller.ocpp.transactions import TransactionIds
 from controller.ocpp.v16 import DEFAULT_CALL_TIMEOUT_S, ChargePointConnection
 from controller.ocpp.v201 import ChargingStationConnection
 
-OCPP16 = Subprotocol("ocpp1.6")
-OCPP201 = Subprotocol("ocpp2.0.1")
-SUBPROTOCOLS = (OCPP201, OCPP16)
 Link = ChargePointConnection | ChargingStationConnection
-PATH_PREFIX = "/ocpp/"
-MAX_ID_LENGTH = 48  # OCPP 2.0.1 caps the identity at 48 characters; 1.6 chargers stay within
-REALM = "headroom"
-PARALLEL_HASHES = 2  # scrypt needs 16 MiB and ~50 ms each: a burst of handshakes queues here
-
-Credentials = Callable[[str], str | None]
-"""Charger id → its stored password hash (:func:`~controller.ocpp.auth.hash_password`);
-``None`` = that charger connects without a password."""
+__all__ = ["OCPP16", "OCPP201", "Credentials", "Link", "OcppServer", "tls_context"]
 
 _log = structlog.get_logger(__name__)
-
-
-def charger_id_from_path(path: str) -> str | None:
-    """The charge point id in ``/ocpp/{id}`` (query ignored), or ``None`` if malformed."""
-    raw = urlsplit(path).path
-    if not raw.startswith(PATH_PREFIX):
-        return None
-    charger_id = unquote(raw[len(PATH_PREFIX) :])
-    valid = 0 < len(charger_id) <= MAX_ID_LENGTH and charger_id.isprintable()
-    return charger_id if valid and "/" not in charger_id and " " not in charger_id else None
-
-
-def offered_subprotocols(headers: Headers) -> list[str]:
-    """The subprotocols a client offers in its ``Sec-WebSocket-Protocol`` headers."""
-    return [
-        item.strip()
-        for value in headers.get_all("Sec-WebSocket-Protocol")
-        for item in value.split(",")
-        if item.strip()
-    ]
-
-
-def choose_subprotocol(offered: Sequence[str]) -> Subprotocol | None:
-    """The first subprotocol in the charger's offer that we speak; ``None`` if none.
-
-    A charger lists its versions in its order of preference (RFC 6455 §4.1),
-    so 2.0.1 is chosen only where the charger put it before 1.6.
-    """
-    return next((Subprotocol(p) for p in offered if p in SUBPROTOCOLS), None)
-
-
-def _refuse(
-    connection: ServerConnection, status: HTTPStatus, reason: str, **context: str
-) -> Response:
-    """Log a refused handshake and build its HTTP answer."""
-    _log.warning(
-        "ocpp_connection_refused",
-        reason=reason,
-        http_status=int(status),
-        remote=str(connection.remote_address),
-        **context,
-    )
-    return connection.respond(status, f"{reason}\n")
-
-
-def _unauthorized(connection: ServerConnection, reason: str, charger_id: str) -> Response:
-    """Log why a charger failed Basic auth; answer 401 without telling the client why."""
-    _log.warning(
-        "ocpp_connection_refused",
-        reason=reason,
-        http_status=int(HTTPStatus.UNAUTHORIZED),
-        remote=str(connection.remote_address),
-        charger_id=charger_id,
-    )
-    response = connection.respond(HTTPStatus.UNAUTHORIZED, "invalid or missing credentials\n")
-    response.headers["WWW-Authenticate"] = build_www_authenticate_basic(REALM)
-    return response
-
-
-def tls_context(certfile: str | Path, keyfile: str | Path | None = None) -> SSLContext:
-    """A server TLS context for security profile 2: the given certificate, TLS 1.2 or later."""
-    context = SSLContext(PROTOCOL_TLS_SERVER)
-    context.minimum_version = TLSVersion.TLSv1_2
-    context.load_cert_chain(certfile, keyfile)
-    return context
 
 
 class _Live:
@@ -148,7 +82,7 @@ class OcppServer:
         voltage_v: float = 230.0,
         meter_values_interval_s: int = 0,
     ) -> None:
-        if ssl is not None and _below_tls12(ssl):
+        if ssl is not None and below_tls12(ssl):
             raise ValueError("OCPP security profile 2 needs TLS 1.2 or later (minimum_version)")
         self._sink = sink
         self._clock = clock
@@ -167,8 +101,7 @@ class OcppServer:
         self._server: Server | None = None
         self._credentials = credentials
         self._ssl = ssl
-        self._verified = VerifiedPasswords()
-        self._hash_slots = asyncio.Semaphore(PARALLEL_HASHES)
+        self._basic_auth = BasicAuth()
 
     async def start(self) -> None:
         """Listen; when this returns chargers can connect (port 0: the OS picks one)."""
@@ -206,6 +139,18 @@ class OcppServer:
         self._server = None
         _log.info("ocpp_server_stopped")
 
+    def transactions_201(self, charger_id: str) -> TransactionIds:
+        """The 2.0.1 transaction names of ``charger_id`` (kept across its reconnects)."""
+        table = self._tx201.get(charger_id)
+        if table is None:
+            table = self._tx201[charger_id] = TransactionIds(lambda: next(self._transaction_ids))
+        return table
+
+    def their_transaction_id(self, charger_id: str, ours: int) -> str | None:
+        """The charger's own name of our transaction ``ours``: 2.0.1 only, else ``None``."""
+        table = self._tx201.get(charger_id)
+        return table.theirs(ours) if table is not None else None
+
     def link(self, charger_id: str) -> ChargerLink | None:
         """The live connection to ``charger_id``, if any."""
         live = self._live.get(charger_id)
@@ -222,44 +167,20 @@ class OcppServer:
         """Refuse malformed paths, unknown ids, bad credentials, clients without a version."""
         charger_id = charger_id_from_path(request.path)
         if charger_id is None:
-            return _refuse(connection, HTTPStatus.NOT_FOUND, "malformed path", path=request.path)
+            return refuse(connection, HTTPStatus.NOT_FOUND, "malformed path", path=request.path)
         if not self._admit(charger_id):
-            return _refuse(
+            return refuse(
                 connection, HTTPStatus.NOT_FOUND, "unknown charger", charger_id=charger_id
             )
         stored = self._credentials(charger_id) if self._credentials is not None else None
         if stored is not None:
-            problem = await self._password_problem(request, charger_id, stored)
+            problem = await self._basic_auth.problem(request, charger_id, stored)
             if problem is not None:
-                return _unauthorized(connection, problem, charger_id)
+                return unauthorized(connection, problem, charger_id)
         offered = offered_subprotocols(request.headers)
         if choose_subprotocol(offered) is None:
             reason = f"neither ocpp2.0.1 nor ocpp1.6 offered (offered: {offered or 'none'})"
-            return _refuse(connection, HTTPStatus.BAD_REQUEST, reason, charger_id=charger_id)
-        return None
-
-    async def _password_problem(self, request: Request, charger_id: str, stored: str) -> str | None:
-        """Why the request's Basic auth does not admit ``charger_id``; ``None`` if it does."""
-        header = request.headers.get("Authorization")
-        if header is None:
-            return "no credentials: HTTP Basic auth is required"
-        try:
-            username, password = parse_authorization_basic(header)
-        except InvalidHeader:
-            return "Authorization header is not HTTP Basic"
-        if username != charger_id:  # OCPP: the username is the charge point's identity
-            return f"username {username[:MAX_ID_LENGTH]!r} is not the charger id"
-        if self._verified.knows(stored, password):
-            return None
-        try:
-            async with self._hash_slots:  # scrypt releases the GIL: the loop runs on meanwhile
-                matches = await asyncio.to_thread(verify_password, stored, password)
-        except ValueError as exc:
-            _log.error("ocpp_stored_password_unreadable", charger_id=charger_id, reason=str(exc))
-            return "the stored password hash is unreadable (a config error)"
-        if not matches:
-            return "wrong password"
-        self._verified.remember(stored, password)
+            return refuse(connection, HTTPStatus.BAD_REQUEST, reason, charger_id=charger_id)
         return None
 
     async def _serve_connection(self, connection: ServerConnection) -> None:
@@ -285,9 +206,7 @@ class OcppServer:
     def _link(self, charger_id: str, connection: ServerConnection, protocol: str) -> Link:
         """The connection class of the negotiated version."""
         if protocol == OCPP201:
-            transactions = self._tx201.setdefault(
-                charger_id, TransactionIds(lambda: next(self._transaction_ids))
-            )
+            transactions = self.transactions_201(charger_id)
             return ChargingStationConnection(
                 charger_id,
                 connection,
@@ -330,9 +249,3 @@ class OcppServer:
             log.exception("ocpp_connection_failed")
             return f"internal error: {exc!r}"
         return "receive loop ended"
-
-
-def _below_tls12(context: SSLContext) -> bool:
-    """True when ``context`` would accept a TLS version older than 1.2."""
-    minimum = context.minimum_version
-    return minimum is TLSVersion.MINIMUM_SUPPORTED or minimum < TLSVersion.TLSv1_2

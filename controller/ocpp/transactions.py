@@ -4,7 +4,8 @@ A 2.0.1 charger names its transactions itself with strings; the site state,
 the dispatcher and the audit log name sessions by our integers. One
 :class:`TransactionIds` per charger keeps both directions and which EVSE each
 transaction runs on. The server keeps it per charger id, not per
-connection, so a charger that reconnects mid-session keeps its session's id.
+connection, so a charger that reconnects mid-session keeps its session's id,
+and the state store keeps it across a controller restart (:meth:`adopt`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ class TransactionIds:
         if evse_id is not None:
             self._evse[theirs] = evse_id
         return ours
+
+    def adopt(self, theirs: str, ours: int, evse_id: int) -> None:
+        """Bind ``theirs`` to ``ours`` as it was before a restart (from the state store)."""
+        self._ours[theirs] = ours
+        self._theirs[ours] = theirs
+        self._evse[theirs] = evse_id
 
     def known(self, theirs: str) -> int | None:
         """Our id for ``theirs`` if the transaction is open, without creating one."""

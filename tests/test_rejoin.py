@@ -1,0 +1,52 @@
+"""A session whose charger rejoins is widened only from readings its reports settled.
+
+Between a charger's reconnect and the controller's first decision on its session
+(after the boot wait), the car can drop for a reason no decision of this
+controller caused: the lease of a profile it never logged runs out (a previous
+controller's, after a restart) and the charger falls to its fail-safe. Readings
+after that drop and before the car's next report must not take its earlier,
+higher report, or the base load reads low by the drop and the site is planned
+over its limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+from hil.ev import EV
+from tests.rig import rig, until
+
+FREE_A = 63.0 - 1.0 - 10.0
+"""What the two cars may share on the rig's site: limit − margin − the building's 10 A."""
+
+
+async def test_a_car_dropping_before_the_first_decision_on_it_is_not_planned_low() -> None:
+    """cp-1 reconnects holding a 26 A profile that runs out 1.3 s later (its fail-safe is
+    6 A); it reports 26 A at 1.2 s and next at 2.4 s; the controller takes it back at 2 s.
+    The site stays under its limit and the car is offered no more than its fair share."""
+    async with rig(chargers=2, lease_s=60) as r:
+        cp0, cp1 = r.charge_points
+        for cp in (cp0, cp1):
+            await cp.plug_in(1, EV(response_delay_s=0.1))
+        share_a = FREE_A / 2
+        await until(lambda: min(r.site.site_a()) >= 10.0 + 2 * share_a - 0.5, 10, "both at 26 A")
+        # Past the base-load window: while cp-1 is away its draw is in the base load, and
+        # the readings from before its car ramped up must have left the window by then.
+        await asyncio.sleep(3.5)
+        cp1.meter_interval_s = 1.2
+        await cp1.reconnect()
+        # A profile this controller never sent: its lease runs out 1.3 s after the reconnect.
+        _, sent = next(p for p in reversed(cp1.received_profiles) if p[0] == 1)
+        ends = datetime.now(UTC) + timedelta(seconds=1.3)
+        assert cp1.set_profile(1, sent | {"validTo": ends.isoformat()}) == "Accepted"
+        highest_offer_a, worst_a = 0.0, 0.0
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            highest_offer_a = max(highest_offer_a, cp1.offered_a(1))
+            worst_a = max(worst_a, *r.site.site_a())
+            await asyncio.sleep(0.05)
+        assert highest_offer_a <= share_a
+        assert worst_a <= 63.0
+        assert cp1.offered_a(1) > 6.0  # steered again, above its fail-safe
