@@ -90,7 +90,7 @@ class ControlSettings(_Strict):
     response_time_s: Annotated[float, Field(ge=1, le=600)] = 5.0
     response_time_max_s: Annotated[float, Field(ge=1, le=600)] = 60.0
     increases_wait_for: Literal["acknowledged", "followed"] = "acknowledged"
-    ramp_step_a: Annotated[float, Field(ge=1, le=1000)] | None = 10.0
+    ramp_step_a: Annotated[float, Field(ge=1, le=1000)] | None = 32.0
     base_load_window_s: Annotated[float, Field(ge=0, le=60)] = 3.0
     meter_stale_s: Annotated[float, Field(ge=0.5, le=600)] = 3.0
     failsafe_after_s: Annotated[float, Field(ge=0, le=3600)] = 30.0

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from controller.decide import Target
-from controller.pacing import Pace, imposed, may_increase, step_a
+from controller.pacing import Pace, imposed, release_at, step_a
 
 
 class ChangeKind(enum.Enum):
@@ -42,6 +42,8 @@ class Held:
     transaction_id: int
     changed_at: float = float("-inf")
     """When the charger accepted the last change of the limit (a renewal is no change)."""
+    increased_at: float = float("-inf")
+    """When the charger accepted the last increase."""
     imposed: bool = False
     """The limit was imposed by a fault (:func:`controller.pacing.imposed`)."""
 
@@ -88,12 +90,11 @@ def plan_changes(
             # A fault imposed the held limit (recovery is not slowed), or imposes this one
             # (a restored setpoint re-asserted as it was: what the charger holds already).
             was_imposed = (previous is not None and previous.imposed) or imposed(target.reason)
-            if (
-                not resume
-                and previous is not None
-                and not may_increase(
-                    pace, key, target.charger_id, now - previous.changed_at, was_imposed
-                )
+            # A paused car resumes without the minimum interval (long pauses lose cars), but
+            # not before it has followed its pause.
+            since_up = float("-inf") if resume else previous.increased_at if previous else 0.0
+            if previous is not None and now < release_at(
+                pace, key, target.charger_id, previous.changed_at, since_up, was_imposed
             ):
                 continue
             kind = ChangeKind.INCREASE

@@ -17,6 +17,7 @@ It owns the I/O half of commanding (the pure half is :mod:`controller.dispatch`)
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -189,10 +190,15 @@ class Dispatcher:
             if result.ok:
                 now = self._clock.monotonic()
                 before = self.held.get(change.key)
-                renewed = change.kind is ChangeKind.RENEW and before is not None
-                changed_at = before.changed_at if renewed and before else now
+                kept = before if change.kind is ChangeKind.RENEW else None  # no change
+                up = change.kind is ChangeKind.INCREASE
                 self.held[change.key] = Held(
-                    t.limit_a, now, t.transaction_id, changed_at, imposed(t.reason)
+                    t.limit_a,
+                    now,
+                    t.transaction_id,
+                    changed_at=kept.changed_at if kept else now,
+                    increased_at=now if up else (before.increased_at if before else -math.inf),
+                    imposed=imposed(t.reason),
                 )
             elif change.kind is ChangeKind.DECREASE:
                 self._decrease_failed = True

@@ -209,9 +209,7 @@ class ControlLoop:
         held_a = self._dispatcher.held_a()
         failsafe_a = self._config.site.failsafe_current_a
         self.settling.observe(snapshot.sessions, self._dispatcher.held, failsafe_a)
-        self._state.settle_s = {
-            cid: max(control.ev_settle_s, t) for cid, t in self.settling.learned().items()
-        }
+        self._state.settle_s = self.settling.settle_times({s.charger_id for s in snapshot.sessions})
         group_base = self._group_bases(snapshot, now)
         self._check_compliance(snapshot, now)
         if self._checks is not None:

@@ -52,33 +52,38 @@ class Pace:
     default_s: float = 0.0
     following: frozenset[str] = frozenset()
     """Connector keys whose car has not followed its last change yet."""
+    quiet: frozenset[str] = frozenset()
+    """Connector keys whose last change did not move the car (it already kept to it): it
+    cannot show it followed, so its increase waits the response time."""
     wait_for_followed: bool = False
     max_s: float = 60.0
     min_interval_s: float = 0.0
     ramp_step_a: float | None = None
 
     def wait_s(self, charger_id: str) -> float:
-        """How long an increase waits after the connector's last change."""
-        return max(self.min_interval_s, self.response_s.get(charger_id, self.default_s))
+        """How long an increase waits after a change its car has not followed."""
+        return self.response_s.get(charger_id, self.default_s)
 
 
 def release_at(
-    pace: Pace, key: str, charger_id: str, changed_at: float, was_imposed: bool
+    pace: Pace,
+    key: str,
+    charger_id: str,
+    changed_at: float,
+    increased_at: float,
+    was_imposed: bool,
 ) -> float:
-    """When an increase may go to the connector whose last change was at ``changed_at``."""
+    """When an increase may go to a connector whose last change (of either sign) was at
+    ``changed_at`` and last increase at ``increased_at``."""
+    floor = increased_at + pace.min_interval_s
+    if key in pace.quiet and not was_imposed:
+        return max(floor, changed_at + pace.wait_s(charger_id))
     if was_imposed or key not in pace.following:
         # Followed: the car is where it was told, its response time is spent. Imposed by a
         # fault: the car had followed its own level before the fault.
-        return changed_at + pace.min_interval_s
+        return floor
     strict = pace.wait_for_followed or charger_id not in pace.response_s
-    return changed_at + max(pace.min_interval_s, pace.max_s if strict else pace.wait_s(charger_id))
-
-
-def may_increase(
-    pace: Pace, key: str, charger_id: str, since_change_s: float, was_imposed: bool
-) -> bool:
-    """True when an increase may go to the connector ``since_change_s`` after its last change."""
-    return release_at(pace, key, charger_id, 0.0, was_imposed) <= since_change_s
+    return max(floor, changed_at + (pace.max_s if strict else pace.wait_s(charger_id)))
 
 
 def step_a(pace: Pace, old_a: float, new_a: float, was_imposed: bool) -> float:

@@ -5,13 +5,16 @@ it (DOMAIN.md: 5–11 s for a reduction, 10–30 s for a ramp up, brand dependen
 This module watches the measured current after each change:
 
 * the change is **followed** when the draw comes within :data:`FOLLOW_TOLERANCE_A`
-  of the new setpoint (or above it, for an increase: a car that overshoots has
-  followed), or, for a car that wants less than it is offered, when its draw
-  rose towards the new setpoint and then **settled** below it (two reports in a
-  row within the tolerance of each other); a decrease is followed once the draw
-  is at or below the new setpoint plus the tolerance;
-* a change the car was already inside of when it was made (a decrease to above
-  what the car draws, an increase to no more than it draws) teaches nothing;
+  of the new setpoint (a car that overshoots has followed once the overshoot is
+  over), or at or below it for a car that had to come down, or, for a car that
+  wants less than it is offered, when its draw rose towards the new setpoint and
+  then **settled** below it (two reports in a row within half the tolerance);
+* a change on top of one the car has not followed yet keeps the first one's
+  time and where the car came from: the car is judged on reaching the newest
+  setpoint (a car still ramping up to 27 A that is told 20 A has not followed
+  when it passes 20 A on its way up: it will come back down);
+* a change the car was already inside of when it was made (within the tolerance
+  of what it draws, or a decrease to above what it draws) teaches nothing;
 * a change the car has not followed within ``max_s`` teaches nothing either
   (a full battery, a sleeping car): it is dropped, not counted as slow.
 
@@ -41,16 +44,19 @@ class Pending:
     """A change a connector's car has not followed yet."""
 
     charger_id: str
-    old_a: float
+    from_a: float
+    """What the car drew when it started to move (else the setpoint before the change)."""
     new_a: float
     at: float
+    """When the car was first told to move: a change on top of one still being followed
+    keeps the first one's time (the car has been on its way since)."""
     last_a: float | None = None
     """The draw of the last report since the change (for a car settling below)."""
 
     @property
     def increase(self) -> bool:
-        """True when the change raised the setpoint."""
-        return self.new_a > self.old_a
+        """True when the car has to draw more than it did."""
+        return self.new_a > self.from_a
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,17 +78,23 @@ def changed(
     drawn_a: float | None,
 ) -> ResponseBook:
     """The charger accepted ``new_a`` (from ``old_a``) at ``at``; the car drew ``drawn_a``."""
-    pending = {k: p for k, p in book.pending.items() if k != key}
-    if drawn_a is None or not _inside(new_a, old_a, drawn_a):
+    pending = dict(book.pending)
+    before = pending.pop(key, None)
+    if before is not None:  # still on its way: now towards the new setpoint
+        pending[key] = replace(before, new_a=new_a, last_a=None)
+    elif drawn_a is None:
         pending[key] = Pending(charger_id, old_a, new_a, at)
+    elif not _inside(new_a, old_a, drawn_a):
+        pending[key] = Pending(charger_id, drawn_a, new_a, at)
     return replace(book, pending=pending)
 
 
-def _inside(new_a: float, old_a: float, drawn_a: float) -> bool:
-    """True when a car drawing ``drawn_a`` already keeps to ``new_a``: nothing to follow."""
-    if new_a > old_a:
-        return drawn_a >= new_a - FOLLOW_TOLERANCE_A
-    return drawn_a <= new_a + FOLLOW_TOLERANCE_A
+def _inside(new_a: float, from_a: float, drawn_a: float) -> bool:
+    """True when a car drawing ``drawn_a`` keeps to ``new_a`` (coming from ``from_a``): within
+    the tolerance of it, or at or below it when it had to come down."""
+    if abs(drawn_a - new_a) <= FOLLOW_TOLERANCE_A:
+        return True
+    return new_a < from_a and drawn_a <= new_a
 
 
 def measured(
@@ -95,7 +107,7 @@ def measured(
         return book, False
     pending = dict(book.pending)
     elapsed_s = at - change.at
-    if _inside(change.new_a, change.old_a, drawn_a) or _settled(change, drawn_a):
+    if follows(change, drawn_a):
         del pending[key]
         seen = (*book.observed_s.get(change.charger_id, ()), elapsed_s)[-KEEP:]
         observed = {**book.observed_s, change.charger_id: seen}
@@ -107,11 +119,16 @@ def measured(
     return replace(book, pending=pending), False
 
 
+def follows(change: Pending, drawn_a: float) -> bool:
+    """True when a report of ``drawn_a`` shows the car has followed ``change``."""
+    return _inside(change.new_a, change.from_a, drawn_a) or _settled(change, drawn_a)
+
+
 def _settled(change: Pending, drawn_a: float) -> bool:
     """An increase a car took part of and then stopped: it wants less than it is offered."""
     if not change.increase or change.last_a is None:
         return False
-    rose = drawn_a > change.old_a + FOLLOW_TOLERANCE_A
+    rose = change.from_a + FOLLOW_TOLERANCE_A < drawn_a < change.new_a - FOLLOW_TOLERANCE_A
     return rose and abs(drawn_a - change.last_a) <= FOLLOW_TOLERANCE_A / 2
 
 

@@ -24,6 +24,7 @@ from controller.response import (
     FOLLOW_TOLERANCE_A,
     ResponseBook,
     changed,
+    follows,
     forget,
     measured,
     response_s,
@@ -45,6 +46,7 @@ class Settling:
         self.book = ResponseBook()
         self._changes: dict[str, tuple[float, float]] = {}  # key → (changed_at, limit_a)
         self._seen: dict[str, float] = {}  # key → arrival time of the last report taken
+        self._quiet: set[str] = set()  # keys whose last change did not move the car
 
     def observe(
         self, sessions: Iterable[SessionView], held: Mapping[str, Held], failsafe_a: float
@@ -62,6 +64,12 @@ class Settling:
                     draw = _draw_before(s.reports, h.changed_at)
                     book = changed(book, s.key, s.charger_id, old_a, h.limit_a, h.changed_at, draw)
                     self._changes[s.key] = (h.changed_at, h.limit_a)
+                    # A change the car already kept to, or one too small to see in its draw,
+                    # cannot be seen followed: the increase after it waits the response time.
+                    small = abs(h.limit_a - old_a) < FOLLOW_TOLERANCE_A
+                    self._quiet.discard(s.key)
+                    if s.key not in book.pending or small:
+                        self._quiet.add(s.key)
             seen = self._seen.get(s.key, float("-inf"))
             for at, current in s.reports:
                 if at > seen:
@@ -71,6 +79,7 @@ class Settling:
         for gone in [k for k in self._changes if k not in live]:
             del self._changes[gone]
             self._seen.pop(gone, None)
+            self._quiet.discard(gone)
 
     def response_s(self, charger_id: str) -> float:
         """The charger's response time (the configured default until learned)."""
@@ -81,6 +90,16 @@ class Settling:
         """The response time of every charger that has shown one."""
         return {cid: self.response_s(cid) for cid in self.book.observed_s}
 
+    def settle_times(self, chargers: Iterable[str]) -> dict[str, float]:
+        """How long a car gets before its draw teaches what it takes (``SiteState.settle_s``):
+        ``control.ev_settle_s``, or the charger's response time if longer; until that is
+        learned, ``control.response_time_max_s`` (a slow car is not a car that wants less:
+        until it has shown it follows, its draw does not lower its share)."""
+        c, learned = self.control, self.learned()
+        return {
+            cid: max(c.ev_settle_s, learned.get(cid, c.response_time_max_s)) for cid in chargers
+        }
+
     def pace(self) -> Pace:
         """The pacing inputs of this decision."""
         c = self.control
@@ -88,6 +107,7 @@ class Settling:
             response_s=self.learned(),
             default_s=c.response_time_s,
             following=frozenset(self.book.pending),
+            quiet=frozenset(self._quiet),
             wait_for_followed=c.increases_wait_for == "followed",
             max_s=c.response_time_max_s,
             min_interval_s=c.min_increase_interval_s,
@@ -112,7 +132,12 @@ class Settling:
             if h is None:  # on its fail-safe default, or still on a restored lease
                 out[s.key] = committed_a(failsafe_a, draw, in_flight.get(s.key), True)
                 continue
-            pending = self.book.pending.get(s.key)
+            # Coming down and not there yet: at its draw, with `increases_wait_for: followed`.
+            pending = (
+                self.book.pending.get(s.key)
+                if self.control.increases_wait_for == "followed"
+                else None
+            )
             settling = pending is not None and now - h.changed_at < self.response_s(s.charger_id)
             out[s.key] = committed_a(h.limit_a, draw, in_flight.get(s.key), settling)
         return out
@@ -130,7 +155,7 @@ class Settling:
             h = held.get(key)
             if key in sent or h is None or target.limit_a <= h.limit_a + deadband_a:
                 continue
-            at = release_at(pace, key, target.charger_id, h.changed_at, h.imposed)
+            at = release_at(pace, key, target.charger_id, h.changed_at, h.increased_at, h.imposed)
             soonest = min(soonest, at)
         return soonest
 
@@ -142,12 +167,7 @@ class Settling:
         if held is not None and (seen is None or held.changed_at > seen[0]):
             return abs(draw - held.limit_a) <= FOLLOW_TOLERANCE_A
         change = self.book.pending.get(key)
-        if change is None:
-            return False
-        new_a = change.new_a
-        if change.increase:
-            return draw >= new_a - FOLLOW_TOLERANCE_A
-        return draw <= new_a + FOLLOW_TOLERANCE_A
+        return change is not None and follows(change, draw)
 
 
 def _draw_before(reports: tuple[tuple[float, PhaseValues], ...], at: float) -> float | None:

@@ -166,6 +166,11 @@ class SimRig:
         await asyncio.gather(*(cp.start() for cp in self.charge_points.values()))
         self._started_at = time.monotonic()
 
+    @property
+    def started_at(self) -> float:
+        """The monotonic time the scenario clock counts from."""
+        return self._started_at or 0.0
+
     def _clock_s(self) -> float:
         """Seconds since the rig was up (0 while starting): the site's scenario clock."""
         return 0.0 if self._started_at is None else time.monotonic() - self._started_at
