@@ -214,6 +214,7 @@ class SiteController:
 
     def _decided(self, decision: Decision, times: StepTimes, snapshot: SiteSnapshot) -> None:
         self.metrics.observe_decision(decision, times, snapshot)
+        self.metrics.observe_response_times(self.loop.settling.learned())
         self.live.on_decision(decision, self.clock.now())
         if self.audit is not None:
             self.audit.record_decision(decision, self.clock.now())
