@@ -169,14 +169,18 @@ class ControlLoop:
     async def run(self) -> None:
         """Decide every interval and on every wake, until cancelled."""
         interval_s = self._config.control.interval_s
+        next_tick = self._clock.monotonic()
         while True:
             self.decide_once()
+            now = self._clock.monotonic()
+            if now >= next_tick:  # this was the tick; a wake in between does not move the next
+                next_tick = now + interval_s
             # The next tick, or sooner when a held-back increase may go (its car's pace).
-            due_s = self._release_at - self._clock.monotonic()
+            due_s = min(next_tick, self._release_at) - now
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
             # that races with the wake, and the loop would outlive its service.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(min(interval_s, due_s), 0.05)):
+                async with asyncio.timeout(max(due_s, 0.05)):
                     await self._wake.wait()
 
     def decide_once(self) -> Decision:

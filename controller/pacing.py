@@ -76,7 +76,7 @@ def release_at(
     """When an increase may go to a connector whose last change (of either sign) was at
     ``changed_at`` and last increase at ``increased_at``."""
     floor = increased_at + pace.min_interval_s
-    if key in pace.quiet and not was_imposed:
+    if key in pace.quiet and key not in pace.following and not was_imposed:
         return max(floor, changed_at + pace.wait_s(charger_id))
     if was_imposed or key not in pace.following:
         # Followed: the car is where it was told, its response time is spent. Imposed by a

@@ -52,6 +52,9 @@ class Pending:
     keeps the first one's time (the car has been on its way since)."""
     last_a: float | None = None
     """The draw of the last report since the change (for a car settling below)."""
+    stacked: bool = False
+    """A change came on top of another: a car pausing on its way (to an earlier setpoint)
+    is not a car settling below this one."""
 
     @property
     def increase(self) -> bool:
@@ -81,7 +84,7 @@ def changed(
     pending = dict(book.pending)
     before = pending.pop(key, None)
     if before is not None:  # still on its way: now towards the new setpoint
-        pending[key] = replace(before, new_a=new_a, last_a=None)
+        pending[key] = replace(before, new_a=new_a, last_a=None, stacked=True)
     elif drawn_a is None:
         pending[key] = Pending(charger_id, old_a, new_a, at)
     elif not _inside(new_a, old_a, drawn_a):
@@ -126,7 +129,7 @@ def follows(change: Pending, drawn_a: float) -> bool:
 
 def _settled(change: Pending, drawn_a: float) -> bool:
     """An increase a car took part of and then stopped: it wants less than it is offered."""
-    if not change.increase or change.last_a is None:
+    if not change.increase or change.last_a is None or change.stacked:
         return False
     rose = change.from_a + FOLLOW_TOLERANCE_A < drawn_a < change.new_a - FOLLOW_TOLERANCE_A
     return rose and abs(drawn_a - change.last_a) <= FOLLOW_TOLERANCE_A / 2
