@@ -52,6 +52,9 @@ class Pending:
     keeps the first one's time (the car has been on its way since)."""
     last_a: float | None = None
     """The draw of the last report since the change (for a car settling below)."""
+    latest_at: float | None = None
+    """When the newest change on top of it was made (a car never following is dropped
+    ``max_s`` after that one, not after the first)."""
     stacked: bool = False
     """A change came on top of another: a car pausing on its way (to an earlier setpoint)
     is not a car settling below this one."""
@@ -84,7 +87,7 @@ def changed(
     pending = dict(book.pending)
     before = pending.pop(key, None)
     if before is not None:  # still on its way: now towards the new setpoint
-        pending[key] = replace(before, new_a=new_a, last_a=None, stacked=True)
+        pending[key] = replace(before, new_a=new_a, last_a=None, stacked=True, latest_at=at)
     elif drawn_a is None:
         pending[key] = Pending(charger_id, old_a, new_a, at)
     elif not _inside(new_a, old_a, drawn_a):
@@ -115,7 +118,7 @@ def measured(
         seen = (*book.observed_s.get(change.charger_id, ()), elapsed_s)[-KEEP:]
         observed = {**book.observed_s, change.charger_id: seen}
         return ResponseBook(observed, pending), True
-    if elapsed_s > max_s:
+    if at - (change.latest_at if change.latest_at is not None else change.at) > max_s:
         del pending[key]  # never followed: a full or sleeping car says nothing of its charger
     else:
         pending[key] = replace(change, last_a=drawn_a)

@@ -89,6 +89,17 @@ def test_a_car_that_never_follows_is_dropped_not_counted_as_slow() -> None:
     assert response_s(book, "cp-1", 5.0, 60.0) == 5.0
 
 
+def test_a_car_retold_keeps_being_awaited_past_the_maximum_from_its_first_change() -> None:
+    """Changes on top of each other for longer than the maximum: the car is still awaited
+    until the maximum has passed since the newest one."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 16.0, 0.0, 6.0)
+    book = changed(book, KEY, "cp-1", 16.0, 12.0, 50.0, 6.0)
+    book, _ = after(book, (70.0, 6.0))
+    assert following(book, KEY)
+    book, _ = after(book, (111.0, 6.0))
+    assert not following(book, KEY)
+
+
 def test_reports_from_before_the_change_are_ignored() -> None:
     """A report that arrived before the change was accepted says nothing about it."""
     book = changed(ResponseBook(), KEY, "cp-1", 6.0, 16.0, 10.0, 6.0)
