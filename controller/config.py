@@ -116,6 +116,10 @@ class ControlSettings(_Strict):
     lease_s: Annotated[float, Field(ge=2, le=3600)] = 120.0
     deadband_a: Annotated[float, Field(ge=0, le=10)] = 0.5
     min_increase_interval_s: Annotated[float, Field(ge=0, le=600)] = 5.0
+    response_time_s: Annotated[float, Field(ge=1, le=600)] = 5.0
+    response_time_max_s: Annotated[float, Field(ge=1, le=600)] = 60.0
+    increases_wait_for: Literal["acknowledged", "followed"] = "acknowledged"
+    ramp_step_a: Annotated[float, Field(ge=1, le=1000)] | None = 32.0
     base_load_window_s: Annotated[float, Field(ge=0, le=60)] = 3.0
     meter_stale_s: Annotated[float, Field(ge=0.5, le=600)] = 3.0
     failsafe_after_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
@@ -134,6 +138,10 @@ class ControlSettings(_Strict):
         if self.policy not in POLICIES:
             known = ", ".join(sorted(POLICIES))
             raise ValueError(f"control.policy {self.policy!r} is unknown; known: {known}")
+        if self.response_time_s > self.response_time_max_s:
+            raise ValueError("response_time_s must not exceed response_time_max_s")
+        if self.ramp_step_a is not None and self.ramp_step_a <= self.deadband_a:
+            raise ValueError("ramp_step_a must exceed deadband_a (a smaller step is never sent)")
         return self
 
 

@@ -5,8 +5,10 @@ Rules this module owns:
 * A change that lowers a limit is a **decrease** and always goes out, however
   small: the allocation kept the site under its limit only if it is followed.
 * A change that raises a limit goes out only if it is larger than the
-  deadband (it suppresses noise-driven chatter) and only after every decrease
-  has been acknowledged (:mod:`controller.dispatcher` enforces the order).
+  deadband (it suppresses noise-driven chatter), only when
+  :mod:`controller.pacing` lets it (the charger's response time since its last
+  change, the ramp step) and only after every decrease has been acknowledged
+  (:mod:`controller.dispatcher` enforces the order).
 * A session without a held setpoint runs on its fail-safe default, so its
   first setpoint is compared with the fail-safe current.
 * A held setpoint is **renewed** once half its lease has passed, so the lease
@@ -20,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from controller.decide import Target
+from controller.pacing import Pace, imposed, release_at, step_a
 
 
 class ChangeKind(enum.Enum):
@@ -37,7 +40,12 @@ class Held:
     limit_a: float
     acked_at: float
     transaction_id: int
+    changed_at: float = float("-inf")
+    """When the charger accepted the last change of the limit (a renewal is no change)."""
     increased_at: float = float("-inf")
+    """When the charger accepted the last increase."""
+    imposed: bool = False
+    """The limit was imposed by a fault (:func:`controller.pacing.imposed`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +66,16 @@ def plan_changes(
     deadband_a: float,
     renew_after_s: float,
     min_increase_interval_s: float = 0.0,
+    pace: Pace | None = None,
 ) -> list[Change]:
     """Every change to send now: decreases first, then increases, then renewals.
 
-    An increase waits until ``min_increase_interval_s`` has passed since the
-    connector's last accepted increase: the car needs time to follow (IEC 61851
-    lets a charger change its signal only every few seconds), and chasing every
-    wobble of the estimate makes a site oscillate. A decrease does not restart
-    that wait: the share it gave up may come back as soon as it is free.
+    An increase waits as :mod:`controller.pacing` says (without ``pace``: only
+    ``min_increase_interval_s`` since the connector's last accepted change): the
+    car needs time to follow, and chasing every wobble of the estimate makes a
+    site oscillate. It goes out as one ramp step at most.
     """
+    pace = pace or Pace(min_interval_s=min_increase_interval_s)
     changes = []
     for key, target in targets.items():
         previous = held.get(key)
@@ -78,13 +87,22 @@ def plan_changes(
             kind = ChangeKind.DECREASE
         elif new_a > old_a + deadband_a or (old_a == 0.0 and new_a > 0.0):
             resume = old_a == 0.0  # a paused car may go again at once: long pauses lose cars
-            if (
-                not resume
-                and previous is not None
-                and now - previous.increased_at < min_increase_interval_s
+            # A fault imposed the held limit (recovery is not slowed), or imposes this one
+            # (a restored setpoint re-asserted as it was: what the charger holds already).
+            was_imposed = (previous is not None and previous.imposed) or imposed(target.reason)
+            # A paused car resumes without the minimum interval (long pauses lose cars), but
+            # not before it has followed its pause.
+            since_up = float("-inf") if resume else previous.increased_at if previous else 0.0
+            if previous is not None and now < release_at(
+                pace, key, target.charger_id, previous.changed_at, since_up, was_imposed
             ):
                 continue
             kind = ChangeKind.INCREASE
+            stepped_a = step_a(pace, old_a, new_a, was_imposed)
+            if stepped_a < new_a:
+                if stepped_a <= old_a + deadband_a:
+                    continue
+                target = replace(target, limit_a=stepped_a, reason=f"{target.reason} (ramping)")
         elif previous is None or now - previous.acked_at >= renew_after_s:
             # No TxProfile yet (the charger runs on its default), or its lease is half gone:
             # send the held value again.

@@ -17,6 +17,7 @@ It owns the I/O half of commanding (the pure half is :mod:`controller.dispatch`)
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -39,6 +40,7 @@ from controller.model import (
     ProfileCommand,
     ProfilePurpose,
 )
+from controller.pacing import imposed
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +69,8 @@ class Dispatcher:
         self._wake = wake
         self._on_result = on_result
         self.held: dict[str, Held] = {}
+        self.in_flight: dict[str, float] = {}
+        """Setpoints sent and not answered yet, by connector key."""
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._decreasing: set[str] = set()
         self._decrease_failed = False
@@ -178,16 +182,24 @@ class Dispatcher:
     async def _send_changes(self, charger_id: str, changes: list[Change]) -> None:
         for change in changes:
             t = change.target
-            result = await self._send_setpoint(charger_id, change)
+            self.in_flight[change.key] = t.limit_a
+            try:
+                result = await self._send_setpoint(charger_id, change)
+            finally:
+                self.in_flight.pop(change.key, None)
             if result.ok:
                 now = self._clock.monotonic()
                 before = self.held.get(change.key)
-                increased_at = (
-                    now
-                    if change.kind is ChangeKind.INCREASE
-                    else (before.increased_at if before else float("-inf"))
+                kept = before if change.kind is ChangeKind.RENEW else None  # no change
+                up = change.kind is ChangeKind.INCREASE
+                self.held[change.key] = Held(
+                    t.limit_a,
+                    now,
+                    t.transaction_id,
+                    changed_at=kept.changed_at if kept else now,
+                    increased_at=now if up else (before.increased_at if before else -math.inf),
+                    imposed=imposed(t.reason),
                 )
-                self.held[change.key] = Held(t.limit_a, now, t.transaction_id, increased_at)
             elif change.kind is ChangeKind.DECREASE:
                 self._decrease_failed = True
             log.info(

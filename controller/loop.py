@@ -46,7 +46,9 @@ from controller.model import (
     SessionStopped,
 )
 from controller.node_modes import group_loads_a
+from controller.room import fit_increases
 from controller.schedule_checks import ScheduleChecks
+from controller.settling import Settling
 from controller.state import SiteSnapshot, SiteState
 from policies import Policy
 
@@ -142,6 +144,8 @@ class ControlLoop:
         self._wake = asyncio.Event()
         self._base = BaseLoadEstimate(config.control.base_load_window_s)
         self._setpoints = SetpointLog()
+        self.settling = Settling(config.control)
+        self._release_at = float("inf")
         self._group_history: dict[str, deque[tuple[float, Phases]]] = {}
         self._over_limit_at = float("-inf")
         self._over_since = float("-inf")  # the first over-limit reading of the latest run of them
@@ -152,6 +156,7 @@ class ControlLoop:
         """Decide with ``config`` (a new limit, priorities) from the next decision on."""
         self._config = config
         self._base.window_s = config.control.base_load_window_s
+        self.settling.control = config.control
 
     def wake(self, over_limit: bool = False) -> None:
         """Ask for a decision now; ``over_limit`` when a reading showed the site over its limit."""
@@ -165,12 +170,18 @@ class ControlLoop:
     async def run(self) -> None:
         """Decide every interval and on every wake, until cancelled."""
         interval_s = self._config.control.interval_s
+        next_tick = self._clock.monotonic()
         while True:
             self.decide_once()
+            now = self._clock.monotonic()
+            if now >= next_tick:  # this was the tick; a wake in between does not move the next
+                next_tick = now + interval_s
+            # The next tick, or sooner when a held-back increase may go (its car's pace).
+            due_s = min(next_tick, self._release_at) - now
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
             # that races with the wake, and the loop would outlive its service.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval_s):
+                async with asyncio.timeout(max(due_s, 0.05)):
                     await self._wake.wait()
 
     def decide_once(self) -> Decision:
@@ -201,6 +212,9 @@ class ControlLoop:
             self._over_since if recent_over else None,
         ) or (0.0, 0.0, 0.0)
         held_a = self._dispatcher.held_a()
+        failsafe_a = self._config.site.failsafe_current_a
+        self.settling.observe(snapshot.sessions, self._dispatcher.held, failsafe_a)
+        self._state.settle_s = self.settling.settle_times({s.charger_id for s in snapshot.sessions})
         group_base = self._group_bases(snapshot, now)
         self._check_compliance(snapshot, now)
         if self._checks is not None:
@@ -225,10 +239,19 @@ class ControlLoop:
             decision.targets,
             self._dispatcher.held,
             now,
-            self._config.site.failsafe_current_a,
+            failsafe_a,
             control.deadband_a,
             control.lease_s / 2,
-            control.min_increase_interval_s,
+            pace=self.settling.pace(),
+        )
+        if decision.mode is Mode.NORMAL:
+            dispatcher = self._dispatcher
+            committed = self.settling.committed(
+                snapshot.sessions, dispatcher.held, dispatcher.in_flight, failsafe_a, now
+            )
+            changes = fit_increases(decision.problem, changes, committed, control.deadband_a)
+        self._release_at = self.settling.next_release(
+            decision.targets, self._dispatcher.held, {c.key for c in changes}, control.deadband_a
         )
         t3 = time.perf_counter()
         self._dispatcher.submit(changes)

@@ -9,6 +9,8 @@ share a metric by accident.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from controller.config import HeadroomConfig
@@ -110,6 +112,12 @@ class SiteMetrics:
             ["site"],
             registry=r,
         )
+        self._response = Gauge(
+            "headroom_charger_response_seconds",
+            "Each charger's learned response time: how long its cars take to follow a change",
+            ["site", "charger"],
+            registry=r,
+        )
         self._over_s = Counter(
             "headroom_over_limit_seconds_total",
             "Time the meter showed the site over its limit",
@@ -189,6 +197,11 @@ class SiteMetrics:
             self._chargers.labels(site).set(len(snapshot.connected))
             if snapshot.meter.good_at is not None:
                 self._meter_age.labels(site).set(snapshot.at - snapshot.meter.good_at)
+
+    def observe_response_times(self, learned: Mapping[str, float]) -> None:
+        """The response time of every charger that has shown one (controller/response.py)."""
+        for charger_id, seconds in learned.items():
+            self._response.labels(self._site, charger_id).set(seconds)
 
     def observe_command(self, result: CommandResult) -> None:
         """One command's outcome."""

@@ -42,6 +42,7 @@ from controller.model import (
     Event,
     MeterReading,
     Quality,
+    connector_key,
 )
 from controller.ocpp import OcppServer
 from controller.ocpp.server import tls_context
@@ -228,6 +229,7 @@ class SiteController:
 
     def _decided(self, decision: Decision, times: StepTimes, snapshot: SiteSnapshot) -> None:
         self.metrics.observe_decision(decision, times, snapshot)
+        self.metrics.observe_response_times(self.loop.settling.learned())
         self.live.on_decision(decision, self.clock.now())
         if self.audit is not None:
             self.audit.record_decision(decision, self.clock.now())
@@ -280,6 +282,10 @@ class SiteController:
         if isinstance(event, ChargerMeasurement):
             for reading in self._charger_meter_readings(event):
                 self.sink(reading)
+            key = connector_key(event.charger_id, event.connector_id)
+            held = self.dispatcher.held.get(key)
+            if self.loop.settling.shows_follow(key, event.current_a, held):
+                self.loop.wake()  # the next ramp step, or room a decrease freed, can go now
         if self.telemetry is not None:
             self.telemetry.publish_event(event, self.clock.now())
         if isinstance(event, ChargerConnected):

@@ -220,6 +220,10 @@ class SiteState:
         self._meters = MeterBook(specs, control.meter_frozen_s)
         self._wall = wall
         self.problems: list[str] = []
+        self.settle_s: dict[str, float] = {}
+        """Per charger, how long a car gets to follow a new offer before its draw teaches
+        anything: ``control.ev_settle_s`` or the charger's learned response time if longer
+        (set by the loop; a slow car is not mistaken for one that wants less)."""
 
     @classmethod
     def for_site(cls, config: HeadroomConfig, wall: Callable[[], float]) -> SiteState:
@@ -388,7 +392,7 @@ class SiteState:
                 event.current_a,
                 event.offered_a,
                 event.at,
-                self._control.ev_settle_s,
+                self.settle_s.get(event.charger_id, self._control.ev_settle_s),
                 self._control.ev_probe_a,
             )
 

@@ -86,6 +86,8 @@ class SimulatedChargePoint:
         self.on_profile = on_profile
         self.quirks = quirks or Quirks()
         self.received_profiles: list[tuple[int, dict[str, Any]]] = []
+        self.offers: list[tuple[float, int, float]] = []
+        """(monotonic time, connector, offered A) after each accepted profile (hil/pace.py)."""
         self.heartbeats_answered = 0
         self._clock: Clock = clock or SystemClock()
         self._call_timeout_s = call_timeout_s
@@ -356,6 +358,8 @@ class SimulatedChargePoint:
             self._log.info("profile_rejected", connector_id=connector_id, purpose=purpose)
             return status
         self.received_profiles.append((connector_id, profile))
+        for connector in range(1, self.n_connectors + 1) if connector_id == 0 else [connector_id]:
+            self.offers.append((self._clock.monotonic(), connector, self.offered_a(connector)))
         if self.on_profile is not None:
             self.on_profile(connector_id, profile)
         return status

@@ -124,6 +124,7 @@ def build_ev(spec: EvSpec, rng: random.Random, soc: float | None, voltage_v: flo
     ev.max_current_a = spec.max_current_a
     ev.phases = tuple(range(spec.phases))
     ev.response_delay_s = delay_s
+    ev.overshoot_a, ev.overshoot_s = spec.overshoot_a, spec.overshoot_s
     ev.battery_kwh = spec.battery_kwh
     ev.soc = spec.soc if soc is None else soc
     ev.voltage_v = voltage_v

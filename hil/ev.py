@@ -25,9 +25,13 @@ class EV:
     soc: float = 0.3  # state of charge, 0..1
     voltage_v: float = 230.0
     charged_wh: float = 0.0  # energy taken since plug-in
+    overshoot_a: float = 0.0  # after following an increase, draws this much above it…
+    overshoot_s: float = 0.0  # …for this long (some cars overshoot a new limit briefly)
     _target_a: float = field(default=0.0, init=False, repr=False)
     _offers: list[tuple[float, float]] = field(default_factory=list, init=False, repr=False)
     _last_now: float | None = field(default=None, init=False, repr=False)
+    _overshoot_until: float = field(default=float("-inf"), init=False, repr=False)
+    _overshooting: bool = field(default=False, init=False, repr=False)
 
     def step(self, now: float, offered_a: float) -> PhaseDraw:
         """The draw per charger phase at ``now`` (s) under ``offered_a`` (A per phase).
@@ -42,8 +46,12 @@ class EV:
             self._offers.append((now, offered_a))
         due = [i for i, (at, _) in enumerate(self._offers) if now - at >= self.response_delay_s]
         if due:
-            self._target_a = self._offers[due[-1]][1]
+            offered_at, target_a = self._offers[due[-1]]
+            if target_a > self._target_a and self.overshoot_s > 0:
+                self._overshoot_until = offered_at + self.response_delay_s + self.overshoot_s
+            self._target_a = target_a
             del self._offers[: due[-1]]  # keep the one in force and any still on their way
+        self._overshooting = now < self._overshoot_until
         self._last_now = now
         return self.draw_a()
 
@@ -58,7 +66,9 @@ class EV:
         if self.soc >= 1.0:
             return 0.0
         current_a = min(self._target_a, self.max_current_a)
-        return current_a if current_a >= MIN_CURRENT_A else 0.0
+        if current_a < MIN_CURRENT_A:
+            return 0.0
+        return current_a + self.overshoot_a if self._overshooting else current_a
 
     def power_w(self) -> float:
         """The power drawn now, in W."""

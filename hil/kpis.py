@@ -272,5 +272,6 @@ KPI_NAMES = (
     "seconds_hold",
     "seconds_failsafe",
     "sessions",
+    "increases_within_response",
 )
 """The scalar KPIs a scenario's assertions may name."""

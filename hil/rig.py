@@ -210,6 +210,11 @@ class SimRig:
                 "which starts a loop at the scenario's scale"
             )
 
+    @property
+    def started_at(self) -> float:
+        """The monotonic time the scenario clock counts from."""
+        return self._started_at or 0.0
+
     def _clock_s(self) -> float:
         """Seconds since the rig was up (0 while starting): the site's scenario clock."""
         return 0.0 if self._started_at is None else self.clock.monotonic() - self._started_at

@@ -31,10 +31,11 @@ from controller.logs import configure_logging
 from controller.service import SiteController
 from hil.assertions import judge
 from hil.kpis import SiteLimit
+from hil.pace import Stay, increases_within_response, stay_offers
 from hil.real_devices import RealDeviceMissing
 from hil.recorder import SAMPLE_S, Recorder, status_line
 from hil.results import REACTION_S, ScenarioResult, compute_kpis
-from hil.rig import SimRig
+from hil.rig import Plug, SimRig
 from hil.scenario import Scenario, load_scenario
 from hil.timeline import Action, expand
 from hil.timescale import loop_scale, run_scaled
@@ -91,6 +92,7 @@ async def run_scenario(
                 await stack.enter_async_context(serve(rig.controller))
             await _drive(rig, expand(scenario), recorder, scenario, out)
         plugs = [*rig.finished, *rig.plugs.values()]
+        early = increases_within_response(_stays(rig, plugs))
         commands = rig.controller.dispatcher.sent
         controller: dict[str, object] = {
             "setpoint_commands": commands,
@@ -107,6 +109,7 @@ async def run_scenario(
         scenario.duration_s,
         allowance_s(scenario),
     )
+    kpis["increases_within_response"] = early
     verdicts = judge(scenario.assertions, kpis)
     result = ScenarioResult(
         scenario.name,
@@ -124,6 +127,18 @@ async def run_scenario(
 
         result.report_files = await asyncio.to_thread(write_report, result, report_dir)
     return result
+
+
+def _stays(rig: SimRig, plugs: list[Plug]) -> list[Stay]:
+    """Each EV's stay with its charger's offers meanwhile, on the scenario clock."""
+    stays = []
+    for plug in plugs:
+        cp = rig.charge_points[plug.charger_id]
+        log = [(at - rig.started_at, c, a) for at, c, a in cp.offers]
+        end = plug.departed_s if plug.departed_s is not None else float("inf")
+        offers = stay_offers(log, plug.connector_id, plug.arrived_s, end)
+        stays.append(Stay(plug.ev.response_delay_s, offers))
+    return stays
 
 
 async def _drive(

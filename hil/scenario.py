@@ -150,6 +150,8 @@ class EvSpec(_Strict):
     soc: Soc = 0.3
     delay_s: NonNegative | tuple[NonNegative, NonNegative] = 2.0
     taper_soc: Annotated[float, Field(gt=0, lt=1)] | None = None  # CC-CV taper above it
+    overshoot_a: Annotated[float, Field(ge=0, le=32)] = 0.0  # above a new, higher limit…
+    overshoot_s: Annotated[float, Field(ge=0, le=60)] = 0.0  # …for this long after following it
 
     @field_validator("delay_s")
     @classmethod

@@ -91,7 +91,10 @@ def test_plan_order_and_completeness(pairs: dict[str, tuple[float, float]]) -> N
 
 def test_resume_from_pause_does_not_wait_for_the_increase_interval() -> None:
     """A paused car is resumed at once (long pauses lose cars), other increases wait."""
-    held = {"a/1": Held(0.0, 99.0, 1, increased_at=98.0), "b/1": Held(8.0, 99.0, 1, 98.0)}
+    held = {
+        "a/1": Held(0.0, 99.0, 1, changed_at=98.0, increased_at=98.0),
+        "b/1": Held(8.0, 99.0, 1, 98.0, 98.0),
+    }
     targets = {"a/1": target("a", 10.0), "b/1": target("b", 12.0)}
     changes = plan_changes(targets, held, 100.0, 6.0, 0.5, 60.0, min_increase_interval_s=5.0)
     assert [(c.key, c.kind) for c in changes] == [("a/1", ChangeKind.INCREASE)]

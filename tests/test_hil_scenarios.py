@@ -25,6 +25,7 @@ IN_CI = (
     "controller_restart",
     "mixed_protocols",
     "building_load_step",
+    "slow_evs_short",
 )
 
 

@@ -44,6 +44,8 @@ async def test_metrics_show_the_site_the_loop_and_the_commands() -> None:
     assert samples[("headroom_sessions", (site,))] == 1.0
     assert samples[("headroom_chargers_connected", (site,))] == 1.0
     assert ("headroom_decision_step_seconds_count", (site, ("step", "solve"))) in samples
+    # The car followed its first setpoint within 0.1 s: the learned time is the 1 s floor.
+    assert samples[("headroom_charger_response_seconds", (("charger", "cp-0"), site))] == 1.0
 
 
 async def test_time_over_the_limit_is_counted() -> None:

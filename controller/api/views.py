@@ -104,6 +104,10 @@ class ChargerOut(BaseModel):
     rated_max_current_a: float
     group: str | None
     connectors: list[ConnectorOut]
+    response_time_s: float
+    """How long this charger's cars take to follow a change: learned from their draw, the
+    configured default until then."""
+    response_learned: bool
 
 
 def _phases(values: PhaseValues | None) -> list[float | None]:
@@ -232,6 +236,8 @@ def chargers_view(site: SiteController) -> list[ChargerOut]:
                 rated_max_current_a=rated.max_current_a if rated else charger.max_current_a,
                 group=charger.group,
                 connectors=connectors,
+                response_time_s=round(site.loop.settling.response_s(charger.id), 2),
+                response_learned=charger.id in site.loop.settling.book.observed_s,
             )
         )
     return out

@@ -1,0 +1,158 @@
+"""How long each charger's car takes to follow a new setpoint, learned from its draw. Pure.
+
+After an accepted change of a connector's setpoint the car needs time to follow
+it (DOMAIN.md: 5–11 s for a reduction, 10–30 s for a ramp up, brand dependent).
+This module watches the measured current after each change:
+
+* the change is **followed** when the draw comes within :data:`FOLLOW_TOLERANCE_A`
+  of the new setpoint (a car that overshoots has followed once the overshoot is
+  over), or at or below it for a car that had to come down, or, for a car that
+  wants less than it is offered, when its draw rose towards the new setpoint and
+  then **settled** below it (two reports in a row within half the tolerance);
+* a change on top of one the car has not followed yet keeps the first one's
+  time and where the car came from: the car is judged on reaching the newest
+  setpoint (a car still ramping up to 27 A that is told 20 A has not followed
+  when it passes 20 A on its way up: it will come back down);
+* a change the car was already inside of when it was made (within the tolerance
+  of what it draws, or a decrease to above what it draws) teaches nothing;
+* a change the car has not followed within ``max_s`` teaches nothing either
+  (a full battery, a sleeping car): it is dropped, not counted as slow.
+
+Each charger's response time is the **slowest of its last** :data:`KEEP`
+observations, bounded to ``[MIN_RESPONSE_S, max_s]``; until it has one, the
+configured default applies. The slowest, not the mean: an increase sent before
+the car has followed the last change is what makes a site oscillate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+FOLLOW_TOLERANCE_A = 1.0
+"""A draw within this of the setpoint has followed it (meter noise, rounding in the car)."""
+
+KEEP = 3
+"""Observations kept per charger: the response time is the slowest of them."""
+
+MIN_RESPONSE_S = 1.0
+"""The lower bound of a learned response time: one report interval of most chargers."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A change a connector's car has not followed yet."""
+
+    charger_id: str
+    from_a: float
+    """What the car drew when it started to move (else the setpoint before the change)."""
+    new_a: float
+    at: float
+    """When the car was first told to move: a change on top of one still being followed
+    keeps the first one's time (the car has been on its way since)."""
+    last_a: float | None = None
+    """The draw of the last report since the change (for a car settling below)."""
+    latest_at: float | None = None
+    """When the newest change on top of it was made (a car never following is dropped
+    ``max_s`` after that one, not after the first)."""
+    stacked: bool = False
+    """A change came on top of another: a car pausing on its way (to an earlier setpoint)
+    is not a car settling below this one."""
+
+    @property
+    def increase(self) -> bool:
+        """True when the car has to draw more than it did."""
+        return self.new_a > self.from_a
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseBook:
+    """What is learned: observations per charger, and the changes still being followed."""
+
+    observed_s: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    pending: Mapping[str, Pending] = field(default_factory=dict)
+    """By connector key."""
+
+
+def changed(
+    book: ResponseBook,
+    key: str,
+    charger_id: str,
+    old_a: float,
+    new_a: float,
+    at: float,
+    drawn_a: float | None,
+) -> ResponseBook:
+    """The charger accepted ``new_a`` (from ``old_a``) at ``at``; the car drew ``drawn_a``."""
+    pending = dict(book.pending)
+    before = pending.pop(key, None)
+    if before is not None:  # still on its way: now towards the new setpoint
+        pending[key] = replace(before, new_a=new_a, last_a=None, stacked=True, latest_at=at)
+    elif drawn_a is None:
+        pending[key] = Pending(charger_id, old_a, new_a, at)
+    elif not _inside(new_a, old_a, drawn_a):
+        pending[key] = Pending(charger_id, drawn_a, new_a, at)
+    return replace(book, pending=pending)
+
+
+def _inside(new_a: float, from_a: float, drawn_a: float) -> bool:
+    """True when a car drawing ``drawn_a`` keeps to ``new_a`` (coming from ``from_a``): within
+    the tolerance of it, or at or below it when it had to come down."""
+    if abs(drawn_a - new_a) <= FOLLOW_TOLERANCE_A:
+        return True
+    return new_a < from_a and drawn_a <= new_a
+
+
+def measured(
+    book: ResponseBook, key: str, drawn_a: float, at: float, max_s: float
+) -> tuple[ResponseBook, bool]:
+    """A report of ``drawn_a`` (A, the most loaded phase) at ``at``: the new book, and
+    whether it shows the connector's car has followed its pending change just now."""
+    change = book.pending.get(key)
+    if change is None or at <= change.at:
+        return book, False
+    pending = dict(book.pending)
+    elapsed_s = at - change.at
+    if follows(change, drawn_a):
+        del pending[key]
+        seen = (*book.observed_s.get(change.charger_id, ()), elapsed_s)[-KEEP:]
+        observed = {**book.observed_s, change.charger_id: seen}
+        return ResponseBook(observed, pending), True
+    if at - (change.latest_at if change.latest_at is not None else change.at) > max_s:
+        del pending[key]  # never followed: a full or sleeping car says nothing of its charger
+    else:
+        pending[key] = replace(change, last_a=drawn_a)
+    return replace(book, pending=pending), False
+
+
+def follows(change: Pending, drawn_a: float) -> bool:
+    """True when a report of ``drawn_a`` shows the car has followed ``change``."""
+    return _inside(change.new_a, change.from_a, drawn_a) or _settled(change, drawn_a)
+
+
+def _settled(change: Pending, drawn_a: float) -> bool:
+    """An increase a car took part of and then stopped: it wants less than it is offered."""
+    if not change.increase or change.last_a is None or change.stacked:
+        return False
+    rose = change.from_a + FOLLOW_TOLERANCE_A < drawn_a < change.new_a - FOLLOW_TOLERANCE_A
+    return rose and abs(drawn_a - change.last_a) <= FOLLOW_TOLERANCE_A / 2
+
+
+def response_s(book: ResponseBook, charger_id: str, default_s: float, max_s: float) -> float:
+    """The charger's response time: the slowest recent observation, bounded; else the default."""
+    seen = book.observed_s.get(charger_id)
+    if not seen:
+        return default_s
+    return min(max(max(seen), MIN_RESPONSE_S), max_s)
+
+
+def following(book: ResponseBook, key: str) -> bool:
+    """True while the connector's car has a change it has not followed yet."""
+    return key in book.pending
+
+
+def forget(book: ResponseBook, live_keys: set[str]) -> ResponseBook:
+    """Drop pending changes of connectors whose session ended."""
+    if all(k in live_keys for k in book.pending):
+        return book
+    return replace(book, pending={k: p for k, p in book.pending.items() if k in live_keys})

@@ -1,0 +1,176 @@
+"""The loop's memory of each car's changes: what it learns of response times, the pace of
+increases and the room cars still settling hold. No I/O, no clock: the loop passes the time.
+
+Per decision the loop calls :meth:`Settling.observe` with the snapshot's sessions and
+the setpoints the chargers accepted; it sees each accepted change (a new
+``Held.changed_at``) and each new report of the draw, and feeds them to
+:mod:`controller.response`. :meth:`pace` and :meth:`committed` turn that into the
+inputs of :mod:`controller.pacing` and :mod:`controller.room`. Between decisions,
+:meth:`shows_follow` tells the service that a report shows a car has just followed
+its change, so the loop decides again at once (the next ramp step, or the room a
+decrease freed, need not wait for the next tick).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from controller.config import ControlSettings
+from controller.decide import Target
+from controller.dispatch import Held
+from controller.model import PhaseValues
+from controller.pacing import Pace, release_at
+from controller.response import (
+    FOLLOW_TOLERANCE_A,
+    ResponseBook,
+    changed,
+    follows,
+    forget,
+    measured,
+    response_s,
+)
+from controller.room import committed_a
+from controller.state import SessionView
+
+
+def drawn_a(current_a: PhaseValues) -> float:
+    """The draw of the most loaded phase (A)."""
+    return max((v or 0.0 for v in current_a), default=0.0)
+
+
+class Settling:
+    """Response times learned per charger, and each connector's change still settling."""
+
+    def __init__(self, control: ControlSettings) -> None:
+        self.control = control
+        self.book = ResponseBook()
+        self._changes: dict[str, tuple[float, float]] = {}  # key → (changed_at, limit_a)
+        self._seen: dict[str, float] = {}  # key → arrival time of the last report taken
+        self._quiet: set[str] = set()  # keys whose last change did not move the car
+
+    def observe(
+        self, sessions: Iterable[SessionView], held: Mapping[str, Held], failsafe_a: float
+    ) -> None:
+        """Take in the accepted changes and the reports since the last call."""
+        book, max_s = self.book, self.control.response_time_max_s
+        live = set()
+        for s in sessions:
+            live.add(s.key)
+            h = held.get(s.key)
+            if h is not None and h.transaction_id == s.transaction_id:
+                before = self._changes.get(s.key)
+                if before is None or h.changed_at > before[0]:
+                    old_a = before[1] if before is not None else failsafe_a
+                    draw = _draw_before(s.reports, h.changed_at)
+                    book = changed(book, s.key, s.charger_id, old_a, h.limit_a, h.changed_at, draw)
+                    self._changes[s.key] = (h.changed_at, h.limit_a)
+                    # A change the car already kept to, or one too small to see in its draw,
+                    # cannot be seen followed: the increase after it waits the response time.
+                    small = abs(h.limit_a - old_a) < FOLLOW_TOLERANCE_A
+                    self._quiet.discard(s.key)
+                    if s.key not in book.pending or small:
+                        self._quiet.add(s.key)
+            seen = self._seen.get(s.key, float("-inf"))
+            for at, current in s.reports:
+                if at > seen:
+                    book, _ = measured(book, s.key, drawn_a(current), at, max_s)
+                    self._seen[s.key] = at
+        self.book = forget(book, live)
+        for gone in [k for k in self._changes if k not in live]:
+            del self._changes[gone]
+            self._seen.pop(gone, None)
+            self._quiet.discard(gone)
+
+    def response_s(self, charger_id: str) -> float:
+        """The charger's response time (the configured default until learned)."""
+        c = self.control
+        return response_s(self.book, charger_id, c.response_time_s, c.response_time_max_s)
+
+    def learned(self) -> dict[str, float]:
+        """The response time of every charger that has shown one."""
+        return {cid: self.response_s(cid) for cid in self.book.observed_s}
+
+    def settle_times(self, chargers: Iterable[str]) -> dict[str, float]:
+        """How long a car gets before its draw teaches what it takes (``SiteState.settle_s``):
+        ``control.ev_settle_s``, or the charger's response time if longer; until that is
+        learned, ``control.response_time_max_s`` (a slow car is not a car that wants less:
+        until it has shown it follows, its draw does not lower its share)."""
+        c, learned = self.control, self.learned()
+        return {
+            cid: max(c.ev_settle_s, learned.get(cid, c.response_time_max_s)) for cid in chargers
+        }
+
+    def pace(self) -> Pace:
+        """The pacing inputs of this decision."""
+        c = self.control
+        return Pace(
+            response_s=self.learned(),
+            default_s=c.response_time_s,
+            following=frozenset(self.book.pending),
+            quiet=frozenset(self._quiet),
+            wait_for_followed=c.increases_wait_for == "followed",
+            max_s=c.response_time_max_s,
+            min_interval_s=c.min_increase_interval_s,
+            ramp_step_a=c.ramp_step_a,
+        )
+
+    def committed(
+        self,
+        sessions: Iterable[SessionView],
+        held: Mapping[str, Held],
+        in_flight: Mapping[str, float],
+        failsafe_a: float,
+        now: float,
+    ) -> dict[str, float]:
+        """What each session's car may draw now (:func:`controller.room.committed_a`)."""
+        out = {}
+        for s in sessions:
+            h = held.get(s.key)
+            if h is not None and h.transaction_id != s.transaction_id:
+                h = None
+            draw = drawn_a(s.measured_a) if s.measured_a is not None else None
+            if h is None:  # on its fail-safe default, or still on a restored lease
+                out[s.key] = committed_a(failsafe_a, draw, in_flight.get(s.key), True)
+                continue
+            # Coming down and not there yet: at its draw, with `increases_wait_for: followed`.
+            pending = (
+                self.book.pending.get(s.key)
+                if self.control.increases_wait_for == "followed"
+                else None
+            )
+            settling = pending is not None and now - h.changed_at < self.response_s(s.charger_id)
+            out[s.key] = committed_a(h.limit_a, draw, in_flight.get(s.key), settling)
+        return out
+
+    def next_release(
+        self,
+        targets: Mapping[str, Target],
+        held: Mapping[str, Held],
+        sent: set[str],
+        deadband_a: float,
+    ) -> float:
+        """The earliest time an increase held back by its pace may go (``inf``: none)."""
+        pace, soonest = self.pace(), float("inf")
+        for key, target in targets.items():
+            h = held.get(key)
+            if key in sent or h is None or target.limit_a <= h.limit_a + deadband_a:
+                continue
+            at = release_at(pace, key, target.charger_id, h.changed_at, h.increased_at, h.imposed)
+            soonest = min(soonest, at)
+        return soonest
+
+    def shows_follow(self, key: str, current_a: PhaseValues, held: Held | None) -> bool:
+        """True when a report of ``current_a`` shows the car has just followed its last
+        change: one pending, or one accepted since the last decision (``held``)."""
+        draw = drawn_a(current_a)
+        seen = self._changes.get(key)
+        if held is not None and (seen is None or held.changed_at > seen[0]):
+            return abs(draw - held.limit_a) <= FOLLOW_TOLERANCE_A
+        change = self.book.pending.get(key)
+        return change is not None and follows(change, draw)
+
+
+def _draw_before(reports: tuple[tuple[float, PhaseValues], ...], at: float) -> float | None:
+    """The draw of the last report that arrived by ``at``."""
+    before = [current for t, current in reports if t <= at]
+    return drawn_a(before[-1]) if before else None

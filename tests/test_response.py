@@ -1,0 +1,151 @@
+"""Learning each charger's response time from the measured current (controller/response.py)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from controller.response import (
+    KEEP,
+    MIN_RESPONSE_S,
+    ResponseBook,
+    changed,
+    following,
+    forget,
+    measured,
+    response_s,
+)
+
+KEY = "cp-1/1"
+
+
+def after(book: ResponseBook, *reports: tuple[float, float]) -> tuple[ResponseBook, list[bool]]:
+    """The book after ``reports`` of (arrival time, draw), and which of them showed a follow."""
+    shown = []
+    for at, drawn in reports:
+        book, followed = measured(book, KEY, drawn, at, 60.0)
+        shown.append(followed)
+    return book, shown
+
+
+def test_the_default_applies_until_a_change_is_followed() -> None:
+    """No observation yet: the configured default; then the time the car took."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 16.0, 100.0, 6.0)
+    assert response_s(book, "cp-1", 5.0, 60.0) == 5.0
+    assert following(book, KEY)
+    book, shown = after(book, (101.0, 6.0), (112.0, 6.0), (113.5, 15.6))
+    assert shown == [False, False, True]
+    assert response_s(book, "cp-1", 5.0, 60.0) == 13.5
+    assert not following(book, KEY)
+
+
+def test_a_decrease_is_followed_once_the_draw_is_at_or_below_the_setpoint() -> None:
+    """A car told 10 A that draws 9 A has followed (it may want less than 10 A)."""
+    book = changed(ResponseBook(), KEY, "cp-1", 20.0, 10.0, 0.0, 20.0)
+    book, shown = after(book, (3.0, 20.0), (7.0, 9.0))
+    assert shown == [False, True]
+    assert response_s(book, "cp-1", 5.0, 60.0) == 7.0
+
+
+def test_a_car_that_wants_less_settles_below_its_setpoint() -> None:
+    """Offered 32 A, a 16 A car rises to 16 A and stays there: followed when it settles."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 32.0, 0.0, 6.0)
+    book, shown = after(book, (4.0, 6.0), (9.0, 16.0), (10.0, 16.1))
+    assert shown == [False, False, True]
+    assert response_s(book, "cp-1", 5.0, 60.0) == 10.0
+
+
+def test_an_overshoot_is_followed_once_it_is_over() -> None:
+    """A car that overshoots its new setpoint has followed it when it settles on it."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 16.0, 0.0, 6.0)
+    book, shown = after(book, (8.0, 19.0), (11.0, 16.2))
+    assert shown == [False, True]
+    assert response_s(book, "cp-1", 5.0, 60.0) == 11.0
+
+
+def test_a_change_on_top_of_one_not_followed_is_judged_on_the_newest() -> None:
+    """Told 27 A, still at 6 A, then told 20 A: passing 20 A on its way up to 27 A is not
+    following; coming back to 20 A is, timed from the first change."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 27.0, 0.0, 6.0)
+    book = changed(book, KEY, "cp-1", 27.0, 20.0, 5.0, 6.0)
+    book, shown = after(book, (30.5, 27.0), (35.5, 20.0))
+    assert shown == [False, True]
+    assert response_s(book, "cp-1", 5.0, 60.0) == 35.5
+
+
+def test_a_change_the_car_is_already_inside_teaches_nothing() -> None:
+    """A decrease to above what the car draws: nothing to follow, nothing learned."""
+    book = changed(ResponseBook(), KEY, "cp-1", 32.0, 20.0, 0.0, 12.0)
+    assert not following(book, KEY)
+    assert response_s(book, "cp-1", 5.0, 60.0) == 5.0
+
+
+def test_a_car_that_never_follows_is_dropped_not_counted_as_slow() -> None:
+    """A full car ignores an increase: after the maximum the change is forgotten."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 16.0, 0.0, 0.0)
+    book, shown = after(book, (30.0, 0.0), (61.0, 0.0))
+    assert shown == [False, False]
+    assert not following(book, KEY)
+    assert response_s(book, "cp-1", 5.0, 60.0) == 5.0
+
+
+def test_a_car_retold_keeps_being_awaited_past_the_maximum_from_its_first_change() -> None:
+    """Changes on top of each other for longer than the maximum: the car is still awaited
+    until the maximum has passed since the newest one."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 16.0, 0.0, 6.0)
+    book = changed(book, KEY, "cp-1", 16.0, 12.0, 50.0, 6.0)
+    book, _ = after(book, (70.0, 6.0))
+    assert following(book, KEY)
+    book, _ = after(book, (111.0, 6.0))
+    assert not following(book, KEY)
+
+
+def test_reports_from_before_the_change_are_ignored() -> None:
+    """A report that arrived before the change was accepted says nothing about it."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 16.0, 10.0, 6.0)
+    _, shown = after(book, (9.0, 16.0))
+    assert shown == [False]
+
+
+def test_the_slowest_of_the_last_three_is_kept() -> None:
+    """Observations 20, 4, 6, 5 s: the 20 s one has aged out, the slowest of the rest is 6 s."""
+    book = ResponseBook()
+    t = 0.0
+    for took in (20.0, 4.0, 6.0, 5.0):
+        book = changed(book, KEY, "cp-1", 6.0, 16.0, t, 6.0)
+        book, _ = after(book, (t + took, 16.0))
+        t += 100.0
+    assert len(book.observed_s["cp-1"]) == KEEP
+    assert response_s(book, "cp-1", 5.0, 60.0) == 6.0
+
+
+def test_ended_sessions_are_forgotten() -> None:
+    """A pending change of a session that ended is dropped."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 16.0, 0.0, 6.0)
+    assert not following(forget(book, set()), KEY)
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 32), st.floats(0, 32), st.floats(0, 32), st.floats(0.01, 200)),
+        max_size=12,
+    ),
+    st.floats(1, 60),
+    st.floats(1, 600),
+)
+def test_response_time_stays_within_its_bounds(
+    steps: list[tuple[float, float, float, float]], default_s: float, max_s: float
+) -> None:
+    """Whatever the changes and reports, the response time is the default until learned and
+    then within [1 s, max_s]."""
+    default_s = min(default_s, max_s)
+    book, t = ResponseBook(), 0.0
+    for old_a, new_a, drawn_a, after_s in steps:
+        book = changed(book, KEY, "cp-1", old_a, new_a, t, old_a)
+        book, _ = measured(book, KEY, drawn_a, t + after_s, max_s)
+        t += after_s + 1.0
+    value = response_s(book, "cp-1", default_s, max_s)
+    if not book.observed_s:
+        assert value == default_s
+    else:
+        assert MIN_RESPONSE_S <= value <= max_s

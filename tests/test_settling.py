@@ -1,0 +1,64 @@
+"""The loop's memory of each car's changes (controller/settling.py)."""
+
+from __future__ import annotations
+
+from controller.config import ControlSettings
+from controller.dispatch import Held
+from controller.learning import EvBelief
+from controller.settling import Settling
+from controller.state import SessionView
+
+
+def session(reports: list[tuple[float, float]], tx: int = 1) -> SessionView:
+    """cp-1/1 with reports of (arrival, A on each phase)."""
+    last = reports[-1] if reports else None
+    return SessionView(
+        key="cp-1/1",
+        charger_id="cp-1",
+        connector_id=1,
+        transaction_id=tx,
+        started_at=0.0,
+        status="Charging",
+        measured_a=(last[1],) * 3 if last else None,
+        measured_at=last[0] if last else None,
+        offered_a=None,
+        belief=EvBelief(),
+        reports=tuple((at, (a, a, a)) for at, a in reports),
+    )
+
+
+def test_an_accepted_increase_is_learned_when_the_car_follows() -> None:
+    """The loop sees a new accepted change, then the report that shows it followed: the
+    charger's response time is what the car took; the room counts the car at its setpoint
+    while it has not drawn it, under followed mode at its draw while it comes down."""
+    settling = Settling(ControlSettings(response_time_s=5.0, increases_wait_for="followed"))
+    held = {"cp-1/1": Held(20.0, 10.0, 1, changed_at=10.0, increased_at=10.0)}
+    settling.observe([session([(9.0, 6.0)])], held, 6.0)
+    assert settling.pace().following == {"cp-1/1"}
+    assert settling.committed([session([(9.0, 6.0)])], held, {}, 6.0, 11.0) == {"cp-1/1": 20.0}
+    assert settling.shows_follow("cp-1/1", (19.5, 19.5, 19.5), held["cp-1/1"])
+    settling.observe([session([(9.0, 6.0), (13.0, 19.6)])], held, 6.0)
+    assert settling.learned() == {"cp-1": 3.0}
+    assert settling.pace().following == frozenset()
+    down = {"cp-1/1": Held(8.0, 20.0, 1, changed_at=20.0, increased_at=10.0)}
+    settling.observe([session([(13.0, 19.6)])], down, 6.0)
+    assert settling.committed([session([(13.0, 19.6)])], down, {}, 6.0, 21.0) == {"cp-1/1": 19.6}
+
+
+def test_a_slow_car_is_not_learned_as_one_that_wants_less() -> None:
+    """Until its charger has a response time, a car gets response_time_max_s before its draw
+    lowers what it is believed to take; then the longer of ev_settle_s and that time."""
+    settling = Settling(ControlSettings(ev_settle_s=10.0, response_time_max_s=60.0))
+    assert settling.settle_times(["cp-1"]) == {"cp-1": 60.0}
+    held = {"cp-1/1": Held(20.0, 0.0, 1, changed_at=0.0, increased_at=0.0)}
+    settling.observe([session([(0.0, 6.0)])], held, 6.0)
+    settling.observe([session([(0.0, 6.0), (25.0, 20.0)])], held, 6.0)
+    assert settling.settle_times(["cp-1"]) == {"cp-1": 25.0}
+
+
+def test_a_new_transaction_has_no_setpoint_yet() -> None:
+    """A held setpoint of the connector's previous transaction does not count: the car is on
+    its fail-safe default (or what it draws, if more)."""
+    settling = Settling(ControlSettings())
+    held = {"cp-1/1": Held(30.0, 0.0, 1)}
+    assert settling.committed([session([(1.0, 7.0)], tx=2)], held, {}, 6.0, 2.0) == {"cp-1/1": 7.0}
