@@ -50,3 +50,32 @@ async def test_a_car_dropping_before_the_first_decision_on_it_is_not_planned_low
         assert highest_offer_a <= share_a
         assert worst_a <= 63.0
         assert cp1.offered_a(1) > 6.0  # steered again, above its fail-safe
+
+
+async def test_a_charger_leaving_just_after_its_car_ramped_up_is_not_planned_low() -> None:
+    """cp-0 charges alone at 32 A; cp-1's car plugs in and ramps up to its share, and cp-1
+    drops off the network less than a second later, inside the 3 s base-load window. Its
+    car charges on at its last setpoint; readings from before its ramp must not take it
+    lower: cp-0 is never offered more than the room beside cp-1's setpoint, and the site
+    stays under its limit."""
+    async with rig(chargers=2, lease_s=60, base_load_window_s=3.0) as r:
+        cp0, cp1 = r.charge_points
+        await cp0.plug_in(1, EV(response_delay_s=0.1))
+        await until(lambda: min(r.site.site_a()) >= 10.0 + 32.0 - 0.5, 10, "cp-0 at 32 A")
+        await cp1.plug_in(1, EV(response_delay_s=0.1))
+        share_a = FREE_A / 2
+        await until(lambda: min(cp1.draw_a()) >= share_a - 0.5, 10, "cp-1 ramped up")
+        await asyncio.sleep(0.5)
+        away_a = cp1.offered_a(1)
+        assert away_a >= share_a - 0.5  # its last setpoint: it draws this while away
+        await cp1.stop()
+        room_a = FREE_A - away_a
+        highest_offer_a, worst_a = 0.0, 0.0
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            highest_offer_a = max(highest_offer_a, cp0.offered_a(1))
+            worst_a = max(worst_a, *r.site.site_a())
+            await asyncio.sleep(0.05)
+        assert highest_offer_a <= room_a + 0.1
+        assert worst_a <= 63.0
+        assert cp0.offered_a(1) >= room_a - 1.0  # the room beside the away car stays in use
