@@ -62,12 +62,18 @@ async def test_a_charger_leaving_just_after_its_car_ramped_up_is_not_planned_low
         cp0, cp1 = r.charge_points
         await cp0.plug_in(1, EV(response_delay_s=0.1))
         await until(lambda: min(r.site.site_a()) >= 10.0 + 32.0 - 0.5, 10, "cp-0 at 32 A")
+        plugged_at = time.monotonic()
         await cp1.plug_in(1, EV(response_delay_s=0.1))
         share_a = FREE_A / 2
-        await until(lambda: min(cp1.draw_a()) >= share_a - 0.5, 10, "cp-1 ramped up")
+
+        def shared() -> bool:
+            return cp1.offered_a(1) >= share_a - 0.5 and min(cp1.draw_a()) >= share_a - 0.5
+
+        await until(shared, 10, "cp-1 ramped up to its share")
         await asyncio.sleep(0.5)
-        away_a = cp1.offered_a(1)
-        assert away_a >= share_a - 0.5  # its last setpoint: it draws this while away
+        # Readings from before its ramp are still in the window when it leaves.
+        assert time.monotonic() - plugged_at < 2.5, "too slow to leave inside the window"
+        away_a = cp1.offered_a(1)  # its last setpoint: it draws this while away
         await cp1.stop()
         room_a = FREE_A - away_a
         highest_offer_a, worst_a = 0.0, 0.0
