@@ -577,3 +577,33 @@ def test_a_floor_is_kept_only_once_every_limit_that_caps_it_is_logged() -> None:
         fresh.add(reading(at, 60.0))
     assert kept.estimate(sessions, CONFIG, log) == fresh.estimate(sessions, CONFIG, log)
     assert fresh.estimate(sessions, CONFIG, log) == (52.0, 52.0, 52.0)
+
+
+def test_an_away_session_keeps_its_limits_and_its_ceiling_until_its_charger_is_back() -> None:
+    log = SetpointLog()
+    log.record(0.0, {"cp-0/1": 16.0}, {"cp-0/1": 16.0})
+    log.record(1.0, {"cp-0/1": 26.0}, {"cp-0/1": 16.0})  # the increase is in flight
+    log.record(2.0, {}, {}, ["cp-0/1"])  # cp-0 left
+    assert log.lowest("cp-0/1", 0.5, 1.5) == 16.0  # its reports from before still use them
+    assert log.ceiling("cp-0/1") == 26.0  # it may have accepted the increase
+    log.record(3.0, {"cp-0/1": 20.0}, {})  # back: what it offered meanwhile is unknown
+    assert log.lowest("cp-0/1", 0.5, 3.5) == 0.0
+    assert log.ceiling("cp-0/1") == float("inf")  # nothing accepted since it came back
+
+
+def test_an_away_car_is_reserved_at_its_ceiling_beside_the_readings_it_is_in() -> None:
+    """cp-1 ramps from 6 to 26 A at 1 s and leaves at 2 s: the readings from before its
+    ramp do not take it low; the building (10 A) plus its 26 A is planned with."""
+    log = SetpointLog()
+    log.record(0.0, {"cp-1/1": 6.0}, {"cp-1/1": 6.0})
+    log.record(1.0, {"cp-1/1": 26.0}, {"cp-1/1": 26.0})
+    estimate = BaseLoadEstimate(3.0)
+    for k in range(12):
+        t = k * 0.25
+        estimate.add(reading(t, 10.0 + (6.0 if t < 1.0 else 26.0)))
+    log.record(2.0, {}, {}, ["cp-1/1"])
+    away = sess(1, car([(0.1, 6.0), (0.6, 6.0), (1.1, 26.0), (1.6, 26.0)]))
+    got = estimate.estimate([], CONFIG, log, None, [away])
+    assert got is not None
+    assert min(got) >= 10.0 + 26.0 - 1e-9
+    assert max(got) <= 10.0 + 26.0 + 1e-9  # and no more: it is not counted twice
