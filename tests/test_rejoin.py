@@ -67,6 +67,8 @@ async def test_a_charger_leaving_just_after_its_car_ramped_up_is_not_planned_low
 
         await until(shared, 10, "cp-1 ramped up to its share")
         await asyncio.sleep(0.5)
+        # The over-limit reaction to its ramp may cut it for a moment: leave at its share.
+        await until(shared, 2, "cp-1 back at its share")
         # Readings from before its ramp are still in the window when it leaves.
         assert time.monotonic() - plugged_at < 2.5, "too slow to leave inside the window"
         away_a = cp1.offered_a(1)  # its last setpoint: it draws this while away
