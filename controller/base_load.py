@@ -38,6 +38,7 @@ __all__ = [
     "Phases",
     "Report",
     "SetpointLog",
+    "away_reserved_a",
     "draw_floor",
     "draw_floors",
     "reading_base_a",
@@ -125,6 +126,7 @@ class BaseLoadEstimate:
         config: HeadroomConfig,
         setpoints: SetpointLog,
         over_limit_since: float | None = None,
+        away: Sequence[SessionView] = (),
     ) -> Phases | None:
         """The base load to plan with, per site phase; ``None`` before the first reading.
 
@@ -134,6 +136,11 @@ class BaseLoadEstimate:
         would read high until the cars report), and the lowest settled reading from the
         first of the run on (older, lower readings cannot undo the decrease once the cars
         follow it before they report).
+
+        ``away``: sessions whose charger is offline (not steered, so in the base load). A
+        reading from before such a car ramped up would take it low: their floors come off
+        the readings too (none once they are past its last report) and the highest limit
+        its charger may hold, or its fail-safe, is added on top (:func:`away_reserved_a`).
         """
         since = self.planned_since(sessions)
         if since is None:
@@ -159,19 +166,49 @@ class BaseLoadEstimate:
             zip(
                 (id(v) for v in needed),
                 _reading_bases(
-                    needed, sessions, config, setpoints, self.skew_s, self._settled, horizon
+                    needed, sessions, config, setpoints, self.skew_s, self._settled, horizon, away
                 ),
                 strict=True,
             )
         )
-        terms = [_lowest_of([bases[id(v)] for v in window])]
+        reserved = away_reserved_a(away, config, setpoints)
+        terms = [_plus(_lowest_of([bases[id(v)] for v in window]), reserved)]
         if over_limit_since is not None:
             terms += _reading_bases(
                 window[-1:], sessions, config, None, self.skew_s, self._settled, horizon
             )
             if run:
-                terms.append(_lowest_of([bases[id(v)] for v in run]))
+                terms.append(_plus(_lowest_of([bases[id(v)] for v in run]), reserved))
         return (max(t[0] for t in terms), max(t[1] for t in terms), max(t[2] for t in terms))
+
+
+def away_reserved_a(
+    away: Sequence[SessionView], config: HeadroomConfig, setpoints: SetpointLog
+) -> Phases:
+    """Per site phase, what the cars of offline chargers may draw: the highest limit each
+    charger may hold (:meth:`SetpointLog.ceiling`) or its fail-safe once its lease runs
+    out, no more than its rating (its rating when no decision on it is logged); no less
+    than its last report (a car above its limit is taken at what it drew)."""
+    load = [0.0, 0.0, 0.0]
+    for session in away:
+        charger = config.charger(session.charger_id)
+        rating_a = charger.max_current_a if charger else float("inf")
+        ceiling_a = setpoints.ceiling(session.key)
+        if ceiling_a is None:
+            ceiling_a = float("inf")
+        current_a = min(max(ceiling_a, config.site.failsafe_current_a), rating_a)
+        wiring = charger.site_phases() if charger else (0, 1, 2)
+        phases = session.belief.phases or tuple(range(charger.phases if charger else 3))
+        last = session.reports[-1][1] if session.reports else (None, None, None)
+        for p in range(min(3, len(wiring))):
+            reported_a = last[p] or 0.0
+            if p in phases or reported_a > 0:
+                load[wiring[p]] += max(current_a if p in phases else 0.0, reported_a)
+    return (load[0], load[1], load[2])
+
+
+def _plus(a: Phases, b: Phases) -> Phases:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
 
 
 def _lowest_of(bases: Sequence[Phases]) -> Phases:
@@ -198,6 +235,7 @@ def _reading_bases(
     skew_s: float,
     settled: SettledFloors | None = None,
     horizon: float = float("-inf"),
+    away: Sequence[SessionView] = (),
 ) -> list[Phases]:
     """:func:`reading_base_a` of each reading, one session at a time; the floors that have
     settled by ``horizon`` (see :func:`~controller.car_floors.car_floors`) are taken from
@@ -208,11 +246,10 @@ def _reading_bases(
     settled.use(config)
     kept = [settled.reading(t) for t in times]
     drawn = [[0.0, 0.0, 0.0] for _ in readings]
-    for session in sessions:
+    for session, is_away in [*((s, False) for s in sessions), *((s, True) for s in away)]:
         wiring = settled.wiring(session.charger_id)
-        for sums, floor in zip(
-            drawn, car_floors(session, times, kept, wiring, setpoints, skew_s, horizon), strict=True
-        ):
+        floors = car_floors(session, times, kept, wiring, setpoints, skew_s, horizon, is_away)
+        for sums, floor in zip(drawn, floors, strict=True):
             if floor is not None:
                 sums[0] += floor[0]
                 sums[1] += floor[1]

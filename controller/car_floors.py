@@ -143,19 +143,45 @@ class SetpointLog:
         self._log: dict[str, deque[tuple[float, float]]] = {}
         self._targets: dict[str, float] = {}
         self._losses: dict[str, int] = {}  # by session: how often entries were forgotten
+        self._ceilings: dict[str, float] = {}
+        self._away: set[str] = set()
 
     def record(
-        self, at: float, targets_a: Mapping[str, float], held_a: Mapping[str, float] | None = None
+        self,
+        at: float,
+        targets_a: Mapping[str, float],
+        held_a: Mapping[str, float] | None = None,
+        away: Iterable[str] = (),
     ) -> None:
         """From ``at`` on, each session may be offered as little as the lower of its new
-        target and what its charger holds (``held_a``); ended sessions are forgotten."""
+        target and what its charger holds (``held_a``); ended sessions are forgotten.
+
+        ``away``: sessions whose charger is offline. Their limits up to its departure are
+        kept (its reports from before still need them) and no more are logged; when the
+        charger is back they are forgotten, as its charger may have offered anything meanwhile.
+        """
         held_a = held_a or {}
-        for key in set(self._log) - set(targets_a):
+        away = set(away) - set(targets_a)
+        back = self._away - away
+        for key in (set(self._log) - set(targets_a) - away) | (back & set(self._log)):
             del self._log[key]
             self._losses[key] = self._losses.get(key, 0) + 1
+        self._away = away
+        for key in set(self._ceilings) - set(targets_a) - away:
+            del self._ceilings[key]
         self._targets = dict(targets_a)
         for key, target_a in targets_a.items():
             self._append(key, at, min(target_a, held_a.get(key, target_a)))
+            self._ceilings[key] = _ceiling(
+                self._ceilings.get(key), target_a, held_a.get(key), key in back
+            )
+
+    def ceiling(self, key: str) -> float | None:
+        """The highest limit the session's charger may hold from the decisions logged (the
+        latest target, what it accepted, and every target since it last accepted the one
+        it was sent; infinite before it accepted one); ``None`` before the first decision
+        on it."""
+        return self._ceilings.get(key)
 
     def accepted(self, held: Mapping[str, tuple[float, float]]) -> None:
         """``held``: by session, (when, limit) its charger last accepted. A charger that
@@ -214,6 +240,18 @@ class SetpointLog:
     def floor_of(self, key: str) -> SetpointFloor:
         """:meth:`cap` for one session."""
         return lambda start, at, after: self.cap(key, start, at, after)
+
+
+def _ceiling(before: float | None, target_a: float, held_a: float | None, fresh: bool) -> float:
+    """A charger holding its latest target has nothing else in flight; until it does,
+    every target sent since may still arrive (``fresh``: start again after a rejoin). A
+    charger that accepted no limit yet may hold any: infinite (its rating)."""
+    if held_a is None:
+        return float("inf")
+    now = max(target_a, held_a)
+    if held_a == target_a or before is None or fresh:
+        return now
+    return max(before, now)
 
 
 class SettledFloors:
@@ -281,6 +319,7 @@ def car_floors(
     setpoints: SetpointLog | None,
     skew_s: float,
     horizon: float,
+    away: bool = False,
 ) -> list[Phases | None]:
     """One car's floor at each of ``times`` (ascending) in site phases, by
     :func:`draw_floor` with the setpoints; those that have settled are taken from ``kept``
@@ -292,7 +331,10 @@ def car_floors(
     acceptances, only after it), so the report after must be older than that (with the
     skew). It holds while the session (same transaction) still has the report the floor
     starts from and the log has forgotten none of its limits (:meth:`SetpointLog.losses`).
-    Without setpoints nothing is kept.
+    Without setpoints nothing is kept. ``away``: its charger is offline and holds its
+    limit (or falls to its fail-safe), so the car moves one way from its last report on: a
+    time without a report after takes the reports before it, uncapped (what it may have
+    drawn more, or less since, is reserved on top: :func:`controller.base_load.away_reserved_a`).
     """
     reports = session.reports
     if setpoints is None or not reports:
@@ -314,6 +356,10 @@ def car_floors(
             start_at = reports[start][0] if start >= 0 else float("inf")
             hit = kept_at_t[key] = (transaction_id, start_at, losses, floor)
         floors.append(hit[3])
+    if away:
+        for t in times[len(floors) :]:
+            open_floor = draw_floor(reports, t, floor_of if last_at > t + skew_s else None, skew_s)
+            floors.append(_in_site_phases(open_floor, wiring))
     if len(floors) < len(times):
         raw: PhaseValues | None = None
         site: Phases | None = None

@@ -204,12 +204,16 @@ class ControlLoop:
         # Until a window passes without an over-limit reading, the estimate answers it at
         # once and older, lower readings cannot undo the decrease (controller/base_load.py).
         recent_over = now - self._over_limit_at <= control.base_load_window_s
+        # A charger that is offline is not in the problem: its car is in the base load, at
+        # the most its charger may let it draw (controller/base_load.py).
+        away = [s for s in snapshot.sessions if s.charger_id not in snapshot.booted]
+        away = [s for s in away if s.restored is None]  # reserved apart (controller/reserve.py)
         base = self._base.estimate(
-            # A charger that is offline is not in the problem: its draw stays in the base load.
             [s for s in snapshot.sessions if s.charger_id in snapshot.booted],
             self._config,
             self._setpoints,
             self._over_since if recent_over else None,
+            away,
         ) or (0.0, 0.0, 0.0)
         held_a = self._dispatcher.held_a()
         failsafe_a = self._config.site.failsafe_current_a
@@ -232,7 +236,9 @@ class ControlLoop:
             group_base_a=group_base,
         )
         self._run_state = next_run_state(self._run_state, decision, now)
-        self._setpoints.record(now, {k: t.limit_a for k, t in decision.targets.items()}, held_a)
+        self._setpoints.record(
+            now, {k: t.limit_a for k, t in decision.targets.items()}, held_a, [s.key for s in away]
+        )
         t2 = time.perf_counter()
         self._dispatcher.forget_ended(set(decision.targets))
         changes = plan_changes(

@@ -363,6 +363,22 @@ def cars(draw: st.DrawFn, charger: int) -> Car:
     restart_a=st.floats(6.0, 32.0),
     lags=st.lists(st.sampled_from([0.0, S / 2, S]), min_size=200, max_size=200),
     noise=st.lists(st.floats(-NOISE_A, NOISE_A), min_size=200, max_size=200),
+    leaves_at=st.none() | st.floats(1.0, 14.0),
+)
+@example(  # cp-1 ramps from 6 to 26 A at 5 s and its charger leaves 1 s later
+    fleet=(
+        Car(0, ((0.0, 32.0), (5.0, 26.0)), 0.0, 32.0, 0.25, 0.0),
+        Car(1, ((0.0, 6.0), (5.0, 26.0)), 0.0, 32.0, 0.25, 0.0),
+    ),
+    base_steps=[],
+    meter_every_s=0.25,
+    window_s=3.0,
+    over_limit_at=None,
+    known_from=None,
+    restart_a=6.0,
+    lags=[0.0] * 200,
+    noise=[0.0] * 200,
+    leaves_at=6.0,
 )
 @example(  # a restart at 6 s: the car dropped at 5 s, told by a controller no log knows
     fleet=(Car(0, ((0.0, 16.0), (5.0, 6.0)), 0.0, 32.0, 0.25, 0.125),),
@@ -374,6 +390,7 @@ def cars(draw: st.DrawFn, charger: int) -> Car:
     restart_a=6.0,
     lags=[0.0] * 200,
     noise=[0.0] * 200,
+    leaves_at=None,
 )
 def test_the_estimate_never_reads_low_beyond_the_report_noise(
     fleet: tuple[Car, ...],
@@ -385,6 +402,7 @@ def test_the_estimate_never_reads_low_beyond_the_report_noise(
     restart_a: float,
     lags: list[float],
     noise: list[float],
+    leaves_at: float | None,
 ) -> None:
     """For any building load, cars following their setpoints late (monotonically between two
     reports), reports off by ≤ 0.1 A and arrival times by ≤ the skew: at every reading the
@@ -392,7 +410,9 @@ def test_the_estimate_never_reads_low_beyond_the_report_noise(
     (those of the window, or back to the newest settled one; over the limit, it only rises).
     ``known_from``: a controller restarted then and set each car ``restart_a``; the
     setpoints from before it (a previous controller's, its leases running out) are in no
-    log, yet the cars followed them and report them."""
+    log, yet the cars followed them and report them. ``leaves_at``: the last car's charger
+    goes offline then (no more reports or setpoints; its car goes on to its last one): from
+    then on the estimate also holds what that car draws now, whenever it ramped."""
     # A building that steps; the meter and the reports arrive late by up to the skew, each
     # charger's reports in order (one websocket).
 
@@ -401,29 +421,46 @@ def test_the_estimate_never_reads_low_beyond_the_report_noise(
 
     if known_from is not None:
         fleet = tuple(_restarted(c, known_from, restart_a) for c in fleet)
+    if leaves_at is not None:  # its charger holds the last limit it was given
+        last = fleet[-1]
+        fleet = (
+            *fleet[:-1],
+            replace(last, setpoints=tuple(p for p in last.setpoints if p[0] <= leaves_at)),
+        )
     setpoints = SetpointLog()
     logged_from = known_from if known_from is not None else 0.0
     # From the restarted controller's first decision on, each change is logged.
     changes = sorted({logged_from, *(a for c in fleet for a, _ in c.setpoints if a > logged_from)})
+    if leaves_at is not None and leaves_at > logged_from:
+        changes = sorted({*changes, leaves_at})  # the first decision without it
     estimate = BaseLoadEstimate(window_s)
     arrived: list[tuple[float, float]] = []  # (good_at, true base at the sample)
     for k in range(int(15.0 / meter_every_s)):
         sampled = k * meter_every_s
         good_at = sampled + lags[k % len(lags)]
         for at in [c for c in changes if c <= good_at]:
-            setpoints.record(at, {f"cp-{c.charger}/1": _limit_at(c, at) for c in fleet})
+            gone = leaves_at is not None and at >= leaves_at
+            booted = fleet[:-1] if gone else fleet
+            targets = {f"cp-{c.charger}/1": _limit_at(c, at) for c in booted}
+            setpoints.record(at, targets, targets, [f"cp-{fleet[-1].charger}/1"] if gone else [])
         changes = [c for c in changes if c > good_at]
         sessions = [_reported(c, good_at, lags, noise) for c in fleet]
+        away: list[SessionView] = []
+        away_a = 0.0
+        if leaves_at is not None and good_at >= leaves_at:  # no report since it left
+            left = sessions.pop()
+            away = [replace(left, reports=tuple(r for r in left.reports if r[0] <= leaves_at))]
+            away_a = fleet[-1].draw(sampled)  # in the base load now
         site = base(sampled) + sum(c.draw(sampled) for c in fleet)
         estimate.add(reading(good_at, site))
         arrived.append((good_at, base(sampled)))
         over = over_limit_at if over_limit_at is not None and over_limit_at <= good_at else None
-        got = estimate.estimate(sessions, CONFIG, setpoints, over)
+        got = estimate.estimate(sessions, CONFIG, setpoints, over, away)
         assert got is not None
         since = estimate.planned_since(sessions)
         assert since is not None
         assert since >= good_at - max(window_s, SETTLED_WITHIN_S)
-        lowest_true = min(b for at, b in arrived if at >= since)
+        lowest_true = min(b for at, b in arrived if at >= since) + away_a
         assert all(g >= lowest_true - NOISE_A * len(fleet) - 1e-9 for g in got), (sampled, got)
 
 
@@ -540,3 +577,33 @@ def test_a_floor_is_kept_only_once_every_limit_that_caps_it_is_logged() -> None:
         fresh.add(reading(at, 60.0))
     assert kept.estimate(sessions, CONFIG, log) == fresh.estimate(sessions, CONFIG, log)
     assert fresh.estimate(sessions, CONFIG, log) == (52.0, 52.0, 52.0)
+
+
+def test_an_away_session_keeps_its_limits_and_its_ceiling_until_its_charger_is_back() -> None:
+    log = SetpointLog()
+    log.record(0.0, {"cp-0/1": 16.0}, {"cp-0/1": 16.0})
+    log.record(1.0, {"cp-0/1": 26.0}, {"cp-0/1": 16.0})  # the increase is in flight
+    log.record(2.0, {}, {}, ["cp-0/1"])  # cp-0 left
+    assert log.lowest("cp-0/1", 0.5, 1.5) == 16.0  # its reports from before still use them
+    assert log.ceiling("cp-0/1") == 26.0  # it may have accepted the increase
+    log.record(3.0, {"cp-0/1": 20.0}, {})  # back: what it offered meanwhile is unknown
+    assert log.lowest("cp-0/1", 0.5, 3.5) == 0.0
+    assert log.ceiling("cp-0/1") == float("inf")  # nothing accepted since it came back
+
+
+def test_an_away_car_is_reserved_at_its_ceiling_beside_the_readings_it_is_in() -> None:
+    """cp-1 ramps from 6 to 26 A at 1 s and leaves at 2 s: the readings from before its
+    ramp do not take it low; the building (10 A) plus its 26 A is planned with."""
+    log = SetpointLog()
+    log.record(0.0, {"cp-1/1": 6.0}, {"cp-1/1": 6.0})
+    log.record(1.0, {"cp-1/1": 26.0}, {"cp-1/1": 26.0})
+    estimate = BaseLoadEstimate(3.0)
+    for k in range(12):
+        t = k * 0.25
+        estimate.add(reading(t, 10.0 + (6.0 if t < 1.0 else 26.0)))
+    log.record(2.0, {}, {}, ["cp-1/1"])
+    away = sess(1, car([(0.1, 6.0), (0.6, 6.0), (1.1, 26.0), (1.6, 26.0)]))
+    got = estimate.estimate([], CONFIG, log, None, [away])
+    assert got is not None
+    assert min(got) >= 10.0 + 26.0 - 1e-9
+    assert max(got) <= 10.0 + 26.0 + 1e-9  # and no more: it is not counted twice

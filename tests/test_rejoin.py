@@ -15,8 +15,9 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
+from hil.charge_point import SimulatedChargePoint
 from hil.ev import EV
-from tests.rig import rig, until
+from tests.rig import Rig, rig, until
 
 FREE_A = 63.0 - 1.0 - 10.0
 """What the two cars may share on the rig's site: limit − margin − the building's 10 A."""
@@ -41,12 +42,50 @@ async def test_a_car_dropping_before_the_first_decision_on_it_is_not_planned_low
         _, sent = next(p for p in reversed(cp1.received_profiles) if p[0] == 1)
         ends = datetime.now(UTC) + timedelta(seconds=1.3)
         assert cp1.set_profile(1, sent | {"validTo": ends.isoformat()}) == "Accepted"
-        highest_offer_a, worst_a = 0.0, 0.0
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            highest_offer_a = max(highest_offer_a, cp1.offered_a(1))
-            worst_a = max(worst_a, *r.site.site_a())
-            await asyncio.sleep(0.05)
+        highest_offer_a, worst_a = await _watch(r, cp1, 5.0)
         assert highest_offer_a <= share_a
         assert worst_a <= 63.0
         assert cp1.offered_a(1) > 6.0  # steered again, above its fail-safe
+
+
+async def test_a_charger_leaving_just_after_its_car_ramped_up_is_not_planned_low() -> None:
+    """cp-0 charges alone at 32 A; cp-1's car plugs in and ramps up to its share, and cp-1
+    drops off the network less than a second later, inside the 3 s base-load window. Its
+    car charges on at its last setpoint; readings from before its ramp must not take it
+    lower: cp-0 is never offered more than the room beside cp-1's setpoint, and the site
+    stays under its limit."""
+    async with rig(chargers=2, lease_s=60, base_load_window_s=3.0) as r:
+        cp0, cp1 = r.charge_points
+        await cp0.plug_in(1, EV(response_delay_s=0.1))
+        await until(lambda: min(r.site.site_a()) >= 10.0 + 32.0 - 0.5, 10, "cp-0 at 32 A")
+        plugged_at = time.monotonic()
+        await cp1.plug_in(1, EV(response_delay_s=0.1))
+        share_a = FREE_A / 2
+
+        def shared() -> bool:
+            return cp1.offered_a(1) >= share_a - 0.5 and min(cp1.draw_a()) >= share_a - 0.5
+
+        await until(shared, 10, "cp-1 ramped up to its share")
+        await asyncio.sleep(0.5)
+        # The over-limit reaction to its ramp may cut it for a moment: leave at its share.
+        await until(shared, 2, "cp-1 back at its share")
+        # Readings from before its ramp are still in the window when it leaves.
+        assert time.monotonic() - plugged_at < 2.5, "too slow to leave inside the window"
+        away_a = cp1.offered_a(1)  # its last setpoint: it draws this while away
+        await cp1.stop()
+        room_a = FREE_A - away_a
+        highest_offer_a, worst_a = await _watch(r, cp0, 5.0)
+        assert highest_offer_a <= room_a + 0.1
+        assert worst_a <= 63.0
+        assert cp0.offered_a(1) >= room_a - 1.0  # the room beside the away car stays in use
+
+
+async def _watch(r: Rig, cp: SimulatedChargePoint, seconds: float) -> tuple[float, float]:
+    """For ``seconds``: the highest offer on ``cp``'s connector 1 and the highest site phase."""
+    highest_offer_a, worst_a = 0.0, 0.0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        highest_offer_a = max(highest_offer_a, cp.offered_a(1))
+        worst_a = max(worst_a, *r.site.site_a())
+        await asyncio.sleep(0.05)
+    return highest_offer_a, worst_a
