@@ -48,13 +48,17 @@ async def test_a_car_dropping_before_the_first_decision_on_it_is_not_planned_low
         assert cp1.offered_a(1) > 6.0  # steered again, above its fail-safe
 
 
+WINDOW_S = 10.0
+"""The base-load window of that test: long enough for cp-1 to ramp, report and leave in it."""
+
+
 async def test_a_charger_leaving_just_after_its_car_ramped_up_is_not_planned_low() -> None:
     """cp-0 charges alone at 32 A; cp-1's car plugs in and ramps up to its share, and cp-1
-    drops off the network less than a second later, inside the 3 s base-load window. Its
+    drops off the network soon after, inside the base-load window. Its
     car charges on at its last setpoint; readings from before its ramp must not take it
     lower: cp-0 is never offered more than the room beside cp-1's setpoint, and the site
     stays under its limit."""
-    async with rig(chargers=2, lease_s=60, base_load_window_s=3.0) as r:
+    async with rig(chargers=2, lease_s=60, base_load_window_s=WINDOW_S) as r:
         cp0, cp1 = r.charge_points
         await cp0.plug_in(1, EV(response_delay_s=0.1))
         await until(lambda: min(r.site.site_a()) >= 10.0 + 32.0 - 0.5, 10, "cp-0 at 32 A")
@@ -63,14 +67,24 @@ async def test_a_charger_leaving_just_after_its_car_ramped_up_is_not_planned_low
         share_a = FREE_A / 2
 
         def shared() -> bool:
-            return cp1.offered_a(1) >= share_a - 0.5 and min(cp1.draw_a()) >= share_a - 0.5
+            """cp-1 at its share, and its last report says so: a car still ramping when its
+            charger leaves is counted twice (its draw since its last report is both in the
+            readings and in its reservation), which pauses cp-0 on the safe side."""
+            seen = {s.key: s for s in r.controller.state.snapshot(time.monotonic()).sessions}
+            reported = seen.get("cp-1/1")
+            return (
+                cp1.offered_a(1) >= share_a - 0.5
+                and min(cp1.draw_a()) >= share_a - 0.5
+                and reported is not None
+                and min(reported.measured_a or (0.0,)) >= share_a - 0.5
+            )
 
         await until(shared, 10, "cp-1 ramped up to its share")
         await asyncio.sleep(0.5)
         # The over-limit reaction to its ramp may cut it for a moment: leave at its share.
-        await until(shared, 2, "cp-1 back at its share")
+        await until(shared, 4, "cp-1 back at its share")
         # Readings from before its ramp are still in the window when it leaves.
-        assert time.monotonic() - plugged_at < 2.5, "too slow to leave inside the window"
+        assert time.monotonic() - plugged_at < WINDOW_S - 0.5, "too slow to leave in the window"
         away_a = cp1.offered_a(1)  # its last setpoint: it draws this while away
         await cp1.stop()
         room_a = FREE_A - away_a
