@@ -48,7 +48,7 @@ async def test_a_car_dropping_before_the_first_decision_on_it_is_not_planned_low
         assert cp1.offered_a(1) > 6.0  # steered again, above its fail-safe
 
 
-WINDOW_S = 10.0
+WINDOW_S = 15.0
 """The base-load window of that test: long enough for cp-1 to ramp, report and leave in it."""
 
 
@@ -79,10 +79,10 @@ async def test_a_charger_leaving_just_after_its_car_ramped_up_is_not_planned_low
                 and min(reported.measured_a or (0.0,)) >= share_a - 0.5
             )
 
-        await until(shared, 10, "cp-1 ramped up to its share")
+        await until(shared, 14, "cp-1 ramped up to its share")
         await asyncio.sleep(0.5)
         # The over-limit reaction to its ramp may cut it for a moment: leave at its share.
-        await until(shared, 4, "cp-1 back at its share")
+        await until(shared, 8, "cp-1 back at its share")
         # Readings from before its ramp are still in the window when it leaves.
         assert time.monotonic() - plugged_at < WINDOW_S - 0.5, "too slow to leave in the window"
         away_a = cp1.offered_a(1)  # its last setpoint: it draws this while away
