@@ -16,8 +16,7 @@ from hil.runner import run_scenario
 from hil.scenario import load_scenario
 
 LIBRARY = Path(__file__).parent.parent / "hil" / "scenarios"
-# building_load_step is out until the base-load estimate stops oscillating after the −50 %
-# step (it fails some runs: docs/hil.md).
+# The short scenarios CI runs (their time scale is in each file; docs/hil.md).
 IN_CI = (
     "mass_arrival",
     "meter_faults",
