@@ -8,7 +8,9 @@ accepted (value, purpose, when, lease expiry) with ``ceiling_a``, the most the
 charger may hold: an increase is stored before it is sent, so the record never
 says less than the charger may have taken. One record per charger whose
 setpoints travel by another purpose than TxProfile (kind ``route/<site>``):
-the step it took down the fallback ladder.
+the step it took down the fallback ladder. One record per charger whose car
+has been seen to follow a setpoint (kind ``response/<site>``): the last
+observations its response time is learned from (:mod:`controller.response`).
 
 Times in records are wall-clock UNIX seconds; in the state they are the
 controller's monotonic seconds, which restart from anywhere with the process.
@@ -18,6 +20,7 @@ controller's monotonic seconds, which restart from anywhere with the process.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,11 +28,13 @@ from controller.dispatch import Held
 from controller.fallback import ProfileRoute
 from controller.learning import EvBelief
 from controller.model import ProfilePurpose, SessionNeeds, connector_key
+from controller.response import KEEP
 from controller.restored import Restored
 from controller.state import SessionView
 
 SESSION_KIND = "session"
 ROUTE_KIND = "route"
+RESPONSE_KIND = "response"
 
 
 def kind(name: str, site_id: str) -> str:
@@ -100,6 +105,11 @@ class SessionRecord(_Record):
 
 class RouteRecord(_Record):
     purpose: ProfilePurpose
+
+
+class ResponseRecord(_Record):
+    observed_s: tuple[Annotated[float, Field(gt=0, allow_inf_nan=False)], ...] = Field(min_length=1)
+    """How long the charger's cars took to follow its last accepted changes, oldest first."""
 
 
 def setpoint_record(
@@ -224,3 +234,13 @@ def route_record(route: ProfileRoute) -> RouteRecord:
 def restored_route(record: RouteRecord) -> ProfileRoute:
     """A charger's route as learned before the restart (its refusal count starts again)."""
     return ProfileRoute(record.purpose)
+
+
+def response_record(observed_s: tuple[float, ...]) -> ResponseRecord:
+    return ResponseRecord(observed_s=observed_s)
+
+
+def restored_observations(record: ResponseRecord) -> tuple[float, ...]:
+    """The observations a charger's response time is learned from again (the last
+    :data:`~controller.response.KEEP`: a record may come from a version that kept more)."""
+    return record.observed_s[-KEEP:]

@@ -21,7 +21,8 @@ This module watches the measured current after each change:
 Each charger's response time is the **slowest of its last** :data:`KEEP`
 observations, bounded to ``[MIN_RESPONSE_S, max_s]``; until it has one, the
 configured default applies. The slowest, not the mean: an increase sent before
-the car has followed the last change is what makes a site oscillate.
+the car has followed the last change is what makes a site oscillate. The
+observations outlive a restart (:mod:`controller.persist`, :func:`learned_before`).
 """
 
 from __future__ import annotations
@@ -149,6 +150,12 @@ def response_s(book: ResponseBook, charger_id: str, default_s: float, max_s: flo
 def following(book: ResponseBook, key: str) -> bool:
     """True while the connector's car has a change it has not followed yet."""
     return key in book.pending
+
+
+def learned_before(book: ResponseBook, observed_s: Mapping[str, tuple[float, ...]]) -> ResponseBook:
+    """``book`` with the observations of a previous run (from the state store) for the
+    chargers it has none of."""
+    return replace(book, observed_s={**observed_s, **book.observed_s})
 
 
 def forget(book: ResponseBook, live_keys: set[str]) -> ResponseBook:

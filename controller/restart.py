@@ -7,14 +7,17 @@ changed: a session started or ended, a setpoint accepted, a target above the
 stored ceiling (written before the command goes out), a belief or a need
 changed. MeterValues alone never cause a write. A setpoint accepted after a
 decision is written at the next one; its ceiling was stored before it was sent.
+A charger's learned response time is written in the same transaction when it
+changes (a new observation that leaves the slowest of the kept ones as it was
+is not written: the stored observations still give the time in use).
 
 :func:`resume` runs on start, before the OCPP server listens: it loads the
 sessions into the site state as restored (unconfirmed, see
 :mod:`controller.restored`), each charger's learned profile route into the
-dispatcher, 2.0.1 chargers' transaction names into the OCPP server, and seeds
-the writer, so that an unchanged record is not written
-again. Unreadable records and those of chargers the config no longer has are
-dropped, with a log line.
+dispatcher, 2.0.1 chargers' transaction names into the OCPP server, each
+charger's learned response time into the loop's pacing, and seeds the writer,
+so that an unchanged record is not written again. Unreadable records and those
+of chargers the config no longer has are dropped, with a log line.
 """
 
 from __future__ import annotations
@@ -32,12 +35,16 @@ from controller.dispatch import Held
 from controller.fallback import ProfileRoute
 from controller.model import ProfilePurpose
 from controller.persist import (
+    RESPONSE_KIND,
     ROUTE_KIND,
     SESSION_KIND,
     Instant,
+    ResponseRecord,
     RouteRecord,
     SessionRecord,
     kind,
+    response_record,
+    restored_observations,
     restored_route,
     restored_view,
     route_record,
@@ -81,10 +88,13 @@ class StateWriter:
         """The charger's own name of one of our transactions (OCPP 2.0.1), if it has one."""
         self._sessions_kind = kind(SESSION_KIND, site_id)
         self._routes_kind = kind(ROUTE_KIND, site_id)
+        self._responses_kind = kind(RESPONSE_KIND, site_id)
         self._clock = clock
         self.lease_s = lease_s
         self._written: dict[str, _Written] = {}
         self._routes: dict[str, ProfilePurpose] = {}
+        self._slowest: dict[str, float] = {}  # charger → the slowest observation written
+        self._observed: Mapping[str, tuple[float, ...]] | None = None  # as of the last call
         self.writes = 0
         """Transactions committed (for tests and benchmarks)."""
 
@@ -96,6 +106,9 @@ class StateWriter:
     def seed_route(self, charger_id: str, purpose: ProfilePurpose) -> None:
         self._routes[charger_id] = purpose
 
+    def seed_response(self, charger_id: str, observed_s: tuple[float, ...]) -> None:
+        self._slowest[charger_id] = max(observed_s)
+
     def after_decision(
         self,
         sessions: Sequence[SessionView],
@@ -103,10 +116,13 @@ class StateWriter:
         held: Mapping[str, Held],
         routes: Mapping[str, ProfileRoute],
         noncompliant: Mapping[str, str] | None = None,
+        observed_s: Mapping[str, tuple[float, ...]] | None = None,
     ) -> None:
         """Write what changed since the last call, in one transaction.
 
-        ``noncompliant``: the sessions whose chargers do not follow, and why."""
+        ``noncompliant``: the sessions whose chargers do not follow, and why;
+        ``observed_s``: the response-time observations by charger
+        (:attr:`controller.response.ResponseBook.observed_s`)."""
         flags = noncompliant or {}
         now = Instant(self._clock.monotonic(), self._clock.now().timestamp())
         puts: list[tuple[str, str, Mapping[str, Any]]] = []
@@ -126,9 +142,26 @@ class StateWriter:
                 self._routes[charger_id] = route.purpose
                 value = route_record(route).model_dump(mode="json")
                 puts.append((self._routes_kind, charger_id, value))
+        if observed_s is not None and observed_s is not self._observed:
+            self._observed = observed_s  # the book makes a new mapping for each observation
+            puts.extend(self._responses(observed_s))
         if puts or deletes:
             self._store.write(puts, deletes, self._clock.now())
             self.writes += 1
+
+    def _responses(
+        self, observed_s: Mapping[str, tuple[float, ...]]
+    ) -> list[tuple[str, str, Mapping[str, Any]]]:
+        """The records of the chargers whose response time changed since last written."""
+        puts: list[tuple[str, str, Mapping[str, Any]]] = []
+        for charger_id, seen in observed_s.items():
+            slowest = max(seen, default=None)
+            if slowest is None or self._slowest.get(charger_id) == slowest:
+                continue
+            self._slowest[charger_id] = slowest
+            value = response_record(seen).model_dump(mode="json")
+            puts.append((self._responses_kind, charger_id, value))
+        return puts
 
     def _changed(
         self,
@@ -178,12 +211,16 @@ def resume(
     known: Callable[[str], bool],
     adopt: Callable[[str, str, int, int], None] = lambda _c, _theirs, _ours, _evse: None,
     flag: Callable[[str, int, str], None] = lambda _key, _tx, _why: None,
+    learned: Callable[[Mapping[str, tuple[float, ...]]], None] = lambda _observed: None,
 ) -> int:
-    """Load the stored sessions and routes of ``site_id``; returns the sessions restored.
+    """Load the stored sessions, routes and response times of ``site_id``; returns the
+    sessions restored.
 
     ``known`` tells whether a charger may still connect (is in the config, or unknown
     chargers are admitted). ``adopt(charger, theirs, ours, evse)`` binds a 2.0.1
     charger's transaction name to ours again, so its next report continues the session.
+    ``flag(key, transaction, why)`` marks a session whose charger did not follow;
+    ``learned(observations by charger)`` gives the response times back to the loop.
     """
     now = Instant(clock.monotonic(), clock.now().timestamp())
     sessions_kind = kind(SESSION_KIND, site_id)
@@ -238,7 +275,29 @@ def resume(
         routes[charger_id] = route
         writer.seed_route(charger_id, route.purpose)
         log.info("profile route restored", charger_id=charger_id, purpose=route.purpose.value)
+    learned(_resume_responses(store, site_id, writer, known))
     return restored
+
+
+def _resume_responses(
+    store: StateStore, site_id: str, writer: StateWriter, known: Callable[[str], bool]
+) -> dict[str, tuple[float, ...]]:
+    """The stored response-time observations of the chargers that may still connect."""
+    responses_kind = kind(RESPONSE_KIND, site_id)
+    observed: dict[str, tuple[float, ...]] = {}
+    for charger_id, value in store.items(responses_kind).items():
+        try:
+            seen = restored_observations(ResponseRecord.model_validate(value))
+        except ValidationError as exc:
+            _drop(store, responses_kind, charger_id, f"unreadable: {_first_error(exc)}")
+            continue
+        if not known(charger_id):
+            _drop(store, responses_kind, charger_id, f"charger {charger_id} is not configured")
+            continue
+        observed[charger_id] = seen
+        writer.seed_response(charger_id, seen)
+        log.info("response time restored", charger_id=charger_id, observed_s=list(seen))
+    return observed
 
 
 def _first_error(exc: ValidationError) -> str:

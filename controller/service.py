@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
@@ -47,6 +47,7 @@ from controller.model import (
 from controller.ocpp import OcppServer
 from controller.ocpp.server import tls_context
 from controller.operator import OperatorControl
+from controller.response import learned_before
 from controller.restart import StateWriter, resume
 from controller.schedule_checks import ScheduleChecks, is_failsafe
 from controller.state import SiteSnapshot, SiteState
@@ -236,11 +237,19 @@ class SiteController:
         if self.writer is not None:
             held, routes = self.dispatcher.held, self.dispatcher.routes
             flags = self.loop.noncompliant_why()
-            self.writer.after_decision(snapshot.sessions, decision.targets, held, routes, flags)
+            observed = self.loop.settling.book.observed_s
+            self.writer.after_decision(
+                snapshot.sessions, decision.targets, held, routes, flags, observed
+            )
         if self.telemetry is not None:
             self.telemetry.publish_state(decision, snapshot, self.clock.now())
         if self._on_decision is not None:
             self._on_decision(decision, times, snapshot)
+
+    def _learned_before(self, observed_s: Mapping[str, tuple[float, ...]]) -> None:
+        """Response times learned before a restart: pacing uses them from the first decision."""
+        settling = self.loop.settling
+        settling.book = learned_before(settling.book, observed_s)
 
     def _commanded(self, result: CommandResult) -> None:
         command = result.command
@@ -335,6 +344,7 @@ class SiteController:
                     theirs, ours, evse
                 ),
                 self.loop.restore_noncompliant,
+                self._learned_before,
             )
         await self.ocpp.start()
         if self.config.metrics is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +23,7 @@ from controller.persist import (
     session_record,
     setpoint_record,
 )
+from controller.response import ResponseBook, learned_before, response_s
 from controller.restart import StateWriter, resume
 from controller.restored import Restored
 from controller.state import SessionView, SiteState
@@ -31,6 +34,7 @@ CONFIG = site_config()
 BEFORE = Instant(mono=500.0, wall=1_800_000_000.0)
 AFTER = Instant(mono=20.0, wall=1_800_000_060.0)  # a minute later, in a new process
 SESSIONS = "session/site"
+RESPONSES = "response/site"
 
 
 def running() -> SessionView:
@@ -101,13 +105,16 @@ class Writes:
         target_a: float = 16.0,
         routes: dict[str, ProfileRoute] | None = None,
         noncompliant: dict[str, str] | None = None,
+        observed_s: dict[str, tuple[float, ...]] | None = None,
     ) -> int:
         before = self.writer.writes
         targets = {
             s.key: Target(s.charger_id, s.connector_id, s.transaction_id, target_a, "")
             for s in sessions
         }
-        self.writer.after_decision(sessions, targets, held or {}, routes or {}, noncompliant)
+        self.writer.after_decision(
+            sessions, targets, held or {}, routes or {}, noncompliant, observed_s
+        )
         return self.writer.writes - before
 
 
@@ -152,6 +159,87 @@ def test_a_profile_route_step_is_written_once(tmp_path: Path) -> None:
     assert w.decide([], routes=routes) == 1
     assert w.decide([], routes=routes) == 0
     assert w.store.items("route/site") == {"cp-1": {"purpose": "TxDefaultProfile"}}
+
+
+def test_a_learned_response_time_is_written_when_it_changes(tmp_path: Path) -> None:
+    """A charger's observations are written when the slowest of them changes, in the
+    decision's one transaction; an observation that leaves the time as it was is not."""
+    w = Writes(tmp_path / "state.db")
+    assert w.decide([], observed_s={"cp-0": (8.0,)}) == 1
+    assert w.store.items(RESPONSES) == {"cp-0": {"observed_s": [8.0]}}
+    assert w.decide([], observed_s={"cp-0": (8.0,)}) == 0  # the same, in a new mapping
+    assert w.decide([], observed_s={"cp-0": (8.0, 3.0)}) == 0  # still 8 s
+    assert w.decide([], observed_s={"cp-0": (8.0, 3.0, 9.5)}) == 1
+    assert w.store.items(RESPONSES)["cp-0"] == {"observed_s": [8.0, 3.0, 9.5]}
+    # With a new session and a second charger's first observation: still one transaction.
+    observed = {"cp-0": (8.0, 3.0, 9.5), "cp-1": (4.0,)}
+    assert w.decide([running()], observed_s=observed) == 1
+    assert set(w.store.items(SESSIONS)) == {"cp-0/1"}
+    assert w.store.items(RESPONSES)["cp-1"] == {"observed_s": [4.0]}
+
+
+def test_resume_gives_back_learned_response_times(tmp_path: Path) -> None:
+    """On start the stored observations go back to the loop (the last KEEP of them); an
+    unreadable record or one of a charger no longer configured is dropped; the seeded
+    writer does not write the restored times again."""
+    w = Writes(tmp_path / "state.db")
+    w.decide([], observed_s={"cp-0": (7.5, 8.0), "cp-2": (3.0,)})
+    at = datetime(2027, 1, 15, 18, tzinfo=UTC)
+    w.store.put(RESPONSES, "cp-1", {"observed_s": [-1.0]}, at)
+    w.store.put(RESPONSES, "cp-3", {"observed_s": [1.0, 2.0, 3.0, 4.0, 5.0]}, at)
+    clock = ManualClock(30.0, datetime(2027, 1, 15, 18, 1, tzinfo=UTC))
+    writer = StateWriter(w.store, "site", clock, 120.0)
+    got: list[Mapping[str, tuple[float, ...]]] = []
+    state = SiteState(CONFIG.control)
+    known = lambda c: c != "cp-2"  # noqa: E731
+    resume(w.store, "site", state, {}, writer, clock, known, learned=got.append)
+    assert got == [{"cp-0": (7.5, 8.0), "cp-3": (3.0, 4.0, 5.0)}]
+    assert set(w.store.items(RESPONSES)) == {"cp-0", "cp-3"}
+    writer.after_decision([], {}, {}, {}, None, dict(got[0]))
+    assert writer.writes == 0
+    book = learned_before(ResponseBook(), got[0])
+    assert response_s(book, "cp-0", default_s=5.0, max_s=60.0) == 8.0
+
+
+def test_a_store_of_the_previous_version_opens_and_learns(tmp_path: Path) -> None:
+    """A database written before response times were stored (its table and a session record
+    as that version wrote them, byte for byte) opens: the session is restored, no response
+    time is (the configured default applies), and the first one learned is written to it."""
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as db:
+        db.execute(PREVIOUS_SCHEMA)
+        db.execute("INSERT INTO state VALUES (?, ?, ?, ?)", PREVIOUS_SESSION)
+    store = StateStore(path)
+    clock = ManualClock(30.0, datetime(2027, 1, 15, 18, 1, tzinfo=UTC))
+    writer = StateWriter(store, "site", clock, 120.0)
+    state, got = SiteState(CONFIG.control), list[Mapping[str, tuple[float, ...]]]()
+    assert resume(store, "site", state, {}, writer, clock, bool, learned=got.append) == 1
+    assert got == [{}]
+    [back] = state.snapshot(30.0).sessions
+    assert (back.key, back.transaction_id, back.belief.ev_max_a) == ("cp-0/1", 4711, 16.5)
+    writer.after_decision(state.snapshot(30.0).sessions, {}, {}, {}, None, {"cp-0": (8.0,)})
+    assert writer.writes == 1
+    assert store.items(RESPONSES) == {"cp-0": {"observed_s": [8.0]}}
+    store.close()
+
+
+PREVIOUS_SCHEMA = """CREATE TABLE state (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+)"""
+PREVIOUS_SESSION = (
+    "session/site",
+    "cp-0/1",
+    '{"belief":{"ev_max_a":16.5,"phases":[0]},"charger_id":"cp-0",'
+    '"charger_transaction_id":null,"connector_id":1,"meter_start_wh":null,"needs":null,'
+    '"needs_register_wh":null,"noncompliant":null,"setpoint":{"accepted_at":1800035999.0,'
+    '"ceiling_a":16.0,"lease_until":1800036119.0,"limit_a":16.0,"purpose":"TxProfile"},'
+    '"started_at":1800035500.0,"transaction_id":4711}',
+    "2027-01-15T18:00:00+00:00",
+)
 
 
 def test_resume_restores_good_records_and_drops_the_rest(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from controller.response import (
     changed,
     following,
     forget,
+    learned_before,
     measured,
     response_s,
 )
@@ -117,6 +118,17 @@ def test_the_slowest_of_the_last_three_is_kept() -> None:
         t += 100.0
     assert len(book.observed_s["cp-1"]) == KEEP
     assert response_s(book, "cp-1", 5.0, 60.0) == 6.0
+
+
+def test_observations_from_before_a_restart_count_on() -> None:
+    """Restored observations give the response time at once and stay in the window of the
+    next ones; a charger already observed in this run keeps its own."""
+    book = learned_before(ResponseBook(), {"cp-1": (8.0, 7.0), "cp-2": (3.0,)})
+    assert response_s(book, "cp-1", 5.0, 60.0) == 8.0
+    book = changed(book, KEY, "cp-1", 6.0, 16.0, 0.0, 6.0)
+    book, _ = after(book, (4.0, 16.0))
+    assert book.observed_s["cp-1"] == (8.0, 7.0, 4.0)
+    assert learned_before(book, {"cp-1": (30.0,)}).observed_s["cp-1"] == (8.0, 7.0, 4.0)
 
 
 def test_ended_sessions_are_forgotten() -> None:
