@@ -205,15 +205,17 @@ class ControlLoop:
         # once and older, lower readings cannot undo the decrease (controller/base_load.py).
         recent_over = now - self._over_limit_at <= control.base_load_window_s
         # A charger that is offline is not in the problem: its car is in the base load, at
-        # the most its charger may let it draw (controller/base_load.py).
+        # the most its charger may let it draw until it has settled (controller/base_load.py).
         away = [s for s in snapshot.sessions if s.charger_id not in snapshot.booted]
         away = [s for s in away if s.restored is None]  # reserved apart (controller/reserve.py)
+        away_settle_s = self.settling.settle_times({s.charger_id for s in away})
         base = self._base.estimate(
             [s for s in snapshot.sessions if s.charger_id in snapshot.booted],
             self._config,
             self._setpoints,
             self._over_since if recent_over else None,
             away,
+            away_settle_s,
         ) or (0.0, 0.0, 0.0)
         held_a = self._dispatcher.held_a()
         failsafe_a = self._config.site.failsafe_current_a
