@@ -13,7 +13,7 @@ docs/architecture.md, "The base-load estimate".
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from controller.car_floors import (
     REPORT_SKEW_S,
@@ -27,6 +27,7 @@ from controller.car_floors import (
 )
 from controller.config import HeadroomConfig
 from controller.meter_book import MeterView
+from controller.model import PhaseValues
 from controller.node_modes import node_load_a, reading_a
 from controller.state import SessionView
 
@@ -34,6 +35,7 @@ __all__ = [
     "READINGS_KEPT",
     "REPORT_SKEW_S",
     "SETTLED_WITHIN_S",
+    "AwayCars",
     "BaseLoadEstimate",
     "Phases",
     "Report",
@@ -127,6 +129,7 @@ class BaseLoadEstimate:
         setpoints: SetpointLog,
         over_limit_since: float | None = None,
         away: Sequence[SessionView] = (),
+        settle_s: Mapping[str, float] | None = None,
     ) -> Phases | None:
         """The base load to plan with, per site phase; ``None`` before the first reading.
 
@@ -137,10 +140,9 @@ class BaseLoadEstimate:
         first of the run on (older, lower readings cannot undo the decrease once the cars
         follow it before they report).
 
-        ``away``: sessions whose charger is offline (not steered, so in the base load). A
-        reading from before such a car ramped up would take it low: their floors come off
-        the readings too (none once they are past its last report) and the highest limit
-        its charger may hold, or its fail-safe, is added on top (:func:`away_reserved_a`).
+        ``away``: sessions whose charger is offline (not steered, so in the base load), each
+        counted once in every reading (:class:`AwayCars`); ``settle_s``: by charger, the time
+        its car takes to settle on a new limit (none: never taken as settled).
         """
         since = self.planned_since(sessions)
         if since is None:
@@ -162,53 +164,116 @@ class BaseLoadEstimate:
         needed = sorted(
             {id(v): v for v in [*window, *run]}.values(), key=lambda v: v.good_at or 0.0
         )
+        cars = AwayCars(away, config, setpoints, settle_s or {}, self.skew_s)
         bases = dict(
             zip(
                 (id(v) for v in needed),
                 _reading_bases(
-                    needed, sessions, config, setpoints, self.skew_s, self._settled, horizon, away
+                    needed, sessions, config, setpoints, self.skew_s, self._settled, horizon, cars
                 ),
                 strict=True,
             )
         )
-        reserved = away_reserved_a(away, config, setpoints)
-        terms = [_plus(_lowest_of([bases[id(v)] for v in window]), reserved)]
+        terms = [_lowest_of([bases[id(v)] for v in window])]
         if over_limit_since is not None:
             terms += _reading_bases(
                 window[-1:], sessions, config, None, self.skew_s, self._settled, horizon
             )
             if run:
-                terms.append(_plus(_lowest_of([bases[id(v)] for v in run]), reserved))
+                terms.append(_lowest_of([bases[id(v)] for v in run]))
         return (max(t[0] for t in terms), max(t[1] for t in terms), max(t[2] for t in terms))
 
 
-def away_reserved_a(
-    away: Sequence[SessionView], config: HeadroomConfig, setpoints: SetpointLog
-) -> Phases:
-    """Per site phase, what the cars of offline chargers may draw: the highest limit each
+class AwayCars:
+    """The cars of offline chargers in each reading: each counted once, on the safe side.
+
+    A car whose charger is offline is not steered, so it is in the base load. Until it has
+    settled, it comes off each reading at its floor (:func:`~controller.car_floors.draw_floor`:
+    a reading from before it ramped up must not take it low) and what its charger may let
+    it draw, :func:`away_reserved_a`, goes on top. Its reports have stopped, so a ramp after
+    the last one stays in the readings beside that reservation (counted twice, the safe
+    side). Once it has had its charger's settle time since the first decision that found
+    the charger gone (every limit it holds was sent before), it has settled where it
+    stays: it is left in the readings at what it draws, and only what its fail-safe could
+    add above its floor, should its lease run out, goes on top.
+    """
+
+    def __init__(
+        self,
+        away: Sequence[SessionView],
+        config: HeadroomConfig,
+        setpoints: SetpointLog,
+        settle_s: Mapping[str, float],
+        skew_s: float = REPORT_SKEW_S,
+    ) -> None:
+        self.sessions = tuple(away)
+        self._reserved = [away_reserved_a(s, config, setpoints) for s in away]
+        self._failsafe = [_failsafe_a(s, config) for s in away]
+        # A reading's time may be late by the skew: it is settled from that much later.
+        self._settled_from = [_settled_from(s, setpoints, settle_s) + skew_s for s in away]
+
+    def count(
+        self, i: int, at: float, floor: Phases | None, sub: list[float], add: list[float]
+    ) -> None:
+        """Count the ``i``-th car in the reading at ``at``: what comes off it (``sub``) and
+        what goes on top (``add``), per site phase."""
+        f = floor or (0.0, 0.0, 0.0)
+        if at >= self._settled_from[i]:
+            for p, failsafe_a in enumerate(self._failsafe[i]):
+                add[p] += max(failsafe_a - f[p], 0.0)
+            return
+        for p, reserved_a in enumerate(self._reserved[i]):
+            sub[p] += f[p]
+            add[p] += reserved_a
+
+
+def _settled_from(
+    session: SessionView, setpoints: SetpointLog, settle_s: Mapping[str, float]
+) -> float:
+    since = setpoints.away_since(session.key)
+    settle = settle_s.get(session.charger_id)
+    return float("inf") if since is None or settle is None else since + settle
+
+
+def away_reserved_a(session: SessionView, config: HeadroomConfig, setpoints: SetpointLog) -> Phases:
+    """Per site phase, what the car of an offline charger may draw: the highest limit its
     charger may hold (:meth:`SetpointLog.ceiling`) or its fail-safe once its lease runs
     out, no more than its rating (its rating when no decision on it is logged); no less
     than its last report (a car above its limit is taken at what it drew)."""
+    charger = config.charger(session.charger_id)
+    rating_a = charger.max_current_a if charger else float("inf")
+    ceiling_a = setpoints.ceiling(session.key)
+    if ceiling_a is None:
+        ceiling_a = float("inf")
+    current_a = min(max(ceiling_a, config.site.failsafe_current_a), rating_a)
+    last = session.reports[-1][1] if session.reports else (None, None, None)
+    return _on_phases(session, config, current_a, last)
+
+
+def _failsafe_a(session: SessionView, config: HeadroomConfig) -> Phases:
+    """Per site phase, what the car may draw once its charger falls to its fail-safe."""
+    charger = config.charger(session.charger_id)
+    rating_a = charger.max_current_a if charger else float("inf")
+    return _on_phases(session, config, min(config.site.failsafe_current_a, rating_a))
+
+
+def _on_phases(
+    session: SessionView,
+    config: HeadroomConfig,
+    current_a: float,
+    last: PhaseValues = (None, None, None),
+) -> Phases:
+    """``current_a`` on each phase the car draws on, no less than ``last`` on any, per site
+    phase."""
+    charger = config.charger(session.charger_id)
+    wiring = charger.site_phases() if charger else (0, 1, 2)
+    phases = session.belief.phases or tuple(range(charger.phases if charger else 3))
     load = [0.0, 0.0, 0.0]
-    for session in away:
-        charger = config.charger(session.charger_id)
-        rating_a = charger.max_current_a if charger else float("inf")
-        ceiling_a = setpoints.ceiling(session.key)
-        if ceiling_a is None:
-            ceiling_a = float("inf")
-        current_a = min(max(ceiling_a, config.site.failsafe_current_a), rating_a)
-        wiring = charger.site_phases() if charger else (0, 1, 2)
-        phases = session.belief.phases or tuple(range(charger.phases if charger else 3))
-        last = session.reports[-1][1] if session.reports else (None, None, None)
-        for p in range(min(3, len(wiring))):
-            reported_a = last[p] or 0.0
-            if p in phases or reported_a > 0:
-                load[wiring[p]] += max(current_a if p in phases else 0.0, reported_a)
+    for p in range(min(3, len(wiring))):
+        reported_a = last[p] or 0.0
+        if p in phases or reported_a > 0:
+            load[wiring[p]] += max(current_a if p in phases else 0.0, reported_a)
     return (load[0], load[1], load[2])
-
-
-def _plus(a: Phases, b: Phases) -> Phases:
-    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
 
 
 def _lowest_of(bases: Sequence[Phases]) -> Phases:
@@ -235,29 +300,38 @@ def _reading_bases(
     skew_s: float,
     settled: SettledFloors | None = None,
     horizon: float = float("-inf"),
-    away: Sequence[SessionView] = (),
+    away: AwayCars | None = None,
 ) -> list[Phases]:
-    """:func:`reading_base_a` of each reading, one session at a time; the floors that have
-    settled by ``horizon`` (see :func:`~controller.car_floors.car_floors`) are taken from
-    (and kept in) ``settled``."""
+    """:func:`reading_base_a` of each reading, one session at a time, with the ``away``
+    cars counted in; the floors that have settled by ``horizon`` (see
+    :func:`~controller.car_floors.car_floors`) are taken from (and kept in) ``settled``."""
     if settled is None:
         settled = SettledFloors()
     times = [v.good_at if v.good_at is not None else float("-inf") for v in readings]
     settled.use(config)
     kept = [settled.reading(t) for t in times]
     drawn = [[0.0, 0.0, 0.0] for _ in readings]
-    for session, is_away in [*((s, False) for s in sessions), *((s, True) for s in away)]:
+    for session in sessions:
         wiring = settled.wiring(session.charger_id)
-        floors = car_floors(session, times, kept, wiring, setpoints, skew_s, horizon, is_away)
+        floors = car_floors(session, times, kept, wiring, setpoints, skew_s, horizon)
         for sums, floor in zip(drawn, floors, strict=True):
             if floor is not None:
                 sums[0] += floor[0]
                 sums[1] += floor[1]
                 sums[2] += floor[2]
+    on_top = [[0.0, 0.0, 0.0] for _ in readings]
+    if away is not None:
+        for i, session in enumerate(away.sessions):
+            wiring = settled.wiring(session.charger_id)
+            floors = car_floors(session, times, kept, wiring, setpoints, skew_s, horizon)
+            for at, floor, sub, add in zip(times, floors, drawn, on_top, strict=True):
+                away.count(i, at, floor, sub, add)
     bases = []
-    for view, sub in zip(readings, drawn, strict=True):
+    for view, sub, add in zip(readings, drawn, on_top, strict=True):
         load = reading_a(view, config.site.voltage_v)
         if view.includes_chargers:
             load = [load[p] - sub[p] for p in range(3)]
-        bases.append((max(load[0], 0.0), max(load[1], 0.0), max(load[2], 0.0)))
+        bases.append(
+            (max(load[0], 0.0) + add[0], max(load[1], 0.0) + add[1], max(load[2], 0.0) + add[2])
+        )
     return bases

@@ -144,7 +144,7 @@ class SetpointLog:
         self._targets: dict[str, float] = {}
         self._losses: dict[str, int] = {}  # by session: how often entries were forgotten
         self._ceilings: dict[str, float] = {}
-        self._away: set[str] = set()
+        self._away: dict[str, float] = {}  # by session whose charger is offline: since when
 
     def record(
         self,
@@ -162,11 +162,11 @@ class SetpointLog:
         """
         held_a = held_a or {}
         away = set(away) - set(targets_a)
-        back = self._away - away
+        back = set(self._away) - away
         for key in (set(self._log) - set(targets_a) - away) | (back & set(self._log)):
             del self._log[key]
             self._losses[key] = self._losses.get(key, 0) + 1
-        self._away = away
+        self._away = {key: self._away.get(key, at) for key in away}
         for key in set(self._ceilings) - set(targets_a) - away:
             del self._ceilings[key]
         self._targets = dict(targets_a)
@@ -175,6 +175,11 @@ class SetpointLog:
             self._ceilings[key] = _ceiling(
                 self._ceilings.get(key), target_a, held_a.get(key), key in back
             )
+
+    def away_since(self, key: str) -> float | None:
+        """When the first decision logged found the session's charger offline (``None``: it
+        is not away); its charger has received no limit since."""
+        return self._away.get(key)
 
     def ceiling(self, key: str) -> float | None:
         """The highest limit the session's charger may hold from the decisions logged (the
@@ -319,7 +324,6 @@ def car_floors(
     setpoints: SetpointLog | None,
     skew_s: float,
     horizon: float,
-    away: bool = False,
 ) -> list[Phases | None]:
     """One car's floor at each of ``times`` (ascending) in site phases, by
     :func:`draw_floor` with the setpoints; those that have settled are taken from ``kept``
@@ -331,10 +335,9 @@ def car_floors(
     acceptances, only after it), so the report after must be older than that (with the
     skew). It holds while the session (same transaction) still has the report the floor
     starts from and the log has forgotten none of its limits (:meth:`SetpointLog.losses`).
-    Without setpoints nothing is kept. ``away``: its charger is offline and holds its
-    limit (or falls to its fail-safe), so the car moves one way from its last report on: a
-    time without a report after takes the reports before it, uncapped (what it may have
-    drawn more, or less since, is reserved on top: :func:`controller.base_load.away_reserved_a`).
+    Without setpoints nothing is kept. A car whose charger is offline is floored the same
+    way: past its last report it may have followed any limit sent since, down as well as up
+    (what it may draw more is reserved apart: :func:`controller.base_load.away_reserved_a`).
     """
     reports = session.reports
     if setpoints is None or not reports:
@@ -356,10 +359,6 @@ def car_floors(
             start_at = reports[start][0] if start >= 0 else float("inf")
             hit = kept_at_t[key] = (transaction_id, start_at, losses, floor)
         floors.append(hit[3])
-    if away:
-        for t in times[len(floors) :]:
-            open_floor = draw_floor(reports, t, floor_of if last_at > t + skew_s else None, skew_s)
-            floors.append(_in_site_phases(open_floor, wiring))
     if len(floors) < len(times):
         raw: PhaseValues | None = None
         site: Phases | None = None

@@ -28,8 +28,7 @@ broken answer is replaced by the fail-safe allocation and reported.
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from controller.config import HeadroomConfig
@@ -98,34 +97,14 @@ def meter_mode(snapshot: SiteSnapshot, config: HeadroomConfig) -> tuple[Mode, st
     return view_mode(snapshot.meter, snapshot.at, config.control.failsafe_after_s)
 
 
-def smoothed_base_a(
-    history: Sequence[tuple[float, Phases]], now: float, window_s: float, over_limit: bool
-) -> Phases:
-    """The base load to plan with: the median of the raw estimates of the last ``window_s``.
-
-    The chargers report their draw less often than the meter, and not at the same
-    instants, so a raw estimate jumps whenever a car changes its draw between two of
-    its reports. The median removes those jumps; a real step in the building load
-    shows within half the window. When the meter shows the site over its limit, the
-    latest raw estimate is used if it is higher, so a step up is answered at once.
-    """
-    recent = [base for at, base in history if now - at <= window_s]
-    if not recent:
-        return (0.0, 0.0, 0.0)
-    median = tuple(statistics.median(b[p] for b in recent) for p in range(3))
-    if over_limit:
-        latest = recent[-1]
-        median = tuple(max(median[p], latest[p]) for p in range(3))
-    return (median[0], median[1], median[2])
-
-
 def base_load_a(snapshot: SiteSnapshot, config: HeadroomConfig) -> Phases:
     """Site meter minus the chargers' draw at the time of that reading, per site phase, ≥ 0.
 
     A session's draw is its reports interpolated to the time of the reading. (Capping
     it at the held setpoint would look safer, but a car follows a decrease only
     seconds later: the estimate would jump up after every decrease and drive the
-    next one, an oscillation.) What noise is left, :func:`smoothed_base_a` removes.
+    next one, an oscillation.) The loop plans with :class:`~controller.base_load.BaseLoadEstimate`
+    instead; this raw estimate serves a decision made without one.
     """
     return node_load_a(
         snapshot.meter,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -29,7 +28,6 @@ from controller.decide import (
     Phases,
     RunState,
     decide,
-    smoothed_base_a,
 )
 from controller.demand import DemandWindow
 from controller.dispatch import plan_changes
@@ -45,11 +43,10 @@ from controller.model import (
     SessionStarted,
     SessionStopped,
 )
-from controller.node_modes import group_loads_a
 from controller.room import fit_increases
 from controller.schedule_checks import ScheduleChecks
 from controller.settling import Settling
-from controller.state import SiteSnapshot, SiteState
+from controller.state import SessionView, SiteSnapshot, SiteState
 from policies import Policy
 
 log = structlog.get_logger(__name__)
@@ -146,7 +143,7 @@ class ControlLoop:
         self._setpoints = SetpointLog()
         self.settling = Settling(config.control)
         self._release_at = float("inf")
-        self._group_history: dict[str, deque[tuple[float, Phases]]] = {}
+        self._group_bases_kept: dict[str, BaseLoadEstimate] = {}
         self._over_limit_at = float("-inf")
         self._over_since = float("-inf")  # the first over-limit reading of the latest run of them
         self.last: Decision | None = None
@@ -156,6 +153,8 @@ class ControlLoop:
         """Decide with ``config`` (a new limit, priorities) from the next decision on."""
         self._config = config
         self._base.window_s = config.control.base_load_window_s
+        for estimate in self._group_bases_kept.values():
+            estimate.window_s = config.control.base_load_window_s
         self.settling.control = config.control
 
     def wake(self, over_limit: bool = False) -> None:
@@ -205,21 +204,23 @@ class ControlLoop:
         # once and older, lower readings cannot undo the decrease (controller/base_load.py).
         recent_over = now - self._over_limit_at <= control.base_load_window_s
         # A charger that is offline is not in the problem: its car is in the base load, at
-        # the most its charger may let it draw (controller/base_load.py).
+        # the most its charger may let it draw until it has settled (controller/base_load.py).
         away = [s for s in snapshot.sessions if s.charger_id not in snapshot.booted]
         away = [s for s in away if s.restored is None]  # reserved apart (controller/reserve.py)
+        away_settle_s = self.settling.settle_times({s.charger_id for s in away})
         base = self._base.estimate(
             [s for s in snapshot.sessions if s.charger_id in snapshot.booted],
             self._config,
             self._setpoints,
             self._over_since if recent_over else None,
             away,
+            away_settle_s,
         ) or (0.0, 0.0, 0.0)
         held_a = self._dispatcher.held_a()
         failsafe_a = self._config.site.failsafe_current_a
         self.settling.observe(snapshot.sessions, self._dispatcher.held, failsafe_a)
         self._state.settle_s = self.settling.settle_times({s.charger_id for s in snapshot.sessions})
-        group_base = self._group_bases(snapshot, now)
+        group_base = self._group_bases(snapshot, away, away_settle_s)
         self._check_compliance(snapshot, now)
         if self._checks is not None:
             self._checks.prune({s.key: s.transaction_id for s in snapshot.sessions})
@@ -271,17 +272,33 @@ class ControlLoop:
             self._on_decision(decision, StepTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3), snapshot)
         return decision
 
-    def _group_bases(self, snapshot: SiteSnapshot, now: float) -> dict[str, Phases]:
-        """Each metered group's base load, smoothed like the site's; while a group's
-        meter is doubtful, the last good estimate (its sessions are held meanwhile)."""
-        fresh = group_loads_a(snapshot.meters, snapshot.sessions, snapshot.booted, self._config)
-        for node, load in fresh.items():
-            self._group_history.setdefault(node, deque(maxlen=256)).append((now, load))
-        window_s = self._config.control.base_load_window_s
+    def _group_bases(
+        self, snapshot: SiteSnapshot, away: list[SessionView], settle_s: dict[str, float]
+    ) -> dict[str, Phases]:
+        """Each metered group's base load, estimated like the site's from its own readings
+        and the sessions below it, an offline charger's car among them; while a group's
+        meter is doubtful, from its last good readings (its sessions are held meanwhile)."""
         bases = {}
-        for node, history in self._group_history.items():
-            recent = [h for h in history if now - h[0] <= window_s] or [history[-1]]
-            bases[node] = smoothed_base_a(recent, recent[-1][0], window_s, False)
+        booted = [s for s in snapshot.sessions if s.charger_id in snapshot.booted]
+        for group in self._config.groups:
+            if group.id not in snapshot.meters:
+                continue
+            estimate = self._group_bases_kept.setdefault(
+                group.id, BaseLoadEstimate(self._config.control.base_load_window_s)
+            )
+            for reading in snapshot.group_readings.get(group.id, ()):
+                estimate.add(reading)
+            below = set(self._config.chargers_below(group.id))
+            base = estimate.estimate(
+                [s for s in booted if s.charger_id in below],
+                self._config,
+                self._setpoints,
+                None,
+                [s for s in away if s.charger_id in below],
+                settle_s,
+            )
+            if base is not None:
+                bases[group.id] = base
         return bases
 
     @property

@@ -92,6 +92,8 @@ class SiteSnapshot:
     """Limits others set on whole chargers (2.0.1 NotifyChargingLimit on EVSE 0), A per phase."""
     site_readings: tuple[MeterView, ...] = ()
     """The site meter's last good readings, oldest first (every poll, for the base load)."""
+    group_readings: Mapping[str, tuple[MeterView, ...]] = field(default_factory=dict)
+    """Each metered group's last good readings, by node, oldest first (as ``site_readings``)."""
     failsafe_pending: frozenset[str] = frozenset()
     """Chargers told their fail-safe default (on boot) that have not accepted it yet: a new
     session there may draw the charger's rating until its setpoint is accepted."""
@@ -450,6 +452,9 @@ class SiteState:
                 if (limit := charger.external_limit_a(0)) is not None
             },
             site_readings=self._meters.recent(self._site_node),
+            group_readings={
+                node: self._meters.recent(node) for node in meters if node != self._site_node
+            },
             failsafe_pending=frozenset(c for c, s in self._chargers.items() if s.failsafe_pending),
             untrusted={c: s.untrusted for c, s in self._chargers.items() if s.untrusted},
         )

@@ -340,7 +340,7 @@ class Car:
 def cars(draw: st.DrawFn, charger: int) -> Car:
     """Setpoints change no faster than cars respond (the dispatcher's minimum interval)."""
     delay_s = draw(st.floats(0.0, 3.0))
-    changes = draw(st.lists(st.floats(6.0, 32.0), min_size=1, max_size=3))
+    changes = draw(st.lists(st.floats(6.0, 32.0) | st.just(0.0), min_size=1, max_size=3))
     setpoints = tuple((i * draw(st.floats(5.0, 6.0)), a) for i, a in enumerate(changes))
     return Car(
         charger,
@@ -364,6 +364,7 @@ def cars(draw: st.DrawFn, charger: int) -> Car:
     lags=st.lists(st.sampled_from([0.0, S / 2, S]), min_size=200, max_size=200),
     noise=st.lists(st.floats(-NOISE_A, NOISE_A), min_size=200, max_size=200),
     leaves_at=st.none() | st.floats(1.0, 14.0),
+    settle_known=st.booleans(),
 )
 @example(  # cp-1 ramps from 6 to 26 A at 5 s and its charger leaves 1 s later
     fleet=(
@@ -379,6 +380,23 @@ def cars(draw: st.DrawFn, charger: int) -> Car:
     lags=[0.0] * 200,
     noise=[0.0] * 200,
     leaves_at=6.0,
+    settle_known=True,
+)
+@example(  # cp-1 is paused just before its charger leaves; its lease may end on 6 A
+    fleet=(
+        Car(0, ((0.0, 26.0),), 0.0, 32.0, 0.25, 0.0),
+        Car(1, ((0.0, 26.0), (5.0, 0.0)), 0.5, 32.0, 1.0, 0.0),
+    ),
+    base_steps=[(0.0, 30.0)],
+    meter_every_s=0.25,
+    window_s=3.0,
+    over_limit_at=None,
+    known_from=None,
+    restart_a=6.0,
+    lags=[0.0] * 200,
+    noise=[0.0] * 200,
+    leaves_at=5.1,
+    settle_known=False,
 )
 @example(  # a restart at 6 s: the car dropped at 5 s, told by a controller no log knows
     fleet=(Car(0, ((0.0, 16.0), (5.0, 6.0)), 0.0, 32.0, 0.25, 0.125),),
@@ -391,6 +409,7 @@ def cars(draw: st.DrawFn, charger: int) -> Car:
     lags=[0.0] * 200,
     noise=[0.0] * 200,
     leaves_at=None,
+    settle_known=False,
 )
 def test_the_estimate_never_reads_low_beyond_the_report_noise(
     fleet: tuple[Car, ...],
@@ -403,6 +422,7 @@ def test_the_estimate_never_reads_low_beyond_the_report_noise(
     lags: list[float],
     noise: list[float],
     leaves_at: float | None,
+    settle_known: bool,
 ) -> None:
     """For any building load, cars following their setpoints late (monotonically between two
     reports), reports off by ≤ 0.1 A and arrival times by ≤ the skew: at every reading the
@@ -412,7 +432,9 @@ def test_the_estimate_never_reads_low_beyond_the_report_noise(
     setpoints from before it (a previous controller's, its leases running out) are in no
     log, yet the cars followed them and report them. ``leaves_at``: the last car's charger
     goes offline then (no more reports or setpoints; its car goes on to its last one): from
-    then on the estimate also holds what that car draws now, whenever it ramped."""
+    then on the estimate also holds the most that car may draw from now on (where it heads,
+    or its fail-safe should its lease run out), whenever it ramped; ``settle_known``: the
+    estimate is told how long the car takes to follow (it may then count the car once)."""
     # A building that steps; the meter and the reports arrive late by up to the skew, each
     # charger's reports in order (one websocket).
 
@@ -450,12 +472,16 @@ def test_the_estimate_never_reads_low_beyond_the_report_noise(
         if leaves_at is not None and good_at >= leaves_at:  # no report since it left
             left = sessions.pop()
             away = [replace(left, reports=tuple(r for r in left.reports if r[0] <= leaves_at))]
-            away_a = fleet[-1].draw(sampled)  # in the base load now
+            car_now = fleet[-1]
+            failsafe_a = min(CONFIG.site.failsafe_current_a, car_now.max_a)
+            # In the base load now and from now on: where it heads, or its fail-safe.
+            away_a = max(car_now.draw(sampled), car_now.draw(float("inf")), failsafe_a)
         site = base(sampled) + sum(c.draw(sampled) for c in fleet)
         estimate.add(reading(good_at, site))
         arrived.append((good_at, base(sampled)))
         over = over_limit_at if over_limit_at is not None and over_limit_at <= good_at else None
-        got = estimate.estimate(sessions, CONFIG, setpoints, over, away)
+        settle_s = {f"cp-{c.charger}": c.delay_s for c in fleet} if settle_known else None
+        got = estimate.estimate(sessions, CONFIG, setpoints, over, away, settle_s)
         assert got is not None
         since = estimate.planned_since(sessions)
         assert since is not None
@@ -607,3 +633,46 @@ def test_an_away_car_is_reserved_at_its_ceiling_beside_the_readings_it_is_in() -
     assert got is not None
     assert min(got) >= 10.0 + 26.0 - 1e-9
     assert max(got) <= 10.0 + 26.0 + 1e-9  # and no more: it is not counted twice
+
+
+def test_an_away_car_that_was_ramping_is_counted_once_when_it_has_settled() -> None:
+    """cp-1 reports 6 A, is raised to 26 A and its charger leaves before it reports the ramp.
+    Until its settle time has passed since then, the ramp in the readings and its 26 A
+    reservation are both counted (it may still be ramping); after it, the car is counted
+    once, at what the readings show of it: the building's 10 A plus its 26 A."""
+    log = SetpointLog()
+    log.record(0.0, {"cp-1/1": 6.0}, {"cp-1/1": 6.0})
+    log.record(1.5, {"cp-1/1": 26.0}, {"cp-1/1": 26.0})
+    log.record(1.7, {}, {}, ["cp-1/1"])  # the first decision without it
+    away = sess(1, car([(0.1, 6.0), (0.6, 6.0), (1.1, 6.0), (1.6, 6.0)]))
+    estimate = BaseLoadEstimate(0.5)
+    settle_s = {"cp-1": 1.0}
+    for k in range(24):
+        t = k * 0.25
+        estimate.add(reading(t, 10.0 + (6.0 if t < 2.0 else 26.0)))
+        got = estimate.estimate([], CONFIG, log, None, [away], settle_s)
+        assert got is not None
+        if t < 1.7:
+            continue
+        assert min(got) >= 10.0 + 26.0 - 1e-9  # never low
+        if t >= 1.7 + 1.0 + S:  # a reading of the window was taken once it had settled
+            assert max(got) <= 10.0 + 26.0 + 1e-9
+        elif t - 0.5 >= 2.0:  # the ramp is in every reading: counted twice meanwhile
+            assert min(got) >= 10.0 + 20.0 + 26.0 - 1e-9
+
+
+def test_a_settled_away_car_keeps_room_for_its_fail_safe() -> None:
+    """A car paused (0 A) just before its charger left is counted at what it draws, 0 A,
+    plus the 6 A its charger falls to when its lease runs out."""
+    log = SetpointLog()
+    log.record(0.0, {"cp-1/1": 16.0}, {"cp-1/1": 16.0})
+    log.record(1.0, {"cp-1/1": 0.0}, {"cp-1/1": 0.0})
+    log.record(1.2, {}, {}, ["cp-1/1"])
+    away = sess(1, car([(0.2, 16.0), (0.7, 16.0)]))
+    estimate = BaseLoadEstimate(0.5)
+    for k in range(20):
+        estimate.add(reading(k * 0.25, 10.0 + (16.0 if k * 0.25 < 1.1 else 0.0)))
+    got = estimate.estimate([], CONFIG, log, None, [away], {"cp-1": 1.0})
+    assert got is not None
+    assert min(got) >= 10.0 + 6.0 - 1e-9
+    assert max(got) <= 10.0 + 6.0 + 1e-9
