@@ -115,7 +115,9 @@ def small_site(time_scale: float) -> dict[str, Any]:
             {"at_s": 15, "event": "base_load", "scale": 1.5},
             {"at_s": 23, "event": "base_load", "scale": 1.0},
         ],
-        "assertions": ["seconds_over_limit_unexplained <= 0", "peak_over_limit_a <= 12"],
+        # The peak is the building's 15 A step on a site held at its limit less the 2 A
+        # margin: up to 13 A until the cars follow their cut (the arrivals stay under it).
+        "assertions": ["seconds_over_limit_unexplained <= 0", "peak_over_limit_a <= 14"],
     }
 
 
