@@ -8,11 +8,14 @@ This module watches the measured current after each change:
   of the new setpoint (a car that overshoots has followed once the overshoot is
   over), or at or below it for a car that had to come down, or, for a car that
   wants less than it is offered, when its draw rose towards the new setpoint and
-  then **settled** below it (two reports in a row within half the tolerance);
+  then **settled** below it (two reports in a row within half the tolerance, at
+  none of the setpoints it was told on the way: there it may only be pausing);
 * a change on top of one the car has not followed yet keeps the first one's
   time and where the car came from: the car is judged on reaching the newest
   setpoint (a car still ramping up to 27 A that is told 20 A has not followed
-  when it passes 20 A on its way up: it will come back down);
+  when it passes 20 A on its way up: it will come back down), and until it
+  does it may draw any of them, each until its response time after it was
+  replaced (:meth:`Pending.most_a`);
 * a change the car was already inside of when it was made (within the tolerance
   of what it draws, or a decrease to above what it draws) teaches nothing;
 * a change the car has not followed within ``max_s`` teaches nothing either
@@ -56,14 +59,23 @@ class Pending:
     latest_at: float | None = None
     """When the newest change on top of it was made (a car never following is dropped
     ``max_s`` after that one, not after the first)."""
-    stacked: bool = False
-    """A change came on top of another: a car pausing on its way (to an earlier setpoint)
-    is not a car settling below this one."""
+    passed: tuple[tuple[float, float], ...] = ()
+    """Each setpoint the car was told since the first change, before ``new_a``, with when
+    it was replaced: a car still on its way to 32 A when it is told 17 A may draw 32 A
+    first (a car follows each offer late), until its response time after the 17 A."""
 
     @property
     def increase(self) -> bool:
         """True when the car has to draw more than it did."""
         return self.new_a > self.from_a
+
+    def most_a(self, now: float, window_s: float) -> float:
+        """The most the car may draw at ``now`` on its way to ``new_a``: that, and what it
+        drew before the first change or any setpoint it was told since, each until
+        ``window_s`` (its response time) after it was replaced."""
+        older = ((self.from_a, self.at), *self.passed)
+        recent = [a for a, replaced_at in older if now - replaced_at < window_s]
+        return max([self.new_a, *recent])
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +100,8 @@ def changed(
     pending = dict(book.pending)
     before = pending.pop(key, None)
     if before is not None:  # still on its way: now towards the new setpoint
-        pending[key] = replace(before, new_a=new_a, last_a=None, stacked=True, latest_at=at)
+        passed = (*before.passed, (before.new_a, at))
+        pending[key] = replace(before, new_a=new_a, last_a=None, latest_at=at, passed=passed)
     elif drawn_a is None:
         pending[key] = Pending(charger_id, old_a, new_a, at)
     elif not _inside(new_a, old_a, drawn_a):
@@ -132,8 +145,11 @@ def follows(change: Pending, drawn_a: float) -> bool:
 
 
 def _settled(change: Pending, drawn_a: float) -> bool:
-    """An increase a car took part of and then stopped: it wants less than it is offered."""
-    if not change.increase or change.last_a is None or change.stacked:
+    """An increase a car took part of and then stopped: it wants less than it is offered.
+    A car that stopped at a setpoint it was told earlier is pausing on its way, not this."""
+    if not change.increase or change.last_a is None:
+        return False
+    if any(abs(drawn_a - a) <= FOLLOW_TOLERANCE_A for a, _ in change.passed):
         return False
     rose = change.from_a + FOLLOW_TOLERANCE_A < drawn_a < change.new_a - FOLLOW_TOLERANCE_A
     return rose and abs(drawn_a - change.last_a) <= FOLLOW_TOLERANCE_A / 2

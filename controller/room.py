@@ -6,7 +6,15 @@ seconds later. Between the two, what a car may draw is not its target:
 * a car that was given an increase and has not drawn it yet may draw it any
   moment: it counts at its **setpoint**, not at its measured draw;
 * a car told to come down that has not followed yet still draws its old
-  current: it counts at its **measured draw** (the larger of the two);
+  current: it counts at its **measured draw**, or what it drew when it was
+  told, if more (with ``increases_wait_for: followed``);
+* a car told to come down before it reached an earlier, higher setpoint may
+  still draw that one first (a car follows each offer late): it counts at
+  **each setpoint it was told** since it last followed, each until its response
+  time after it was replaced (with ``increases_wait_for: followed``; six cars
+  arriving a second apart took a 100 A site 28 A over its limit without it:
+  the first ones, offered 32 A and cut before they drew it, drew it afterwards
+  while the newcomers took their shares);
 * a car whose increase is in flight counts at that increase; a session without
   an accepted setpoint runs on its fail-safe default (or what it draws, if more).
 
@@ -34,15 +42,20 @@ from policies.problem import LimitNode
 
 
 def committed_a(
-    level_a: float, drawn_a: float | None, in_flight_a: float | None, settling: bool
+    level_a: float,
+    drawn_a: float | None,
+    in_flight_a: float | None,
+    settling: bool,
+    told_a: float = 0.0,
 ) -> float:
     """What a car may draw now: its setpoint ``level_a``, an increase in flight, and while
-    it is ``settling`` (not followed, response time not passed) its measured draw."""
+    it is ``settling`` (not followed, response time not passed) its measured draw and
+    ``told_a``, the most it may draw on its way (:meth:`controller.response.Pending.most_a`)."""
     value = level_a
     if in_flight_a is not None:
         value = max(value, in_flight_a)
-    if settling and drawn_a is not None:
-        value = max(value, drawn_a)
+    if settling:
+        value = max(value, told_a, drawn_a if drawn_a is not None else 0.0)
     return value
 
 

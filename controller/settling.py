@@ -132,14 +132,17 @@ class Settling:
             if h is None:  # on its fail-safe default, or still on a restored lease
                 out[s.key] = committed_a(failsafe_a, draw, in_flight.get(s.key), True)
                 continue
-            # Coming down and not there yet: at its draw, with `increases_wait_for: followed`.
+            # Not there yet: at the most it may draw on its way, with `increases_wait_for:
+            # followed` (controller/room.py).
             pending = (
                 self.book.pending.get(s.key)
                 if self.control.increases_wait_for == "followed"
                 else None
             )
-            settling = pending is not None and now - h.changed_at < self.response_s(s.charger_id)
-            out[s.key] = committed_a(h.limit_a, draw, in_flight.get(s.key), settling)
+            window_s = self.response_s(s.charger_id)
+            settling = pending is not None and now - h.changed_at < window_s
+            told_a = pending.most_a(now, window_s) if pending is not None else 0.0
+            out[s.key] = committed_a(h.limit_a, draw, in_flight.get(s.key), settling, told_a)
         return out
 
     def next_release(

@@ -74,6 +74,58 @@ def test_a_change_on_top_of_one_not_followed_is_judged_on_the_newest() -> None:
     assert response_s(book, "cp-1", 5.0, 60.0) == 35.5
 
 
+def test_a_car_cut_before_it_drew_its_offer_may_still_draw_it() -> None:
+    """Told 32 A, then 17 A before it drew any of it: until its response time after the
+    17 A it may still draw 32 A (it follows each offer late); what it drew before, until
+    its response time after the first change."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 32.0, 0.0, 6.0)
+    book = changed(book, KEY, "cp-1", 32.0, 17.0, 1.5, 6.0)
+    pending = book.pending[KEY]
+    assert pending.most_a(2.0, 3.0) == 32.0
+    assert pending.most_a(4.4, 3.0) == 32.0
+    assert pending.most_a(4.6, 3.0) == 17.0
+    book, shown = after(book, (3.0, 32.0), (5.0, 17.0))
+    assert shown == [False, True]
+
+
+def test_a_car_pausing_at_an_earlier_setpoint_has_not_settled() -> None:
+    """Told 27 A, then 20 A: a car that stays at 27 A is on its way; one that stays at 16 A,
+    none of its setpoints, wants less and has followed."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 27.0, 0.0, 6.0)
+    book = changed(book, KEY, "cp-1", 27.0, 20.0, 1.0, 6.0)
+    _, shown = after(book, (3.0, 27.0), (4.0, 27.1))
+    assert shown == [False, False]
+    _, shown = after(book, (3.0, 16.0), (4.0, 16.1))
+    assert shown == [False, True]
+
+
+@given(
+    st.lists(st.floats(6.0, 32.0), min_size=1, max_size=6),
+    st.lists(st.floats(0.1, 3.0), min_size=6, max_size=6),
+    st.floats(0.5, 5.0),
+)
+def test_a_car_following_late_never_draws_more_than_its_count(
+    setpoints: list[float], gaps_s: list[float], delay_s: float
+) -> None:
+    """Invariant 1 in the wires: a car that follows each offer ``delay_s`` late (within the
+    response time) draws at no instant more than :meth:`Pending.most_a` or its setpoint,
+    while it has not shown it followed."""
+    window_s = 5.0
+    offers, at = [(0.0, 0.0)], 0.0
+    book = ResponseBook()
+    for i, limit_a in enumerate(setpoints):
+        at += gaps_s[i]
+        book = changed(book, KEY, "cp-1", offers[-1][1], limit_a, at, 0.0)
+        offers.append((at, limit_a))
+    pending = book.pending[KEY]  # a car at 0 A told 6 A or more has a change to follow
+    t = offers[1][0]
+    while t < at + window_s:
+        stood = [a for when, a in offers if when <= t - delay_s]
+        draw_a = stood[-1] if stood else 0.0
+        assert draw_a <= pending.most_a(t, window_s) + 1e-9
+        t += 0.05
+
+
 def test_a_change_the_car_is_already_inside_teaches_nothing() -> None:
     """A decrease to above what the car draws: nothing to follow, nothing learned."""
     book = changed(ResponseBook(), KEY, "cp-1", 32.0, 20.0, 0.0, 12.0)

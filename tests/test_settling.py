@@ -62,3 +62,19 @@ def test_a_new_transaction_has_no_setpoint_yet() -> None:
     settling = Settling(ControlSettings())
     held = {"cp-1/1": Held(30.0, 0.0, 1)}
     assert settling.committed([session([(1.0, 7.0)], tx=2)], held, {}, 6.0, 2.0) == {"cp-1/1": 7.0}
+
+
+def test_a_car_cut_before_it_drew_its_offer_holds_that_offer_under_followed() -> None:
+    """Offered 32 A, cut to 17 A before it drew any: with `increases_wait_for: followed` it
+    counts at 32 A until it follows or its response time after the cut passes; by default
+    at its setpoint."""
+    for mode, expected in (("followed", 32.0), ("acknowledged", 17.0)):
+        settling = Settling(ControlSettings(response_time_s=3.0, increases_wait_for=mode))
+        up = {"cp-1/1": Held(32.0, 1.0, 1, changed_at=1.0, increased_at=1.0)}
+        settling.observe([session([(0.5, 0.0)])], up, 6.0)
+        down = {"cp-1/1": Held(17.0, 2.0, 1, changed_at=2.0, increased_at=1.0)}
+        settling.observe([session([(0.5, 0.0)])], down, 6.0)
+        assert settling.committed([session([(0.5, 0.0)])], down, {}, 6.0, 4.0) == {
+            "cp-1/1": expected
+        }
+        assert settling.committed([session([(0.5, 0.0)])], down, {}, 6.0, 5.5) == {"cp-1/1": 17.0}
