@@ -84,6 +84,11 @@ class Dispatcher:
         """The acknowledged limit per connector key."""
         return {key: h.limit_a for key, h in self.held.items()}
 
+    def seed(self, key: str, held: Held) -> None:
+        """Count ``held`` as accepted: a setpoint the charger holds from before a restart
+        (:func:`controller.restored.resumed_a`); never over one accepted since."""
+        self.held.setdefault(key, held)
+
     def submit(self, changes: Sequence[Change]) -> None:
         """Start sending; returns at once. A charger with a call in flight waits a round."""
         by_charger: dict[str, list[Change]] = {}
