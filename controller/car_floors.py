@@ -179,6 +179,8 @@ class SetpointLog:
         readings from then on need not count its car as cut to :data:`UNKNOWN_LIMIT_A`."""
         entries = self._log.setdefault(key, deque(maxlen=SETPOINTS_KEPT))
         if (not entries or entries[0][0] > since) and len(entries) < SETPOINTS_KEPT:
+            if entries:  # floors kept under the limits logged so far may rise
+                self._losses[key] = self._losses.get(key, 0) + 1
             entries.appendleft((since, limit_a))
 
     def away_since(self, key: str) -> float | None:

@@ -220,7 +220,10 @@ class ControlLoop:
         ) or (0.0, 0.0, 0.0)
         held_a = self._dispatcher.held_a()
         failsafe_a = self._config.site.failsafe_current_a
-        self.settling.observe(snapshot.sessions, self._dispatcher.held, failsafe_a)
+        # Not the restored sessions: their car's draw before a setpoint re-asserted for them
+        # is unknown, so that setpoint would teach a response time of nothing.
+        steered = [s for s in snapshot.sessions if s.restored is None]
+        self.settling.observe(steered, self._dispatcher.held, failsafe_a)
         self._state.settle_s = self.settling.settle_times({s.charger_id for s in snapshot.sessions})
         group_base = self._group_bases(snapshot, away, away_settle_s)
         self._check_compliance(snapshot, now)

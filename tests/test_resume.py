@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from controller.clock import ManualClock
 from controller.decide import base_load_a, decide
+from controller.dispatch import Held
 from controller.dispatcher import Dispatcher
 from controller.learning import EvBelief
 from controller.loop import ControlLoop
@@ -48,7 +49,7 @@ def test_a_setpoint_counts_as_held_only_while_known_for_certain() -> None:
     assert resumed_a(Restored(), 150.0) is None
 
 
-def _restored_state(reconnected: bool = True) -> SiteState:
+def _restored_state(reconnected: bool = True, read: bool = True) -> SiteState:
     """cp-0/1 back from the store with :data:`EXACT`; the charger booted (or adopted),
     reported the transaction and a site reading followed."""
     config = site_config()
@@ -57,7 +58,8 @@ def _restored_state(reconnected: bool = True) -> SiteState:
     state.apply(ChargerConnected("cp-0", 11.0))
     state.apply(ChargerBooted("cp-0", 12.0, reconnected=reconnected))
     state.apply(ChargerMeasurement("cp-0", 1, 12.5, (22.0, 22.0, 22.0), transaction_id=4711))
-    state.apply(MeterReading("grid", 13.0, (62.0, 62.0, 62.0), None))
+    if read:
+        state.apply(MeterReading("grid", 13.0, (62.0, 62.0, 62.0), None))
     return state
 
 
@@ -116,6 +118,35 @@ async def test_the_loop_counts_the_stored_setpoint_as_held_while_the_fail_safe_i
     assert NO_LIMIT_YET not in target.reason
     assert target.limit_a == 22.0
     assert dispatcher.sent == 0  # nothing to change: the charger holds 22 A
+
+
+async def test_a_re_asserted_setpoint_is_no_change_and_teaches_no_response_time() -> None:
+    """The restored setpoint re-asserted and accepted before the car's first report: once
+    confirmed it is the stored setpoint, no change (paced as the car's own level, not as a
+    fault's), its newer lease kept; the car's reports at it teach no response time."""
+    config = site_config(chargers=1, safety_margin_a=1)
+    clock = ManualClock(12.7, datetime(2027, 1, 15, 18, tzinfo=UTC))
+    state = _restored_state(read=False)
+    dispatcher = Dispatcher(lambda _cid: None, clock, 6.0, config.control.lease_s)
+    reasserted = Held(22.0, 190.0, 4711, changed_at=12.2, increased_at=12.2, imposed=True)
+    dispatcher.held["cp-0/1"] = reasserted
+    loop = ControlLoop(config, state, get_policy("weighted_fair"), dispatcher, clock)
+    try:
+        loop.decide_once()  # still restored: the report waits for a site reading
+        state.apply(MeterReading("grid", 13.0, (62.0, 62.0, 62.0), None))
+        clock.advance(0.5)
+        loop.decide_once()
+        held = dispatcher.held["cp-0/1"]
+        assert (held.limit_a, held.acked_at, held.changed_at) == (22.0, 190.0, 13.2)
+        assert (held.increased_at, held.imposed) == (float("-inf"), False)
+        for at in (13.5, 14.0, 14.5):
+            state.apply(ChargerMeasurement("cp-0", 1, at, (22.0, 22.0, 22.0), transaction_id=4711))
+            clock.advance(0.5)
+            loop.decide_once()
+    finally:
+        await dispatcher.close()
+    assert loop.settling.book.observed_s == {}
+    assert loop.settling.book.pending == {}
 
 
 phase_a = st.floats(min_value=0, max_value=80, allow_nan=False)
