@@ -109,7 +109,7 @@ async def test_the_loop_counts_the_stored_setpoint_as_held_while_the_fail_safe_i
     try:
         decision = loop.decide_once()
     finally:
-        await dispatcher.close()
+        await dispatcher.drain()  # every command answered (no link: not connected)
     held = dispatcher.held["cp-0/1"]
     assert (held.limit_a, held.transaction_id, held.imposed) == (22.0, 4711, False)
     # Renewed by half the current lease before the stored one runs out.
@@ -144,7 +144,7 @@ async def test_a_re_asserted_setpoint_is_no_change_and_teaches_no_response_time(
             clock.advance(0.5)
             loop.decide_once()
     finally:
-        await dispatcher.close()
+        await dispatcher.drain()  # every command answered (no link: not connected)
     assert loop.settling.book.observed_s == {}
     assert loop.settling.book.pending == {}
 
