@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 
 from controller.car_floors import (
-    REPORT_SKEW_S,
     Phases,
     Report,
     SetpointLog,
@@ -26,7 +25,7 @@ from controller.car_floors import (
     draw_floors,
 )
 from controller.config import HeadroomConfig
-from controller.meter_book import MeterView
+from controller.meter_book import REPORT_SKEW_S, MeterView
 from controller.model import PhaseValues
 from controller.node_modes import node_load_a, reading_a
 from controller.state import SessionView

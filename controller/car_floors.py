@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from controller.config import HeadroomConfig
+from controller.meter_book import REPORT_SKEW_S
 from controller.model import PhaseValues
 from controller.state import SessionView
 
@@ -22,10 +23,6 @@ Phases = tuple[float, float, float]
 Report = tuple[float, PhaseValues]
 """A charger's report: (controller-clock arrival time, draw per charger phase)."""
 
-REPORT_SKEW_S = 0.2
-"""How far a report's and a reading's arrival times may misorder them: both are stamped on
-arrival, after their own transport and event-loop delays. A report this close to a reading
-may have been measured on either side of it."""
 
 SETPOINTS_KEPT = 16
 """Setpoint changes kept per session: far more than fit between two reports."""
@@ -175,6 +172,16 @@ class SetpointLog:
             self._ceilings[key] = _ceiling(
                 self._ceilings.get(key), target_a, held_a.get(key), key in back
             )
+
+    def resumed(self, key: str, since: float, limit_a: float) -> None:
+        """The session's charger has held ``limit_a`` from ``since`` up to the first limit
+        logged for it (a setpoint kept through a restart, :func:`controller.restored.resumed_a`):
+        readings from then on need not count its car as cut to :data:`UNKNOWN_LIMIT_A`."""
+        entries = self._log.setdefault(key, deque(maxlen=SETPOINTS_KEPT))
+        if (not entries or entries[0][0] > since) and len(entries) < SETPOINTS_KEPT:
+            if entries:  # floors kept under the limits logged so far may rise
+                self._losses[key] = self._losses.get(key, 0) + 1
+            entries.appendleft((since, limit_a))
 
     def away_since(self, key: str) -> float | None:
         """When the first decision logged found the session's charger offline (``None``: it

@@ -20,6 +20,7 @@ import asyncio
 import math
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -83,6 +84,16 @@ class Dispatcher:
     def held_a(self) -> dict[str, float]:
         """The acknowledged limit per connector key."""
         return {key: h.limit_a for key, h in self.held.items()}
+
+    def seed(self, key: str, held: Held) -> None:
+        """Count ``held`` as accepted: a setpoint the charger holds from before a restart
+        (:func:`controller.restored.resumed_a`). The same limit accepted since (re-asserted)
+        was no change, its lease kept; another limit accepted since stands."""
+        since = self.held.get(key)
+        if since is None:
+            self.held[key] = held
+        elif (since.limit_a, since.transaction_id) == (held.limit_a, held.transaction_id):
+            self.held[key] = replace(held, acked_at=max(since.acked_at, held.acked_at))
 
     def submit(self, changes: Sequence[Change]) -> None:
         """Start sending; returns at once. A charger with a call in flight waits a round."""

@@ -30,7 +30,7 @@ from controller.decide import (
     decide,
 )
 from controller.demand import DemandWindow
-from controller.dispatch import plan_changes
+from controller.dispatch import Held, plan_changes
 from controller.dispatcher import Dispatcher
 from controller.model import (
     ChargerBooted,
@@ -43,6 +43,7 @@ from controller.model import (
     SessionStarted,
     SessionStopped,
 )
+from controller.restored import resumed_a
 from controller.room import fit_increases
 from controller.schedule_checks import ScheduleChecks
 from controller.settling import Settling
@@ -192,6 +193,7 @@ class ControlLoop:
         self._wake.clear()
         t0 = time.perf_counter()
         now = self._clock.monotonic()
+        self._resume(now)
         snapshot = self._state.snapshot(now)
         t1 = time.perf_counter()
         control = self._config.control
@@ -218,7 +220,10 @@ class ControlLoop:
         ) or (0.0, 0.0, 0.0)
         held_a = self._dispatcher.held_a()
         failsafe_a = self._config.site.failsafe_current_a
-        self.settling.observe(snapshot.sessions, self._dispatcher.held, failsafe_a)
+        # Not the restored sessions: their car's draw before a setpoint re-asserted for them
+        # is unknown, so that setpoint would teach a response time of nothing.
+        steered = [s for s in snapshot.sessions if s.restored is None]
+        self.settling.observe(steered, self._dispatcher.held, failsafe_a)
         self._state.settle_s = self.settling.settle_times({s.charger_id for s in snapshot.sessions})
         group_base = self._group_bases(snapshot, away, away_settle_s)
         self._check_compliance(snapshot, now)
@@ -271,6 +276,28 @@ class ControlLoop:
         if self._on_decision is not None:
             self._on_decision(decision, StepTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3), snapshot)
         return decision
+
+    def _resume(self, now: float) -> None:
+        """Count each setpoint a charger still holds from before a restart as held, once its
+        session is confirmed (:func:`controller.restored.resumed_a`): the car is not planned
+        at its charger's rating while the fail-safe default is renewed, nor paced up from
+        the fail-safe current. Not for a session flagged as not following (its charger's
+        word is worth nothing)."""
+        lease_s = self._config.control.lease_s
+        for key, transaction_id, record in self._state.take_resumed():
+            limit_a = resumed_a(record, now)
+            if limit_a is None or key in self._restored_flags:
+                continue
+            renewed_from = (record.lease_until or now) - lease_s  # renewed by half its lease
+            self._dispatcher.seed(key, Held(limit_a, renewed_from, transaction_id, now))
+            self._setpoints.resumed(key, record.loaded_at, limit_a)
+            log.info(
+                "restored setpoint held",
+                session=key,
+                transaction_id=transaction_id,
+                limit_a=limit_a,
+                lease_left_s=round((record.lease_until or now) - now, 1),
+            )
 
     def _group_bases(
         self, snapshot: SiteSnapshot, away: list[SessionView], settle_s: dict[str, float]

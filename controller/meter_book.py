@@ -26,6 +26,11 @@ from controller.quality import MeterHistory, judge
 
 log = structlog.get_logger(__name__)
 
+REPORT_SKEW_S = 0.2
+"""How far a report's and a reading's arrival times may misorder them: both are stamped on
+arrival, after their own transport and event-loop delays. A report this close to a reading
+may have been measured on either side of it."""
+
 ANY_METER = "*"
 """The spec key that takes the readings of any meter id (a site with one meter)."""
 

@@ -49,6 +49,9 @@ class ChargerBooted:
     vendor: str = ""
     model: str = ""
     firmware: str = ""
+    reconnected: bool = False
+    """No BootNotification: a charger that came back without restarting, adopted as booted
+    (it still holds its profiles)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,9 +78,13 @@ class SetpointRecord(_Record):
     limit_a: float | None = Field(default=None, ge=0)
     """The last setpoint the charger accepted (``None``: none yet)."""
     ceiling_a: float = Field(ge=0)
+    """The most the charger may hold: ``limit_a`` or a target sent after it."""
     purpose: ProfilePurpose = ProfilePurpose.TX
     accepted_at: float | None = None
     lease_until: float | None = None
+    floor_a: float | None = Field(default=None, ge=0)
+    """The least the charger may hold: ``limit_a`` or a target sent after it (``None``:
+    unknown, as in a record written before floors were)."""
 
 
 class SessionRecord(_Record):
@@ -125,13 +129,16 @@ def setpoint_record(
 
     ``held`` is what the charger accepted (``None`` once forgotten, as on a reconnect:
     what ``before`` says still stands); ``target_a`` the latest target, which may be on
-    its way. The ceiling only comes down when an acceptance arrived since ``before``
-    (``acked_since``): until then an increase sent earlier may still be accepted.
+    its way. The ceiling only comes down, and the floor only up, when an acceptance
+    arrived since ``before`` (``acked_since``): until then a change sent earlier may
+    still be accepted.
     """
     if held is None and before is None and target_a is None:
         return None
-    keep_a = before.ceiling_a if before is not None and not acked_since else 0.0
+    keep = before is not None and not acked_since
+    keep_a = before.ceiling_a if before is not None and keep else 0.0
     ceiling_a = max(keep_a, held.limit_a if held else 0.0, target_a or 0.0)
+    floor_a = _floor_a(before if keep else None, held, target_a)
     if held is None:
         return SetpointRecord(
             limit_a=before.limit_a if before else None,
@@ -139,6 +146,7 @@ def setpoint_record(
             purpose=before.purpose if before else purpose,
             accepted_at=before.accepted_at if before else None,
             lease_until=before.lease_until if before else None,
+            floor_a=floor_a,
         )
     return SetpointRecord(
         limit_a=held.limit_a,
@@ -146,7 +154,21 @@ def setpoint_record(
         purpose=purpose,
         accepted_at=now.to_wall(held.acked_at),
         lease_until=now.to_wall(held.acked_at + lease_s),
+        floor_a=floor_a,
     )
+
+
+def _floor_a(
+    kept: SetpointRecord | None, held: Held | None, target_a: float | None
+) -> float | None:
+    """The least of what the charger accepted, the latest target and the ``kept`` floor;
+    unknown while the kept one is."""
+    if kept is not None and kept.floor_a is None:
+        return None
+    values = [v for v in (held.limit_a if held else None, target_a) if v is not None]
+    if kept is not None and kept.floor_a is not None:
+        values.append(kept.floor_a)
+    return min(values) if values else None
 
 
 def session_record(
@@ -223,6 +245,8 @@ def restored_view(record: SessionRecord, now: Instant) -> SessionView:
             setpoint_a=s.limit_a if s else None,
             ceiling_a=s.ceiling_a if s else None,
             lease_until=None if s is None or s.lease_until is None else now.to_mono(s.lease_until),
+            floor_a=s.floor_a if s else None,
+            loaded_at=now.mono,
         ),
     )
 

@@ -4,7 +4,8 @@
 every running session with what it last wrote (cheap marks, no record is built
 for a session that did not change) and writes, in one transaction, only what
 changed: a session started or ended, a setpoint accepted, a target above the
-stored ceiling (written before the command goes out), a belief or a need
+stored ceiling or below the stored floor (written before the command goes out,
+so the store always bounds what the charger may hold), a belief or a need
 changed. MeterValues alone never cause a write. A setpoint accepted after a
 decision is written at the next one; its ceiling was stored before it was sent.
 A charger's learned response time is written in the same transaction when it
@@ -42,6 +43,7 @@ from controller.persist import (
     ResponseRecord,
     RouteRecord,
     SessionRecord,
+    SetpointRecord,
     kind,
     response_record,
     restored_observations,
@@ -188,7 +190,7 @@ class StateWriter:
             written is not None
             and mark == written.mark
             and (acked is None or acked == written.held)
-            and (target_a is None or (before is not None and target_a <= before.ceiling_a))
+            and (target_a is None or (before is not None and _within(target_a, before)))
         ):
             return None
         purpose = routes.get(view.charger_id, ProfileRoute()).purpose
@@ -199,6 +201,13 @@ class StateWriter:
             record, mark, acked if acked is not None else (written.held if written else None)
         )
         return record
+
+
+def _within(target_a: float, stored: SetpointRecord) -> bool:
+    """True when the stored record already bounds ``target_a``: no higher than its ceiling
+    and, where it knows a floor, no lower than that."""
+    floor_a = stored.floor_a
+    return target_a <= stored.ceiling_a and (floor_a is None or target_a >= floor_a)
 
 
 def resume(

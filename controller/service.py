@@ -325,7 +325,11 @@ class SiteController:
         snapshot = self.state.snapshot(self.clock.monotonic())
         if charger_id in snapshot.connected and charger_id not in snapshot.booted:
             log.info("charger reconnected without boot", charger_id=charger_id)
-            self.sink(ChargerBooted(charger_id, self.clock.monotonic(), model="(reconnected)"))
+            self.sink(
+                ChargerBooted(
+                    charger_id, self.clock.monotonic(), model="(reconnected)", reconnected=True
+                )
+            )
 
     async def start(self) -> None:
         """Listen for chargers, start polling the meter and deciding."""

@@ -16,7 +16,7 @@ import structlog
 
 from controller.config import ControlSettings, HeadroomConfig
 from controller.learning import EvBelief, observe
-from controller.meter_book import ANY_METER, MeterBook, MeterView
+from controller.meter_book import ANY_METER, REPORT_SKEW_S, MeterBook, MeterView
 from controller.meters.node_settings import MeterSpec
 from controller.model import (
     ChargerBooted,
@@ -116,6 +116,10 @@ class _Connector:
     needs_register_wh: float | None = None  # the energy register when the need was said
     meter_start_wh: float | None = None
     restored: Restored | None = None  # from the state store, not yet confirmed by the charger
+    reported_at: float | None = None  # a restored session's first report, awaiting a reading
+    resumed: Restored | None = None
+    """From the state store, kept past the confirmation until the loop takes it, the
+    session ends or the charger boots (it may have lost its profiles)."""
 
     @property
     def measurement(self) -> ChargerMeasurement | None:
@@ -213,6 +217,8 @@ class SiteState:
         time at arrival, to age readings by their source timestamp."""
         self._control = control
         self._chargers: dict[str, _Charger] = {}
+        self._resuming: set[str] = set()  # chargers with a session restored and not taken
+        self._confirming: set[str] = set()  # chargers with a restored session reported
         specs = meters or {
             ANY_METER: MeterSpec(
                 ANY_METER, site_node, True, control.meter_stale_s, meter_max_step_a
@@ -246,7 +252,11 @@ class SiteState:
                 charger = self._charger(cid)
                 charger.connected, charger.booted = True, False
             case ChargerBooted(charger_id=cid):
-                self._charger(cid).booted = True
+                charger = self._charger(cid)
+                charger.booted = True
+                if not event.reconnected:  # it restarted: it may have lost its profiles
+                    for connector in charger.connectors.values():
+                        connector.resumed = None
             case ChargerDisconnected(charger_id=cid):
                 charger = self._charger(cid)
                 charger.connected, charger.booted, charger.failsafe_pending = False, False, False
@@ -259,7 +269,7 @@ class SiteState:
                 connector = self._charger(event.charger_id).connector(event.connector_id)
                 if connector.transaction_id != event.transaction_id:
                     self._drop_restored(event.charger_id, connector, "another transaction started")
-                connector.restored = None
+                connector.restored, connector.resumed, connector.reported_at = None, None, None
                 connector.meter_start_wh = event.meter_start_wh
                 connector.transaction_id = event.transaction_id
                 connector.started_at = event.at
@@ -288,6 +298,29 @@ class SiteState:
         wall_now = self._wall() if self._wall is not None else None
         if not self._meters.apply(event, draw_a, wall_now):
             self._problem(f"reading from unknown meter {event.meter_id!r}")
+        elif self._confirming and spec is not None and spec.node == self._site_node:
+            recent = self._meters.recent(self._site_node)
+            if recent and recent[-1].good_at is not None:
+                self._confirm(recent[-1].good_at)
+
+    def _confirm(self, reading_at: float) -> None:
+        """Confirm the restored sessions of booted chargers reported before the site reading
+        at ``reading_at`` (beyond the skew): the base load can take their draw off it, so
+        the policy can steer them on data rather than count them twice."""
+        for cid in list(self._confirming):
+            charger, waiting = self._chargers[cid], False
+            for c in charger.connectors.values():
+                if c.restored is None or c.reported_at is None:
+                    continue
+                if not charger.booted or reading_at < c.reported_at + REPORT_SKEW_S:
+                    waiting = True
+                    continue
+                log.info(
+                    "restored session confirmed", charger_id=cid, transaction_id=c.transaction_id
+                )
+                c.restored, c.reported_at = None, None
+            if not waiting:
+                self._confirming.discard(cid)
 
     def _chargers_draw_a(self, chargers: frozenset[str] | None) -> float:
         """The latest measured draw of ``chargers`` (None: all), summed over connectors
@@ -310,7 +343,28 @@ class SiteState:
             view.needs_register_wh,
             view.meter_start_wh,
         )
-        connector.restored = view.restored or Restored()
+        connector.restored = connector.resumed = view.restored or Restored()
+        self._resuming.add(view.charger_id)
+
+    def take_resumed(self) -> list[tuple[str, int, Restored]]:
+        """Each session confirmed since the restart on a booted charger that has not booted
+        since, with what the store said of its setpoint (key, transaction, record); each is
+        given once (:func:`controller.restored.resumed_a` tells whether it still holds)."""
+        taken: list[tuple[str, int, Restored]] = []
+        for cid in list(self._resuming):
+            charger = self._chargers[cid]
+            waiting = False
+            for conn_id, c in charger.connectors.items():
+                if c.resumed is None or c.transaction_id is None:
+                    continue
+                if c.restored is not None or not charger.booted:
+                    waiting = True
+                    continue
+                taken.append((connector_key(cid, conn_id), c.transaction_id, c.resumed))
+                c.resumed = None
+            if not waiting:
+                self._resuming.discard(cid)
+        return taken
 
     def failsafe_sent(self, charger_id: str, accepted: bool = False) -> None:
         """The charger is being given its fail-safe default, or (``accepted``) has it."""
@@ -341,13 +395,14 @@ class SiteState:
             transaction_id=connector.transaction_id,
             reason=why,
         )
-        connector.transaction_id, connector.restored = None, None
-        connector.needs, connector.needs_register_wh = None, None
+        connector.transaction_id, connector.restored, connector.resumed = None, None, None
+        connector.needs, connector.needs_register_wh, connector.reported_at = None, None, None
 
     def _stop(self, event: SessionStopped) -> None:
         for connector in self._charger(event.charger_id).connectors.values():
             if connector.transaction_id == event.transaction_id:
                 connector.transaction_id, connector.restored = None, None
+                connector.resumed, connector.reported_at = None, None
                 connector.history.clear()
                 connector.needs, connector.needs_register_wh = None, None
                 return
@@ -356,22 +411,22 @@ class SiteState:
         )
 
     def _measure(self, event: ChargerMeasurement) -> None:
-        connector = self._charger(event.charger_id).connector(event.connector_id)
+        charger = self._charger(event.charger_id)
+        connector = charger.connector(event.connector_id)
         if connector.restored is not None and connector.transaction_id is not None:
             verdict = judge_measurement(
                 connector.transaction_id, connector.status, event.transaction_id
             )
-            if verdict is Verdict.IGNORE:
+            if verdict is Verdict.IGNORE or (verdict is Verdict.CONFIRM and not charger.booted):
+                # Only a charger that can be commanded confirms: until then the session stays
+                # reserved as restored, not a car of an offline charger.
                 return
             if verdict is Verdict.DROP:
                 self._drop_restored(event.charger_id, connector, "another transaction reported")
-            else:
-                log.info(
-                    "restored session confirmed",
-                    charger_id=event.charger_id,
-                    transaction_id=connector.transaction_id,
-                )
-                connector.restored = None
+            elif connector.reported_at is None:
+                # Confirmed at the next site reading: one the base load can take its draw off.
+                connector.reported_at = event.at
+                self._confirming.add(event.charger_id)
         if event.transaction_id is not None and connector.transaction_id is None:
             # A transaction we never saw start (Headroom restarted, or the charger was
             # offline): adopt it, so the car is managed rather than left on its lease.

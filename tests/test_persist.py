@@ -61,7 +61,8 @@ def test_a_session_survives_the_trip_through_a_record_in_the_new_clock() -> None
     assert back.needs is not None
     assert (back.needs.departure_at, back.needs.energy_wh) == (1_800_003_600.0, 20_000.0)
     assert back.needs_register_wh == 1_234.0
-    assert back.restored == Restored(16.0, 16.0, 20.0 - 70.0 + 120.0)  # 70 s ago, 120 s lease
+    # Accepted 70 s ago with a 120 s lease, nothing else on its way; read back now (20 s).
+    assert back.restored == Restored(16.0, 16.0, 20.0 - 70.0 + 120.0, 16.0, 20.0)
     assert back.measured_a is None
 
 
@@ -81,13 +82,35 @@ def test_the_ceiling_rises_before_an_increase_and_falls_only_with_an_acceptance(
     assert (after.limit_a, after.ceiling_a) == (15.0, 15.0)
 
 
+def test_the_floor_falls_before_a_decrease_and_rises_only_with_an_acceptance() -> None:
+    """A decrease is stored before it is sent; a later higher target does not raise the
+    floor while the decrease may still be accepted; an acceptance does. A record without a
+    floor (written before floors were) keeps it unknown until an acceptance."""
+    held = Held(limit_a=20.0, acked_at=490.0, transaction_id=1)
+    falling = setpoint_record(held, 10.0, ProfilePurpose.TX, 120.0, BEFORE)
+    assert falling is not None
+    assert (falling.limit_a, falling.floor_a, falling.ceiling_a) == (20.0, 10.0, 20.0)
+    higher = setpoint_record(held, 15.0, ProfilePurpose.TX, 120.0, BEFORE, falling)
+    assert higher is not None
+    assert higher.floor_a == 10.0
+    accepted = Held(limit_a=15.0, acked_at=495.0, transaction_id=1)
+    after = setpoint_record(accepted, 15.0, ProfilePurpose.TX, 120.0, BEFORE, higher, True)
+    assert after is not None
+    assert (after.limit_a, after.floor_a, after.ceiling_a) == (15.0, 15.0, 15.0)
+    old = falling.model_copy(update={"floor_a": None})
+    assert (
+        setpoint_record(held, 20.0, ProfilePurpose.TX, 120.0, BEFORE, old) or old
+    ).floor_a is None
+
+
 def test_a_forgotten_setpoint_keeps_what_the_record_said() -> None:
     """A charger that reconnects makes the dispatcher forget what it held, but its lease
-    still runs: the stored acceptance stands."""
+    still runs: the stored acceptance stands (a lower target only lowers the floor)."""
     held = Held(limit_a=16.0, acked_at=490.0, transaction_id=1)
     before = setpoint_record(held, 16.0, ProfilePurpose.TX_DEFAULT, 120.0, BEFORE)
     kept = setpoint_record(None, 6.0, ProfilePurpose.TX, 120.0, BEFORE, before)
-    assert kept == before
+    assert before is not None
+    assert kept == before.model_copy(update={"floor_a": 6.0})
 
 
 class Writes:
@@ -119,8 +142,9 @@ class Writes:
 
 
 def test_the_writer_writes_changes_only(tmp_path: Path) -> None:
-    """A new session, an acceptance, a learned belief, a target above the ceiling and an
-    ended session are written; the same state again, or new MeterValues alone, are not."""
+    """A new session, an acceptance, a learned belief, a target above the ceiling or below
+    the floor and an ended session are written; the same state again, or new MeterValues
+    alone, are not."""
     w = Writes(tmp_path / "state.db")
     view = running()
     assert w.decide([view]) == 1
@@ -130,7 +154,9 @@ def test_the_writer_writes_changes_only(tmp_path: Path) -> None:
     assert w.decide([view], held) == 1
     assert w.store.items(SESSIONS)["cp-0/1"]["setpoint"]["limit_a"] == 16.0
     assert w.decide([view], {}) == 0  # forgotten on a reconnect: the record stands
-    assert w.decide([view], held, target_a=10.0) == 0  # lower target: the ceiling holds
+    assert w.decide([view], held, target_a=10.0) == 1  # a decrease: before it is sent
+    assert w.store.items(SESSIONS)["cp-0/1"]["setpoint"]["floor_a"] == 10.0
+    assert w.decide([view], held, target_a=12.0) == 0  # within the floor and the ceiling
     assert w.decide([view], held, target_a=20.0) == 1
     assert w.store.items(SESSIONS)["cp-0/1"]["setpoint"]["ceiling_a"] == 20.0
     learned = replace(view, belief=EvBelief((0,), 18.5))

@@ -15,6 +15,7 @@ from controller.model import (
     ChargerBooted,
     ChargerMeasurement,
     ConnectorStatusChanged,
+    MeterReading,
     SessionStarted,
 )
 from controller.reserve import site_phases
@@ -50,12 +51,38 @@ def state_with(view: SessionView) -> SiteState:
     return state
 
 
+def read_meter(state: SiteState, at: float) -> None:
+    state.apply(MeterReading("grid", at, (40.0, 40.0, 40.0), None))
+
+
 def test_the_charger_confirms_a_restored_session_by_its_transaction() -> None:
-    """MeterValues naming the restored transaction make it an ordinary session."""
+    """MeterValues naming the restored transaction make it an ordinary session at the next
+    site reading (one the base load can take its draw off); until then it stays restored,
+    its draw known."""
     state = state_with(restored(0, tx=4711))
     state.apply(ChargerMeasurement("cp-0", 1, 2.0, (10.0, 10.0, 10.0), transaction_id=4711))
-    [s] = state.snapshot(2.0).sessions
+    read_meter(state, 2.1)  # within the skew of the report: it may have come first
+    [s] = state.snapshot(2.1).sessions
+    assert (s.restored is not None, s.measured_a) == (True, (10.0, 10.0, 10.0))
+    read_meter(state, 2.5)
+    [s] = state.snapshot(2.5).sessions
     assert (s.transaction_id, s.restored, s.measured_a) == (4711, None, (10.0, 10.0, 10.0))
+
+
+def test_only_a_booted_charger_confirms_a_restored_session() -> None:
+    """Reports from a charger that is back but not booted (nor adopted) yet leave the session
+    restored: reserved and re-asserted, not a car of an offline charger."""
+    state = SiteState(CONFIG.control)
+    state.restore(restored(0, tx=4711))
+    state.apply(ChargerMeasurement("cp-0", 1, 2.0, (10.0, 10.0, 10.0), transaction_id=4711))
+    read_meter(state, 3.0)
+    [s] = state.snapshot(3.0).sessions
+    assert (s.restored is not None, s.measured_a) == (True, None)
+    state.apply(ChargerBooted("cp-0", 4.0, reconnected=True))
+    state.apply(ChargerMeasurement("cp-0", 1, 4.5, (10.0, 10.0, 10.0), transaction_id=4711))
+    read_meter(state, 5.0)
+    [s] = state.snapshot(5.0).sessions
+    assert s.restored is None
 
 
 def test_another_transaction_drops_the_restored_one_and_is_adopted() -> None:
@@ -101,7 +128,8 @@ def test_meter_values_without_a_transaction_confirm_only_a_charging_connector() 
     assert (s.restored is not None, s.measured_a) == (True, None)
     state.apply(ConnectorStatusChanged("cp-0", 1, 3.0, "Charging"))
     state.apply(ChargerMeasurement("cp-0", 1, 4.0, (10.0, 10.0, 10.0)))
-    [s] = state.snapshot(4.0).sessions
+    read_meter(state, 4.5)
+    [s] = state.snapshot(4.5).sessions
     assert (s.restored, s.measured_a) == (None, (10.0, 10.0, 10.0))
 
 
