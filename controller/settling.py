@@ -172,12 +172,11 @@ class Settling:
     def shows_follow(self, key: str, current_a: PhaseValues, held: Held | None) -> bool:
         """True when a report of ``current_a`` shows the car has just followed its last
         change: one pending, or one accepted since the last decision (``held``)."""
-        draw = drawn_a(current_a)
         seen = self._changes.get(key)
         if held is not None and (seen is None or held.changed_at > seen[0]):
-            return abs(draw - held.limit_a) <= FOLLOW_TOLERANCE_A
-        change = self.book.pending.get(key)
-        return change is not None and follows(change, draw)
+            return abs(drawn_a(current_a) - held.limit_a) <= FOLLOW_TOLERANCE_A
+        change = self.book.pending.get(key)  # none for most reports: nothing to judge
+        return change is not None and follows(change, drawn_a(current_a))
 
 
 def _draw_before(reports: tuple[tuple[float, PhaseValues], ...], at: float) -> float | None:
