@@ -184,9 +184,11 @@ class SiteMetrics:
             for node, (node_mode, _) in decision.node_modes.items():
                 self._node_mode.labels(site, node, mode.value).set(1 if mode is node_mode else 0)
         allocated = [0.0, 0.0, 0.0]
+        currents = decision.allocation.currents_a()  # one look-up per session, no entries built
         for demand in decision.problem.sessions:
+            current_a = currents.get(demand.connector_id, 0.0)
             for phase in demand.phases:
-                allocated[phase] += decision.allocation.current_a(demand.connector_id)
+                allocated[phase] += current_a
         for i, name in enumerate(PHASE_NAMES):
             self._base.labels(site, name).set(decision.base_load_a[i])
             self._allocated.labels(site, name).set(allocated[i])
