@@ -11,7 +11,6 @@ the fail-safe current, on the site and every group above it; see
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 
 from controller.config import HeadroomConfig
@@ -25,13 +24,7 @@ def site_phases(
 ) -> tuple[int, ...]:
     """The site phases a charger's phases ``charger_phases`` (0=L1) are wired to."""
     charger = config.charger(charger_id)
-    return _wired(charger.site_phases() if charger else (0, 1, 2), charger_phases)
-
-
-@functools.cache
-def _wired(wiring: tuple[int, ...], charger_phases: tuple[int, ...]) -> tuple[int, ...]:
-    """The site phases of ``charger_phases`` through ``wiring`` (a few dozen pairs at most:
-    asked per session per decision)."""
+    wiring = charger.site_phases() if charger else (0, 1, 2)
     return tuple(sorted({wiring[p] for p in charger_phases if p < len(wiring)}))
 
 
