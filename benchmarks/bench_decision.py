@@ -190,6 +190,54 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {kind: bench.samples[kind] for kind in ("urgent", "tick")}
 
 
+STEPS = (
+    ("controller.loop:ControlLoop._decide_once", "the whole decision"),
+    ("controller.base_load:BaseLoadEstimate.estimate", "base-load estimate"),
+    ("controller.loop:decide", "decide (problem, policy, verify, targets)"),
+    ("controller.state:SiteState.snapshot", "snapshot"),
+    ("controller.settling:Settling.observe", "settling: observe"),
+    ("controller.settling:Settling.pace", "settling: pace"),
+    ("controller.settling:Settling.committed", "settling: committed"),
+    ("controller.settling:Settling.settle_times", "settling: settle_times"),
+    ("controller.settling:Settling.next_release", "settling: next_release"),
+    ("controller.loop:fit_increases", "fit_increases"),
+    ("controller.loop:plan_changes", "plan_changes"),
+    ("controller.dispatcher:Dispatcher.submit", "dispatcher submit"),
+    ("controller.car_floors:SetpointLog.record", "setpoint log: record"),
+    ("controller.car_floors:SetpointLog.accepted", "setpoint log: accepted"),
+    ("controller.loop:ControlLoop._check_compliance", "compliance"),
+)
+"""The steps ``--steps`` times: ``module:attribute`` (a function the loop's module
+imported, or a method), and how the report names it."""
+
+
+def time_steps() -> dict[str, list[float]]:
+    """Wrap each of :data:`STEPS` to add its CPU time (s) and one call to the returned
+    totals (label → [seconds, calls])."""
+    import functools
+    import importlib
+
+    totals: dict[str, list[float]] = {label: [0.0, 0] for _, label in STEPS}
+    for path, label in STEPS:
+        module_name, attr = path.split(":")
+        owner: Any = importlib.import_module(module_name)
+        *outer, name = attr.split(".")
+        for part in outer:
+            owner = getattr(owner, part)
+        original = getattr(owner, name)
+
+        def timed(*args: Any, _f: Any = original, _label: str = label, **kwargs: Any) -> Any:
+            t0 = time.process_time()
+            try:
+                return _f(*args, **kwargs)
+            finally:
+                totals[_label][0] += time.process_time() - t0
+                totals[_label][1] += 1
+
+        setattr(owner, name, functools.wraps(original)(timed))
+    return totals
+
+
 def _line(name: str, values: list[float]) -> str:
     ms = [v * 1000 for v in values]
     return (
@@ -205,7 +253,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", choices=["pyinstrument", "cprofile"], default=None)
     parser.add_argument("--profile-out", default=None)
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--steps", action="store_true", help="also print the CPU time of each step of the loop"
+    )
     args = parser.parse_args(argv)
+    steps = time_steps() if args.steps else None
     configure_logs("info", "/tmp/bench_decision.log")
     m = machine()
     print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}")
@@ -215,6 +267,11 @@ def main(argv: list[str] | None = None) -> None:
     for kind, rows in samples.items():
         print("  " + _line(f"{kind:6} decision", [r[0] for r in rows]))
         print("  " + _line(f"{kind:6} base load", [r[1] for r in rows]))
+    if steps is not None:
+        decisions = steps[STEPS[0][1]][1]
+        print(f"CPU per decision by step (all {decisions:.0f} decisions, the warm-up's included):")
+        for label, (total_s, _) in steps.items():
+            print(f"  {label:44s} {1000 * total_s / decisions:6.2f} ms")
     print(f"load average after: {machine()['loadavg']}")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": m, "samples": samples}, indent=1))

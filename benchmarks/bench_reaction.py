@@ -67,6 +67,8 @@ class Step:
     acked_at: float
     solve_s: float
     decision_s: float
+    decided_at: float
+    """When the decision had run (its on_decision: its frames are written after this)."""
 
 
 async def step_up(site: BenchSite, profile: Profile, timeout_s: float = 30.0) -> Step:
@@ -93,6 +95,7 @@ async def step_up(site: BenchSite, profile: Profile, timeout_s: float = 30.0) ->
         acked_at,
         times.solve_s,
         times.snapshot_s + times.solve_s + times.plan_s + times.dispatch_s,
+        decision[0],
     )
 
 
@@ -128,6 +131,8 @@ def analyse(
                 "meter_to_sink_s": step.reading_at - step.reading_adapter_at,
                 "decision_s": step.decision_s,
                 "solve_s": step.solve_s,
+                "decided_s": step.decided_at - step.reading_at,
+                "first_written_s": min(sent.values(), default=float("nan")) - step.reading_at,
                 "first_received_s": min(got.values()) - step.reading_at,
                 "last_written_s": last_written - step.reading_at,
                 "last_received_s": max(got.values()) - step.reading_at,
@@ -192,6 +197,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "meter_to_sink_s": "meter adapter → sink",
         "decision_s": "decision (snapshot+solve+plan+submit)",
         "solve_s": "  of which solve",
+        "decided_s": "reading → decision done (its frames follow)",
+        "first_written_s": "reading → first TxProfile written",
         "first_received_s": "reading → first TxProfile received",
         "last_written_s": "reading → last TxProfile written",
         "last_received_s": "reading → last TxProfile received (THE figure)",

@@ -354,16 +354,31 @@ def car_floors(
     losses = setpoints.losses(key)
     floor_of = setpoints.floor_of(key)
     floors: list[Phases | None] = []
+    # The last floor computed here: readings between the same two reports, under the same
+    # setpoint cap, share it (draw_floor written out, its span found once).
+    last: tuple[int, int, float | None, Phases | None] = (-2, -2, None, None)
     for t, kept_at_t in zip(times, kept, strict=True):
         if not last_at > t + skew_s:
             break  # no report after this time yet, nor after any later one
         hit = kept_at_t.get(key)
         if hit is None or hit[0] != transaction_id or first_at > hit[1] or hit[2] != losses:
-            start, end = _span(reports, t, skew_s)
-            if end < len(reports) and not reports[end][0] + skew_s < horizon:
+            start, end = _span(reports, t, skew_s)  # end < len(reports): last_at is after t
+            after = reports[end][0] + skew_s
+            if not after < horizon:
                 break  # this time's report after is too new (so is every later time's)
-            floor = _in_site_phases(draw_floor(reports, t, floor_of, skew_s), wiring)
-            start_at = reports[start][0] if start >= 0 else float("inf")
+            if start < 0:
+                floor, start_at = None, float("inf")
+            else:
+                start_at = reports[start][0]
+                cap = setpoints.cap(key, start_at - skew_s, t, after)
+                if last[0] != start or last[1] != end or last[2] != cap:
+                    last = (
+                        start,
+                        end,
+                        cap,
+                        _in_site_phases(_lowest(reports[start : end + 1], cap), wiring),
+                    )
+                floor = last[3]
             hit = kept_at_t[key] = (transaction_id, start_at, losses, floor)
         floors.append(hit[3])
     if len(floors) < len(times):

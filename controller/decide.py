@@ -247,16 +247,7 @@ def build_problem(
                 label=group.id,
             )
         )
-    external = snapshot.charger_limits_a  # whole-charger limits others set: the sum obeys
-    nodes += [
-        LimitNode(
-            id=c.id,
-            parent=c.group or parent,
-            max_current_a=min(c.max_current_a, max(external.get(c.id, c.max_current_a), 0.0)),
-            label=c.id,
-        )
-        for c in config.chargers
-    ]
+    nodes += _charger_nodes(config, parent, snapshot.charger_limits_a)
     caps, runs, held = caps_a or {}, run_state or {}, held_a or {}
     sessions = tuple(
         _demand(s, config, caps.get(s.key), _run_times(s, runs, snapshot.at), wall_now_s, held)
@@ -269,6 +260,32 @@ def build_problem(
     return AllocationProblem(
         tuple(nodes), sessions, site.voltage_v, control.min_run_s, control.min_pause_s, plan
     )
+
+
+_charger_nodes_kept: tuple[HeadroomConfig, str, dict[str, float], list[LimitNode]] | None = None
+
+
+def _charger_nodes(
+    config: HeadroomConfig, parent: str, external: Mapping[str, float]
+) -> list[LimitNode]:
+    """One node per charger under ``parent``; ``external``: whole-charger limits others set
+    (the sum obeys). Built once per config, parent and limits (a thousand nodes a decision
+    at depot scale, nearly always the same)."""
+    global _charger_nodes_kept
+    kept = _charger_nodes_kept
+    if kept is not None and kept[0] is config and kept[1] == parent and kept[2] == external:
+        return kept[3]
+    nodes = [
+        LimitNode(
+            id=c.id,
+            parent=c.group or parent,
+            max_current_a=min(c.max_current_a, max(external.get(c.id, c.max_current_a), 0.0)),
+            label=c.id,
+        )
+        for c in config.chargers
+    ]
+    _charger_nodes_kept = (config, parent, dict(external), nodes)
+    return nodes
 
 
 def failsafe_allocation(problem: AllocationProblem, current_a: float, why: str) -> Allocation:

@@ -47,6 +47,7 @@ class Settling:
         self._changes: dict[str, tuple[float, float]] = {}  # key → (changed_at, limit_a)
         self._seen: dict[str, float] = {}  # key → arrival time of the last report taken
         self._quiet: set[str] = set()  # keys whose last change did not move the car
+        self._learned: tuple[object, object, dict[str, float]] = (None, None, {})
 
     def observe(
         self, sessions: Iterable[SessionView], held: Mapping[str, Held], failsafe_a: float
@@ -70,11 +71,16 @@ class Settling:
                     self._quiet.discard(s.key)
                     if s.key not in book.pending or small:
                         self._quiet.add(s.key)
-            seen = self._seen.get(s.key, float("-inf"))
-            for at, current in s.reports:
-                if at > seen:
-                    book, _ = measured(book, s.key, drawn_a(current), at, max_s)
-                    self._seen[s.key] = at
+            # The reports since the last call; only a car with a pending change learns from
+            # them (measured() is a no-op without one), so the others just move the mark.
+            reports = s.reports
+            if reports and reports[-1][0] > self._seen.get(s.key, float("-inf")):
+                if s.key in book.pending:
+                    seen = self._seen.get(s.key, float("-inf"))
+                    for at, current in reports:
+                        if at > seen:
+                            book, _ = measured(book, s.key, drawn_a(current), at, max_s)
+                self._seen[s.key] = reports[-1][0]
         self.book = forget(book, live)
         for gone in [k for k in self._changes if k not in live]:
             del self._changes[gone]
@@ -88,7 +94,11 @@ class Settling:
 
     def learned(self) -> dict[str, float]:
         """The response time of every charger that has shown one."""
-        return {cid: self.response_s(cid) for cid in self.book.observed_s}
+        # Asked several times per decision; the book is immutable, so one answer per book.
+        if self._learned[0] is not self.book or self._learned[1] is not self.control:
+            answer = {cid: self.response_s(cid) for cid in self.book.observed_s}
+            self._learned = (self.book, self.control, answer)
+        return dict(self._learned[2])
 
     def settle_times(self, chargers: Iterable[str]) -> dict[str, float]:
         """How long a car gets before its draw teaches what it takes (``SiteState.settle_s``):
@@ -165,12 +175,11 @@ class Settling:
     def shows_follow(self, key: str, current_a: PhaseValues, held: Held | None) -> bool:
         """True when a report of ``current_a`` shows the car has just followed its last
         change: one pending, or one accepted since the last decision (``held``)."""
-        draw = drawn_a(current_a)
         seen = self._changes.get(key)
         if held is not None and (seen is None or held.changed_at > seen[0]):
-            return abs(draw - held.limit_a) <= FOLLOW_TOLERANCE_A
-        change = self.book.pending.get(key)
-        return change is not None and follows(change, draw)
+            return abs(drawn_a(current_a) - held.limit_a) <= FOLLOW_TOLERANCE_A
+        change = self.book.pending.get(key)  # none for most reports: nothing to judge
+        return change is not None and follows(change, drawn_a(current_a))
 
 
 def _draw_before(reports: tuple[tuple[float, PhaseValues], ...], at: float) -> float | None:
