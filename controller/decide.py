@@ -28,6 +28,7 @@ broken answer is replaced by the fail-safe allocation and reported.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -262,7 +263,10 @@ def build_problem(
     )
 
 
-_charger_nodes_kept: tuple[HeadroomConfig, str, dict[str, float], list[LimitNode]] | None = None
+_Kept = tuple["weakref.ref[HeadroomConfig]", str, dict[str, float], list[LimitNode]]
+_charger_nodes_kept: dict[int, _Kept] = {}
+"""Charger nodes per live config (one per site in a process), by the config's id."""
+_KEEP_AT_MOST = 256
 
 
 def _charger_nodes(
@@ -270,10 +274,9 @@ def _charger_nodes(
 ) -> list[LimitNode]:
     """One node per charger under ``parent``; ``external``: whole-charger limits others set
     (the sum obeys). Built once per config, parent and limits (a thousand nodes a decision
-    at depot scale, nearly always the same)."""
-    global _charger_nodes_kept
-    kept = _charger_nodes_kept
-    if kept is not None and kept[0] is config and kept[1] == parent and kept[2] == external:
+    at depot scale, nearly always the same); each site of a process keeps its own."""
+    kept = _charger_nodes_kept.get(id(config))
+    if kept is not None and kept[0]() is config and kept[1] == parent and kept[2] == external:
         return kept[3]
     nodes = [
         LimitNode(
@@ -284,7 +287,9 @@ def _charger_nodes(
         )
         for c in config.chargers
     ]
-    _charger_nodes_kept = (config, parent, dict(external), nodes)
+    if len(_charger_nodes_kept) >= _KEEP_AT_MOST:
+        _charger_nodes_kept.clear()  # configs replaced many times over: start again
+    _charger_nodes_kept[id(config)] = (weakref.ref(config), parent, dict(external), nodes)
     return nodes
 
 

@@ -160,3 +160,17 @@ def test_offline_chargers_draw_stays_in_the_base_load() -> None:
     offline = replace(snap, booted=frozenset())
     assert base_load_a(snap, CONFIG) == (14.0, 14.0, 14.0)
     assert base_load_a(offline, CONFIG) == (30.0, 30.0, 30.0)
+
+
+def test_two_sites_in_one_process_plan_with_their_own_chargers() -> None:
+    """Two sites' problems built interleaved: each has its own chargers' nodes (a
+    charger-node cache kept for one site's config never serves the other's)."""
+    small, large = site_config(chargers=2, max_current_a=40), site_config(chargers=3)
+    small_snap = snapshot([session(i) for i in range(2)])
+    large_snap = snapshot([session(i) for i in range(3)])
+    base = (10.0, 10.0, 10.0)
+    for _ in range(3):
+        small_nodes = build_problem(small_snap, small, base).nodes
+        large_nodes = build_problem(large_snap, large, base).nodes
+        assert [n.id for n in small_nodes if n.id.startswith("cp-")] == ["cp-0", "cp-1"]
+        assert [n.id for n in large_nodes if n.id.startswith("cp-")] == ["cp-0", "cp-1", "cp-2"]
