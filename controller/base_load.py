@@ -28,6 +28,7 @@ from controller.config import HeadroomConfig
 from controller.meter_book import REPORT_SKEW_S, MeterView
 from controller.model import PhaseValues
 from controller.node_modes import node_load_a, reading_a
+from controller.over_limit import over_limit_bases
 from controller.state import SessionView
 
 __all__ = [
@@ -126,18 +127,19 @@ class BaseLoadEstimate:
         sessions: Sequence[SessionView],
         config: HeadroomConfig,
         setpoints: SetpointLog,
-        over_limit_since: float | None = None,
+        over_limit_at: float | None = None,
         away: Sequence[SessionView] = (),
         settle_s: Mapping[str, float] | None = None,
     ) -> Phases | None:
         """The base load to plan with, per site phase; ``None`` before the first reading.
 
-        ``over_limit_since``: the first of a run of readings that showed the node over its
-        limit, the last within a window. Then also, if higher: the newest reading less the
-        reports from before it (a rise shows at once; the floors of the decrease it causes
-        would read high until the cars report), and the lowest settled reading from the
-        first of the run on (older, lower readings cannot undo the decrease once the cars
-        follow it before they report).
+        ``over_limit_at``: the latest reading that showed the node over its limit, within a
+        window. Then also, if higher, the lowest of: that reading less the cars' reports
+        from before it (:func:`~controller.over_limit.over_limit_bases`: a rise shows at
+        once), and each settled reading after it (older, lower readings cannot undo the
+        decrease once the cars follow it before they report; settled, a newer reading
+        tells what the building draws since). Neither the cars' answer to that reading nor
+        our own increases since read as building load (:mod:`controller.over_limit`).
 
         ``away``: sessions whose charger is offline (not steered, so in the base load), each
         counted once in every reading (:class:`AwayCars`); ``settle_s``: by charger, the time
@@ -148,16 +150,18 @@ class BaseLoadEstimate:
             return None
         window = _thinned([v for v in self._readings if (v.good_at or 0.0) >= since])
         horizon = self._readings[-1].good_at or 0.0  # limits logged from now on come later
-        run: list[MeterView] = []
-        if over_limit_since is not None:
+        over: list[MeterView] = []  # the latest over-limit reading
+        run: list[MeterView] = []  # the settled readings after it
+        if over_limit_at is not None:
             settled_before = self._settled_before(sessions)
             times = [v.good_at or 0.0 for v in self._readings]
-            start = max((t for t in times if t <= over_limit_since), default=times[0])
+            over_at = max((t for t in times if t <= over_limit_at), default=times[0])
+            over = [v for v, t in zip(self._readings, times, strict=True) if t == over_at]
             run = _thinned(
                 [
                     v
                     for v, t in zip(self._readings, times, strict=True)
-                    if start <= t < settled_before
+                    if over_at < t < settled_before
                 ]
             )
         needed = sorted(
@@ -174,12 +178,9 @@ class BaseLoadEstimate:
             )
         )
         terms = [_lowest_of([bases[id(v)] for v in window])]
-        if over_limit_since is not None:
-            terms += _reading_bases(
-                window[-1:], sessions, config, None, self.skew_s, self._settled, horizon
-            )
-            if run:
-                terms.append(_lowest_of([bases[id(v)] for v in run]))
+        if over:
+            over_bases = over_limit_bases(over, sessions, config, self.skew_s)
+            terms.append(_lowest_of([*over_bases, *(bases[id(v)] for v in run)]))
         return (max(t[0] for t in terms), max(t[1] for t in terms), max(t[2] for t in terms))
 
 

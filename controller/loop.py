@@ -146,7 +146,6 @@ class ControlLoop:
         self._release_at = float("inf")
         self._group_bases_kept: dict[str, BaseLoadEstimate] = {}
         self._over_limit_at = float("-inf")
-        self._over_since = float("-inf")  # the first over-limit reading of the latest run of them
         self.last: Decision | None = None
         self.decisions = 0
 
@@ -161,10 +160,7 @@ class ControlLoop:
     def wake(self, over_limit: bool = False) -> None:
         """Ask for a decision now; ``over_limit`` when a reading showed the site over its limit."""
         if over_limit:
-            now = self._clock.monotonic()
-            if now - self._over_limit_at > self._config.control.base_load_window_s:
-                self._over_since = now
-            self._over_limit_at = now
+            self._over_limit_at = self._clock.monotonic()
         self._wake.set()
 
     async def run(self) -> None:
@@ -214,7 +210,7 @@ class ControlLoop:
             [s for s in snapshot.sessions if s.charger_id in snapshot.booted],
             self._config,
             self._setpoints,
-            self._over_since if recent_over else None,
+            self._over_limit_at if recent_over else None,
             away,
             away_settle_s,
         ) or (0.0, 0.0, 0.0)

@@ -175,6 +175,55 @@ def test_a_decrease_does_not_cascade() -> None:
     assert seen[8:] == [(30.0, 30.0, 30.0)] * 12
 
 
+def test_the_pause_an_over_limit_reading_causes_is_not_read_as_building_load() -> None:
+    """The building steps from 20 A to 30 A at 12 s, the cars draw 16 A each: the reading at
+    12 s is over the limit and the cars are paused at 12.05 s, following at 12.3 s. Their
+    reports of the pause, after that reading, say nothing of what they drew at it: the
+    estimate is 30 A from 12 s on, never the 62 A of the reading with the cars at 0 A."""
+    setpoints = SetpointLog()
+    setpoints.record(0.0, {"cp-0/1": 16.0, "cp-1/1": 16.0})
+    estimate = BaseLoadEstimate(window_s=3.0)
+
+    def draw(t: float) -> float:
+        return 0.0 if t >= 12.3 else 16.0
+
+    seen = []
+    for k in range(40, 72):  # meter every 0.25 s from 10 s to 17.75 s, reports every 0.5 s
+        t = k * 0.25
+        sessions = [
+            sess(i, car([(r, draw(r)) for r in _ticks(0.1 + 0.2 * i, t, 0.5)])) for i in (0, 1)
+        ]
+        estimate.add(reading(t, (30.0 if t >= 12.0 else 20.0) + 2 * draw(t)))
+        seen.append(estimate.estimate(sessions, CONFIG, setpoints, 12.0 if t >= 12.0 else None))
+        if t == 12.0:
+            setpoints.record(12.05, {"cp-0/1": 0.0, "cp-1/1": 0.0})
+    assert seen[:8] == [(20.0, 20.0, 20.0)] * 8
+    assert seen[8:] == [(30.0, 30.0, 30.0)] * 24
+
+
+def test_an_increase_after_an_over_limit_reading_is_not_read_as_building_load() -> None:
+    """A reading over the limit at 10 s; the car, at 13 A, is raised to 26 A at 12 s and
+    steps up at 12.3 s, reporting each second. Until it reports, newer readings are high
+    by the step, which is ours: the estimate stays at the building's 20 A throughout (it
+    used to cut the car back at each raise, for as long as the over-limit run lasted)."""
+    setpoints = SetpointLog()
+    setpoints.record(0.0, {"cp-0/1": 13.0})
+    estimate = BaseLoadEstimate(window_s=15.0)
+
+    def draw(t: float) -> float:
+        return 26.0 if t >= 12.3 else 13.0
+
+    for k in range(36, 60):  # meter every 0.25 s from 9 s to 14.75 s
+        t = k * 0.25
+        if t == 12.0:
+            setpoints.record(12.0, {"cp-0/1": 26.0}, {"cp-0/1": 13.0})
+            setpoints.accepted({"cp-0/1": (12.01, 26.0)})
+        sessions = [sess(0, car([(r, draw(r)) for r in _ticks(0.0, t)]))]
+        estimate.add(reading(t, 20.0 + draw(t)))
+        got = estimate.estimate(sessions, CONFIG, setpoints, 10.0 if t >= 10.0 else None)
+        assert got == (20.0, 20.0, 20.0), t
+
+
 def test_a_step_down_shows_at_the_first_reading_after_it() -> None:
     """The lowest reading wins: a building that drops from 60 A to 20 A is planned with 20 A
     as soon as one reading shows it."""
@@ -457,6 +506,7 @@ def test_the_estimate_never_reads_low_beyond_the_report_noise(
         changes = sorted({*changes, leaves_at})  # the first decision without it
     estimate = BaseLoadEstimate(window_s)
     arrived: list[tuple[float, float]] = []  # (good_at, true base at the sample)
+    kept: list[tuple[float, float]] = []  # (good_at, sampled) of each reading the estimate kept
     for k in range(int(15.0 / meter_every_s)):
         sampled = k * meter_every_s
         good_at = sampled + lags[k % len(lags)]
@@ -479,6 +529,8 @@ def test_the_estimate_never_reads_low_beyond_the_report_noise(
         site = base(sampled) + sum(c.draw(sampled) for c in fleet)
         estimate.add(reading(good_at, site))
         arrived.append((good_at, base(sampled)))
+        if not kept or good_at > kept[-1][0]:
+            kept.append((good_at, sampled))
         over = over_limit_at if over_limit_at is not None and over_limit_at <= good_at else None
         settle_s = {f"cp-{c.charger}": c.delay_s for c in fleet} if settle_known else None
         got = estimate.estimate(sessions, CONFIG, setpoints, over, away, settle_s)
@@ -488,6 +540,21 @@ def test_the_estimate_never_reads_low_beyond_the_report_noise(
         assert since >= good_at - max(window_s, SETTLED_WITHIN_S)
         lowest_true = min(b for at, b in arrived if at >= since) + away_a
         assert all(g >= lowest_true - NOISE_A * len(fleet) - 1e-9 for g in got), (sampled, got)
+        if over is None:
+            continue
+        # Over the limit, a rise by the latest over-limit reading shows at once: the estimate
+        # is no lower than the building from that reading on, whenever no car it subtracts
+        # had gone down since the report before it it is taken at (a car that followed a
+        # cut unreported makes that one reading read low; the window holds the estimate).
+        held = [k for k in kept if kept[-1][0] - k[0] <= max(window_s, SETTLED_WITHIN_S)]
+        over_at, over_sampled = ([k for k in held if k[0] <= over] or held[:1])[-1]
+        before = [[v[0] or 0.0 for at, v in s.reports if at <= over_at - S] for s in sessions]
+        if all(
+            not reported or c.draw(over_sampled) >= reported[-1] - NOISE_A
+            for c, reported in zip(fleet, before, strict=False)
+        ):
+            risen = min(b for at, b in arrived if at >= over_at)
+            assert all(g >= risen - NOISE_A * len(fleet) - 1e-9 for g in got), (sampled, got)
 
 
 def _restarted(c: Car, at: float, limit_a: float) -> Car:
