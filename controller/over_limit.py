@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from controller.car_floors import REPORT_SKEW_S, Phases, Report
+from controller.car_floors import Phases, Report
 from controller.config import HeadroomConfig
-from controller.meter_book import MeterView
+from controller.meter_book import REPORT_SKEW_S, MeterView
 from controller.model import PhaseValues
 from controller.node_modes import node_load_a
 from controller.state import SessionView
