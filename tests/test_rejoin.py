@@ -106,6 +106,7 @@ async def test_a_charger_leaving_just_after_its_car_ramped_up_is_not_planned_low
         assert highest_offer_a <= room_a + 0.1
         assert worst_a <= 63.0
         assert highest_offer_a >= room_a - 1.0  # the room beside the away car is offered
+        assert cp0.offered_a(1) >= room_a - 1.0  # and stays offered: no cut-backs
 
 
 async def _watch(r: Rig, cp: SimulatedChargePoint, seconds: float) -> tuple[float, float]:
