@@ -113,12 +113,13 @@ def test_the_peak_cap_holds_with_the_base_load() -> None:
     assert violations(problem, answer) == []
 
 
-def test_slot_zero_keeps_zero_or_the_minimum() -> None:
-    """100 Wh needed within 4 h: the plan asks for well under 6 A now, and the setpoint
-    is raised to the 6 A minimum (charging now never hurts a car that must leave charged),
-    never a current between 0 and 6 A."""
+def test_a_car_the_plan_finishes_in_slot_zero_charges_at_its_maximum() -> None:
+    """100 Wh needed within 4 h: the plan delivers it all in the first 15-minute slot, at
+    well under 6 A on average; the setpoint is the car's maximum (it finishes in seconds,
+    then is cut once), never a current between 0 and 6 A."""
     answer = deadline(_site(63.0, _car("van", 4, 100.0)))
-    assert answer.current_a("van") == 6.0
+    assert answer.current_a("van") == 32.0
+    assert answer.connectors["van"].reason == "session max"
 
 
 def test_flexible_cars_share_the_rest_weighted_fair() -> None:
