@@ -54,7 +54,7 @@ from controller.state import SessionView, SiteSnapshot
 from controller.tariff import horizon
 from controller.untrusted import reserve_idle, unbounded
 from policies import Allocation, AllocationProblem, ConnectorAllocation, LimitNode, Policy
-from policies.problem import Horizon, SessionDemand
+from policies.problem import IEC_61851_MIN_CURRENT_A, Horizon, SessionDemand
 from policies.verify import violations
 
 Phases = tuple[float, float, float]
@@ -133,15 +133,9 @@ def _run_times(
 
 
 def _needs(
-    session: SessionView, wall_now_s: float | None, on_way_s: float = 0.0, volts: float = 230.0
+    session: SessionView, wall_now_s: float | None
 ) -> tuple[float | None, float | None, float | None, float | None]:
-    """(departure_s, energy_wh still open, weight, EV max) from the session's needs.
-
-    The energy still open leaves out what the car will draw at its present draw for
-    ``on_way_s`` (its charger's learned response time): whatever a decision sends now, the
-    car keeps its draw that long, so that energy is on its way. Counted as open, a car told
-    to stop when its need was met took its response time's worth more (2–3 s at 16 A:
-    6–10 Wh a van on fleet_depot_departures.yaml), and the cars after it went short."""
+    """(departure_s, energy_wh still open, weight, EV max) from the session's needs."""
     needs = session.needs
     if needs is None:
         return None, None, None, None
@@ -150,10 +144,21 @@ def _needs(
         departure_s = needs.departure_at - wall_now_s
     energy_wh = None
     if needs.energy_wh is not None:
-        drawn_w = sum(a or 0.0 for a in session.measured_a or ()) * volts
-        on_way_wh = drawn_w * on_way_s / 3600.0
-        energy_wh = max(needs.energy_wh - session.delivered_since_needs_wh - on_way_wh, 0.0)
+        energy_wh = max(needs.energy_wh - session.delivered_since_needs_wh, 0.0)
     return departure_s, energy_wh, needs.priority, needs.ev_max_a
+
+
+def _on_way_wh(session: SessionView, phases: int, response_s: float, volts: float) -> float:
+    """Energy a car takes before a setpoint sent now reaches it (``response_s``, its
+    charger's learned response time): its draw that long, and, when it draws less than its
+    minimum (stopped), the least a restart would give it before a cut could stop it again.
+
+    Counted as still needed, a car told to stop when its need was met took its response
+    time's worth more (2–3 s at 16 A: 6–10 Wh a van on fleet_depot_departures.yaml) and the
+    cars after it went short; and a stopped car with a few Wh left was restarted at once,
+    cutting a car that needed far more (the minimum term)."""
+    drawn_a = sum(a or 0.0 for a in session.measured_a or ())
+    return max(drawn_a, IEC_61851_MIN_CURRENT_A * phases) * volts * response_s / 3600.0
 
 
 def _demand(
@@ -182,9 +187,10 @@ def _demand(
         max_a = min(max_a, cap_a)
     if session.external_limit_a is not None:  # set by others (2.0.1 NotifyChargingLimit)
         max_a = min(max_a, max(session.external_limit_a, 0.0))
-    departure_s, energy_wh, priority, ev_max_a = _needs(
-        session, wall_now_s, response_s, config.site.voltage_v
-    )
+    departure_s, energy_wh, priority, ev_max_a = _needs(session, wall_now_s)
+    if energy_wh is not None and response_s > 0.0:
+        on_way = _on_way_wh(session, len(charger_phases), response_s, config.site.voltage_v)
+        energy_wh = max(energy_wh - on_way, 0.0)
     if ev_max_a is not None:
         max_a = min(max_a, ev_max_a)
     weight = charger.priority if charger else 1.0

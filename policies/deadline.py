@@ -23,9 +23,10 @@ This module owns the policy for fleet depots. In order:
    that must leave charged), cut to what the limits still leave and floored
    to 0.1 A; if that is below its minimum it gets 0 A. So the
    0-or-at-least-the-minimum rule holds exactly and every limit holds on the
-   0.1 A grid. A car the plan finishes within slot 0 (nothing planned after
-   it) asks for its maximum, not the slot's average: it finishes sooner and is
-   cut once, from its current to 0, when its need is met. Spread over the
+   0.1 A grid. A charging car the plan finishes within slot 0 (nothing planned
+   after it) asks for its maximum, not the slot's average: it finishes sooner
+   and is cut once, from its current to 0, when its need is met (a stopped car
+   is not restarted at its maximum for what is left). Spread over the
    slot, its current came down a step per decision (16, 13, 6, 0 A on
    ``fleet_depot_departures.yaml``), each step a handover to a waiting car
    that the loop has to time against a car still following the step before.
@@ -145,7 +146,8 @@ def _first_slot(
         if first_a[k] <= _OFF_A:
             codes[k] = LATER
             continue
-        wanted = hi_a if last_slot[k] else min(max(first_a[k], lo_a), hi_a)
+        charging = (sessions.demands[i].held_a or 0.0) > 0.0
+        wanted = hi_a if last_slot[k] and charging else min(max(first_a[k], lo_a), hi_a)
         c = pairs.constraint[bounds[i] : bounds[i + 1]]
         coef = pairs.coef[bounds[i] : bounds[i + 1]]
         free = (room[c] - load[c]) / coef if len(c) else np.array([np.inf])
