@@ -54,7 +54,7 @@ from controller.state import SessionView, SiteSnapshot
 from controller.tariff import horizon
 from controller.untrusted import reserve_idle, unbounded
 from policies import Allocation, AllocationProblem, ConnectorAllocation, LimitNode, Policy
-from policies.problem import Horizon, SessionDemand
+from policies.problem import IEC_61851_MIN_CURRENT_A, Horizon, SessionDemand
 from policies.verify import violations
 
 Phases = tuple[float, float, float]
@@ -148,6 +148,19 @@ def _needs(
     return departure_s, energy_wh, needs.priority, needs.ev_max_a
 
 
+def _on_way_wh(session: SessionView, phases: int, response_s: float, volts: float) -> float:
+    """Energy a car takes before a setpoint sent now reaches it (``response_s``, its
+    charger's learned response time): its draw that long, and, when it draws less than its
+    minimum (stopped), the least a restart would give it before a cut could stop it again.
+
+    Counted as still needed, a car told to stop when its need was met took its response
+    time's worth more (2–3 s at 16 A: 6–10 Wh a van on fleet_depot_departures.yaml) and the
+    cars after it went short; and a stopped car with a few Wh left was restarted at once,
+    cutting a car that needed far more (the minimum term)."""
+    drawn_a = sum(a or 0.0 for a in session.measured_a or ())
+    return max(drawn_a, IEC_61851_MIN_CURRENT_A * phases) * volts * response_s / 3600.0
+
+
 def _demand(
     session: SessionView,
     config: HeadroomConfig,
@@ -155,6 +168,7 @@ def _demand(
     run_times: tuple[float | None, float | None] = (None, None),
     wall_now_s: float | None = None,
     held_a: Mapping[str, float] | None = None,
+    response_s: float = 0.0,
 ) -> SessionDemand:
     charger = config.charger(session.charger_id)
     rating_a = charger.max_current_a if charger else config.site.failsafe_current_a
@@ -174,6 +188,9 @@ def _demand(
     if session.external_limit_a is not None:  # set by others (2.0.1 NotifyChargingLimit)
         max_a = min(max_a, max(session.external_limit_a, 0.0))
     departure_s, energy_wh, priority, ev_max_a = _needs(session, wall_now_s)
+    if energy_wh is not None and response_s > 0.0:
+        on_way = _on_way_wh(session, len(charger_phases), response_s, config.site.voltage_v)
+        energy_wh = max(energy_wh - on_way, 0.0)
     if ev_max_a is not None:
         max_a = min(max_a, ev_max_a)
     weight = charger.priority if charger else 1.0
@@ -201,12 +218,14 @@ def build_problem(
     wall_now_s: float | None = None,
     group_base_a: Mapping[str, Phases] | None = None,
     held_a: Mapping[str, float] | None = None,
+    response_s: Mapping[str, float] | None = None,
 ) -> AllocationProblem:
     """The site as a limit tree with one demand per running session.
 
     ``group_base_a`` is the base load of each group that has a meter of its own;
     ``held_a`` what each session's charger accepted last (``deadline`` keeps to it
-    among equal plans).
+    among equal plans); ``response_s`` each charger's learned response time (a car's
+    draw for that long is not counted in the energy it still needs).
     With a demand-charge target, a ``demand window`` node between the site and the
     chargers carries the average power still allowed in the billing window. With
     the wall-clock time (UNIX s), departures become seconds from now and the
@@ -249,9 +268,17 @@ def build_problem(
             )
         )
     nodes += _charger_nodes(config, parent, snapshot.charger_limits_a)
-    caps, runs, held = caps_a or {}, run_state or {}, held_a or {}
+    caps, runs, held, lead = caps_a or {}, run_state or {}, held_a or {}, response_s or {}
     sessions = tuple(
-        _demand(s, config, caps.get(s.key), _run_times(s, runs, snapshot.at), wall_now_s, held)
+        _demand(
+            s,
+            config,
+            caps.get(s.key),
+            _run_times(s, runs, snapshot.at),
+            wall_now_s,
+            held,
+            lead.get(s.charger_id, 0.0),
+        )
         for s in snapshot.sessions
     )
     control = config.control
@@ -318,6 +345,7 @@ def decide(
     run_state: Mapping[str, RunState] | None = None,
     wall_now_s: float | None = None,
     group_base_a: Mapping[str, Phases] | None = None,
+    response_s: Mapping[str, float] | None = None,
 ) -> Decision:
     """One decision: trust each meter as far as it deserves, solve, check, and target.
 
@@ -329,6 +357,7 @@ def decide(
     ``base_a`` is the base load to plan with (the loop passes the smoothed one);
     without it the raw estimate from this snapshot is used. ``demand_cap_w`` is the
     average power the demand-charge window still allows, if a target is set.
+    ``response_s`` is each charger's learned response time (``build_problem``).
     ``noncompliant`` sessions do not follow their setpoints: their charger's full
     rating is reserved on their phases and they are told the fail-safe current (a
     mapping gives the reason for each, shown as the target's reason).
@@ -413,6 +442,7 @@ def decide(
         wall_now_s=wall_now_s,
         group_base_a=groups_a,
         held_a=held_a,
+        response_s=response_s,
     )
     rejected: tuple[str, ...] = ()
     if mode is Mode.FAILSAFE:

@@ -236,6 +236,7 @@ class ControlLoop:
             self._run_state,
             wall_now_s=self._clock.now().timestamp(),
             group_base_a=group_base,
+            response_s=self.settling.learned(),
         )
         self._run_state = next_run_state(self._run_state, decision, now)
         self._setpoints.record(

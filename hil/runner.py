@@ -208,6 +208,8 @@ def _failing(recorder: Recorder, scenario: Scenario, rig: SimRig) -> list[str]:
     kpis = compute_kpis(
         recorder, plugs, commands, len(rig.settings), elapsed_s, allowance_s(scenario)
     )
+    # Added at the end of a run too; missing, its assertion showed as failing all along.
+    kpis["increases_within_response"] = increases_within_response(_stays(rig, plugs))
     return [v.kpi for v in judge(scenario.assertions, kpis) if not v.passed]
 
 

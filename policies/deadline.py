@@ -23,7 +23,13 @@ This module owns the policy for fleet depots. In order:
    that must leave charged), cut to what the limits still leave and floored
    to 0.1 A; if that is below its minimum it gets 0 A. So the
    0-or-at-least-the-minimum rule holds exactly and every limit holds on the
-   0.1 A grid.
+   0.1 A grid. A charging car the plan finishes within slot 0 (nothing planned
+   after it) asks for its maximum, not the slot's average: it finishes sooner
+   and is cut once, from its current to 0, when its need is met (a stopped car
+   is not restarted at its maximum for what is left). Spread over the
+   slot, its current came down a step per decision (16, 13, 6, 0 A on
+   ``fleet_depot_departures.yaml``), each step a handover to a waiting car
+   that the loop has to time against a car still following the step before.
 5. **The rest, weighted-fair.** The flexible sessions share what the planned
    ones leave in slot 0 by ``weighted_fair`` (their currents added to the
    base loads of the nodes above them), pausing and rotation included.
@@ -125,10 +131,11 @@ def _edf_order(
 
 
 def _first_slot(
-    compiled: Compiled, who: IntArray, departure_s: FloatArray, first_a: FloatArray
+    compiled: Compiled, who: IntArray, departure_s: FloatArray, solved: Plan
 ) -> tuple[FloatArray, IntArray]:
     """Slot-0 currents and reason codes of the planned sessions (module doc, step 4)."""
     sessions, pairs = compiled.sessions, compiled.layout.pairs
+    first_a, last_slot = solved.first_a, solved.last_slot
     room = compiled.tree.room_a.ravel()
     load = np.zeros(len(room))
     bounds = np.searchsorted(pairs.session, np.arange(len(sessions.ids) + 1))
@@ -139,7 +146,8 @@ def _first_slot(
         if first_a[k] <= _OFF_A:
             codes[k] = LATER
             continue
-        wanted = min(max(first_a[k], lo_a), hi_a)
+        charging = (sessions.demands[i].held_a or 0.0) > 0.0
+        wanted = hi_a if last_slot[k] and charging else min(max(first_a[k], lo_a), hi_a)
         c = pairs.constraint[bounds[i] : bounds[i + 1]]
         coef = pairs.coef[bounds[i] : bounds[i + 1]]
         free = (room[c] - load[c]) / coef if len(c) else np.array([np.inf])
@@ -193,7 +201,7 @@ def _reason(compiled: Compiled, code: int, weight: float) -> str:
 def _fallback(compiled: Compiled, who: IntArray, need_wh: FloatArray) -> Plan:
     """Every planned session at its maximum; nothing known about shortfalls."""
     max_a = compiled.sessions.max_a[who]
-    return Plan(max_a, np.zeros(len(who)), need_wh[who])
+    return Plan(max_a, np.zeros(len(who)), need_wh[who], np.zeros(len(who), dtype=bool))
 
 
 def deadline(problem: AllocationProblem) -> Allocation:
@@ -214,7 +222,7 @@ def deadline(problem: AllocationProblem) -> Allocation:
         rooms = slot_rooms(compiled, forecast, _slots_needed(problem, departure[who]))
         solved = plan(compiled, who, rooms, departure[who], need[who])
     solved = solved or _fallback(compiled, who, need)
-    amps, codes = _first_slot(compiled, who, departure, solved.first_a)
+    amps, codes = _first_slot(compiled, who, departure, solved)
     rest = weighted_fair(_remainder(compiled, who, amps, np.flatnonzero(~has)))
     return _answer(compiled, who, amps, codes, solved, rest, has)
 

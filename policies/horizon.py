@@ -49,7 +49,7 @@ import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import csr_array, vstack
 
-from policies.incidence import KINDS, FloatArray, IntArray, non_negative
+from policies.incidence import KINDS, BoolArray, FloatArray, IntArray, non_negative
 from policies.layout import Compiled
 from policies.problem import PHASES, Horizon
 
@@ -67,14 +67,19 @@ short. Among plans otherwise equal the present one wins, so equal cars do not sw
 
 _WH_PER_KWH = 1000.0
 
+_OFF_A = 1e-6
+"""A planned current this small is 0."""
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Per planned session: slot 0's current, the Wh it will lack, the Wh it needs."""
+    """Per planned session: slot 0's current, the Wh it will lack, the Wh it needs, and
+    whether the plan gives it nothing after slot 0 (it finishes within the slot)."""
 
     first_a: FloatArray
     short_wh: FloatArray
     need_wh: FloatArray
+    last_slot: BoolArray
 
 
 def _slot_seconds(departure_s: FloatArray, horizon: Horizon) -> tuple[IntArray, FloatArray]:
@@ -183,7 +188,8 @@ def plan(
     if result.status != 0:
         return None
     x, short = result.x[:columns], result.x[columns : columns + m]
-    return Plan(x[start[:-1]], np.maximum(short, 0.0) * unit * _WH_PER_KWH, need_wh)
+    later = np.bincount(owner, np.where(slot > 0, x, 0.0), minlength=m) <= _OFF_A
+    return Plan(x[start[:-1]], np.maximum(short, 0.0) * unit * _WH_PER_KWH, need_wh, later)
 
 
 def _held_a(compiled: Compiled, who: IntArray, max_a: FloatArray) -> FloatArray:

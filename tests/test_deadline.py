@@ -6,6 +6,8 @@ hour at its maximum; a 15-minute slot at 16 A three-phase gives 2,760 Wh.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from policies import POLICIES, AllocationProblem, Horizon, LimitNode, SessionDemand
@@ -114,11 +116,21 @@ def test_the_peak_cap_holds_with_the_base_load() -> None:
 
 
 def test_slot_zero_keeps_zero_or_the_minimum() -> None:
-    """100 Wh needed within 4 h: the plan asks for well under 6 A now, and the setpoint
-    is raised to the 6 A minimum (charging now never hurts a car that must leave charged),
-    never a current between 0 and 6 A."""
+    """100 Wh needed within 4 h by a car that holds nothing: the plan asks for well under
+    6 A now, and the setpoint is raised to the 6 A minimum (charging now never hurts a car
+    that must leave charged), never a current between 0 and 6 A."""
     answer = deadline(_site(63.0, _car("van", 4, 100.0)))
     assert answer.current_a("van") == 6.0
+
+
+def test_a_charging_car_the_plan_finishes_in_slot_zero_keeps_its_maximum() -> None:
+    """The same car charging at 32 A: the plan delivers the rest within the first slot, at
+    well under 6 A on average; the car keeps its maximum (it finishes in seconds and is cut
+    once), not the slot's average."""
+    car = replace(_car("van", 4, 100.0), held_a=32.0)
+    answer = deadline(_site(63.0, car))
+    assert answer.current_a("van") == 32.0
+    assert answer.connectors["van"].reason == "session max"
 
 
 def test_flexible_cars_share_the_rest_weighted_fair() -> None:

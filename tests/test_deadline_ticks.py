@@ -106,3 +106,29 @@ def test_holding_current_does_not_make_a_car_short() -> None:
     assert answer.current_a("early") == 32.0
     assert answer.current_a("late") == 0.0
     assert answer.unserved == ()
+
+
+def test_a_van_that_finishes_is_cut_once() -> None:
+    """Re-planned every second with 2 s slots, an early van whose need fits in the first
+    slot keeps its 16 A until the need is met and then gets 0: one cut, not a step down
+    per tick (16, 13, 6, 0 A before, each step a handover the loop had to time)."""
+    cars = {f"early-{i}": (38.0, 90.0, 0.0) for i in range(3)}
+    cars |= {f"late-{i}": (66.0, 90.0, 0.0) for i in range(3)}
+    seen: dict[str, list[float]] = {key: [] for key in cars}
+    for tick in range(38):
+        problem = _depot(cars, tick)
+        currents = deadline(problem).currents_a()
+        for key in cars:
+            seen[key].append(currents[key])
+        cars = {
+            key: (
+                leave_s - _TICK_S,
+                max(need_wh - currents[key] * 3 * _VOLTS * _TICK_S / 3600, 0.0),
+                currents[key],
+            )
+            for key, (leave_s, need_wh, _) in cars.items()
+        }
+    for key in ("early-0", "early-1", "early-2"):
+        last_on = max(t for t, a in enumerate(seen[key]) if a > 0.0)
+        assert seen[key][last_on] >= 15.0, (key, seen[key][last_on - 3 : last_on + 2])
+        assert all(a == 0.0 for a in seen[key][last_on + 1 :]), key

@@ -57,6 +57,32 @@ def test_needs_reach_the_problem() -> None:
     assert demand.max_current_a == 20.0
 
 
+def test_the_energy_a_car_draws_before_a_setpoint_reaches_it_is_not_open() -> None:
+    """A van drawing 16 A on three phases (11,040 W) whose charger takes 2 s to pass a new
+    setpoint on: 6.13 Wh reach it whatever the decision sends, so 100 Wh still to deliver
+    leave 93.87 Wh open; a charger not learned yet counts nothing on its way; a need smaller
+    than what is on its way is met (0, not negative); and a stopped van counts what a
+    restart at the 6 A minimum would give it before a cut could stop it again (2.3 Wh)."""
+    needs = SessionNeeds("cp-0", 1, 0.0, NOW_S + 600, 1100.0, source="scenario")
+    view = replace(session(0), needs=needs)
+    config, base = _config(), (0.0, 0.0, 0.0)
+
+    def open_wh(learned: dict[str, float], delivered_wh: float, draw_a: float) -> float | None:
+        seen = replace(
+            view, delivered_since_needs_wh=delivered_wh, measured_a=(draw_a, draw_a, draw_a)
+        )
+        problem = build_problem(
+            snapshot([seen]), config, base, wall_now_s=NOW_S, response_s=learned
+        )
+        return problem.sessions[0].energy_wh
+
+    assert open_wh({"cp-0": 2.0}, 1000.0, 16.0) == pytest.approx(100.0 - 11_040.0 * 2 / 3600)
+    assert open_wh({}, 1000.0, 16.0) == 100.0
+    assert open_wh({"cp-0": 2.0}, 1095.0, 16.0) == 0.0
+    assert open_wh({"cp-0": 2.0}, 1098.0, 0.0) == 0.0
+    assert open_wh({"cp-0": 2.0}, 1090.0, 0.0) == pytest.approx(10.0 - 4_140.0 * 2 / 3600)
+
+
 def test_without_the_wall_clock_nothing_is_planned() -> None:
     """No wall time: no departure can be placed, so the demand has none (nor a horizon)."""
     view = replace(session(0), needs=SessionNeeds("cp-0", 1, 0.0, NOW_S + 3600, 1000.0))
