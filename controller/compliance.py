@@ -23,7 +23,7 @@ restarted controller, one flagged by its schedule until it ends.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from controller.dispatch import Held
 from controller.model import CompositeLimit, ScheduleStatus
@@ -39,6 +39,8 @@ class Compliance:
 
     over_since: Mapping[str, float]
     flagged: frozenset[str]
+    over_limit: Mapping[str, float] = field(default_factory=dict)
+    """The setpoint each session was over when its clock started."""
 
 
 def check(
@@ -50,6 +52,7 @@ def check(
 ) -> Compliance:
     """The compliance of every session after the latest measurements."""
     over_since: dict[str, float] = {}
+    over_limit: dict[str, float] = {}
     for session in sessions:
         setpoint = held.get(session.key)
         if setpoint is None or session.measured_a is None or session.measured_at is None:
@@ -59,11 +62,36 @@ def check(
             # charger over its setpoints stays over while the loop adjusts them.
             if session.key in previous.over_since:
                 over_since[session.key] = previous.over_since[session.key]
+                if session.key in previous.over_limit:
+                    over_limit[session.key] = previous.over_limit[session.key]
             continue
-        if _overdraws(session, setpoint):
-            over_since[session.key] = previous.over_since.get(session.key, session.measured_at)
+        if not _overdraws(session, setpoint):
+            continue
+        since = previous.over_since.get(session.key)
+        if since is None or _followed_since(session, setpoint, since, previous):
+            over_since[session.key] = session.measured_at
+            over_limit[session.key] = setpoint.limit_a
+        else:
+            over_since[session.key] = since
+            if session.key in previous.over_limit:
+                over_limit[session.key] = previous.over_limit[session.key]
     flagged = frozenset(k for k, since in over_since.items() if now - since >= timeout_s)
-    return Compliance(over_since, flagged)
+    return Compliance(over_since, flagged, over_limit)
+
+
+def _followed_since(
+    session: SessionView, setpoint: Held, since: float, previous: Compliance
+) -> bool:
+    """The session came down to the setpoint it was over when its clock started, and a
+    lower one has been accepted since: it follows, only a step behind a run of decreases.
+    Each step's car gets its own response time; a charger that ignores its setpoints never
+    comes down, so its clock keeps running, and a flagged one stays flagged until it is
+    within its setpoint."""
+    started_over = previous.over_limit.get(session.key)
+    if started_over is None or session.key in previous.flagged or setpoint.changed_at <= since:
+        return False
+    drawn_a = max(value or 0.0 for value in session.measured_a or (0.0,))
+    return setpoint.limit_a < started_over and drawn_a <= started_over + OVERSHOOT_TOLERANCE_A
 
 
 def _overdraws(session: SessionView, setpoint: Held) -> bool:

@@ -59,6 +59,44 @@ def test_a_new_setpoint_does_not_restart_the_clock() -> None:
     assert check(sessions, held, previous, now=120.0, timeout_s=30.0).flagged == {"cp-0/1"}
 
 
+def _draw(amps: float, at: float) -> tuple:  # type: ignore[type-arg]
+    return (session(0, measured_a=(amps, amps, amps), measured_at=at),)
+
+
+def test_a_car_a_step_behind_a_run_of_decreases_is_not_flagged() -> None:
+    """Setpoints 8 → 6.9 → 0 A in 4.5 s to a car that takes up to 4 s for each: it reaches
+    each step before its response time is up, so it is never flagged (the clock restarts
+    once it is down to the setpoint it was over when the clock started)."""
+    step_1 = {"cp-0/1": Held(8.0, 41.0, 1, changed_at=41.0)}
+    step_2 = {"cp-0/1": Held(6.9, 44.0, 1, changed_at=44.0)}
+    step_3 = {"cp-0/1": Held(0.0, 45.5, 1, changed_at=45.5)}
+    state = check(_draw(18.6, 41.5), step_1, NONE, now=41.5, timeout_s=5.0)
+    state = check(_draw(18.6, 44.5), step_2, state, now=44.5, timeout_s=5.0)
+    state = check(_draw(8.0, 45.2), step_2, state, now=45.2, timeout_s=5.0)
+    assert state.over_since == {"cp-0/1": 45.2}  # it followed 8 A: 6.9 A's clock starts
+    state = check(_draw(8.0, 46.6), step_3, state, now=46.6, timeout_s=5.0)
+    assert state.flagged == frozenset()
+    state = check(_draw(6.9, 48.0), step_3, state, now=48.0, timeout_s=5.0)
+    state = check(_draw(6.9, 50.5), step_3, state, now=50.5, timeout_s=5.0)
+    assert state.flagged == frozenset()
+    assert check(_draw(0.0, 51.0), step_3, state, now=51.0, timeout_s=5.0) == NONE
+
+
+def test_a_charger_that_ignores_a_run_of_decreases_is_flagged_in_time() -> None:
+    """The same run of decreases to a charger that keeps drawing 32 A: flagged when its
+    first response time is up, new setpoints or not; a flag then stays until it follows."""
+    state = NONE
+    steps = [(8.0, 41.0), (6.9, 44.0), (0.0, 45.5)]
+    for now in (41.5, 43.0, 44.5, 45.6, 46.5):
+        limit, acked = [step for step in steps if step[1] <= now][-1]
+        held = {"cp-0/1": Held(limit, acked, 1, changed_at=acked)}
+        state = check(_draw(32.0, now), held, state, now=now, timeout_s=5.0)
+    assert state.flagged == {"cp-0/1"}
+    held = {"cp-0/1": Held(0.0, 45.5, 1, changed_at=45.5)}
+    # Down to the 8 A it was first over, but not yet to its setpoint: still flagged.
+    assert check(_draw(8.0, 47.0), held, state, now=47.0, timeout_s=5.0).flagged == {"cp-0/1"}
+
+
 def test_noncompliant_rating_is_reserved_and_it_gets_the_failsafe() -> None:
     """A flagged 32 A charger is planned at its full rating: the others share what is left,
     and it is told the fail-safe current with the reason."""
