@@ -252,7 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "hil":
         from hil.runner import hil_main
 
-        return hil_main(list(args.hil_args))
+        hil_args = list(args.hil_args)
+        if args.log_level != "info":  # `headroom --log-level debug hil run ...`, as for demo
+            hil_args = ["--log-level", args.log_level, *hil_args]
+        return hil_main(hil_args)
     return 2
 
 

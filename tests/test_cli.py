@@ -34,3 +34,22 @@ def test_solve_subcommand_prints_the_allocation(capsys: pytest.CaptureFixture[st
     assert answer["policy"] == "weighted_fair"
     assert answer["violations"] == []
     assert all("reason" in c for c in answer["connectors"].values())
+
+
+def test_the_log_level_before_hil_reaches_the_scenario_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`headroom --log-level debug hil run ...` shows the controller's debug logs (the HIL
+    runner logs at warning otherwise)."""
+    import structlog
+
+    saved = structlog.get_config()
+    try:
+        main(["--log-level", "debug", "hil", "run", str(tmp_path / "missing.yaml")])
+        structlog.get_logger().debug("probe after the hil run")
+        assert "probe after the hil run" in "".join(capsys.readouterr())
+        main(["hil", "run", str(tmp_path / "missing.yaml")])
+        structlog.get_logger().debug("quiet probe")
+        assert "quiet probe" not in "".join(capsys.readouterr())
+    finally:
+        structlog.configure(**saved)
