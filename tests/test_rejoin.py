@@ -15,9 +15,9 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
-from hil.charge_point import SimulatedChargePoint
 from hil.ev import EV
-from tests.rig import Rig, rig, until
+from tests.leaving import leave_at_share, watch
+from tests.rig import rig, until
 
 FREE_A = 63.0 - 1.0 - 10.0
 """What the two cars may share on the rig's site: limit − margin − the building's 10 A."""
@@ -42,7 +42,7 @@ async def test_a_car_dropping_before_the_first_decision_on_it_is_not_planned_low
         _, sent = next(p for p in reversed(cp1.received_profiles) if p[0] == 1)
         ends = datetime.now(UTC) + timedelta(seconds=1.3)
         assert cp1.set_profile(1, sent | {"validTo": ends.isoformat()}) == "Accepted"
-        highest_offer_a, worst_a = await _watch(r, cp1, 5.0)
+        highest_offer_a, worst_a = await watch(cp1, r.site.site_a, 5.0)
         assert highest_offer_a <= share_a
         assert worst_a <= 63.0
         assert cp1.offered_a(1) > 6.0  # steered again, above its fail-safe
@@ -62,59 +62,13 @@ async def test_a_charger_leaving_just_after_its_car_ramped_up_is_not_planned_low
         cp0, cp1 = r.charge_points
         await cp0.plug_in(1, EV(response_delay_s=0.1))
         await until(lambda: min(r.site.site_a()) >= 10.0 + 32.0 - 0.5, 10, "cp-0 at 32 A")
-        share_a = FREE_A / 2
-        low_at = [time.monotonic()]  # when cp-1's car last drew less than its share
-
-        async def watch_low() -> None:
-            while True:
-                if min(cp1.draw_a()) < share_a - 1.0:
-                    low_at[0] = time.monotonic()
-                await asyncio.sleep(0.02)
-
-        watcher = asyncio.create_task(watch_low())
-        await cp1.plug_in(1, EV(response_delay_s=0.1))
-
-        def shared() -> bool:
-            """cp-1 at its share, and its last report says so: a car still ramping when its
-            charger leaves is counted twice until it has settled (its draw since its last
-            report is both in the readings and in its reservation), which pauses cp-0 on
-            the safe side."""
-            seen = {s.key: s for s in r.controller.state.snapshot(time.monotonic()).sessions}
-            reported = seen.get("cp-1/1")
-            return (
-                cp1.offered_a(1) >= share_a - 0.5
-                and min(cp1.draw_a()) >= share_a - 0.5
-                and reported is not None
-                and min(reported.measured_a or (0.0,)) >= share_a - 0.5
-            )
-
-        # Its arrival may pause and resume the cars a few times first (longer under load).
-        await until(shared, 30, "cp-1 ramped up to its share")
-        await asyncio.sleep(0.5)
-        # The over-limit reaction to its ramp may cut it for a moment: leave at its share.
-        await until(shared, 15, "cp-1 back at its share")
-        before_a = cp1.offered_a(1)
-        await cp1.stop()
-        watcher.cancel()
+        away_a, low_at = await leave_at_share(r.controller, cp1, FREE_A / 2)
         # A reading from before it was at its share (its arrival, or a cut) is still in
         # the window: one the meter took at least a poll after it, with a second to spare.
-        assert time.monotonic() - low_at[0] < WINDOW_S - 1.0, "no low reading in the window"
-        # Its last setpoint, or one that reached it as it left: it draws this while away.
-        away_a = max(before_a, cp1.offered_a(1))
+        assert time.monotonic() - low_at < WINDOW_S - 1.0, "no low reading in the window"
         room_a = FREE_A - away_a
-        highest_offer_a, worst_a = await _watch(r, cp0, 5.0)
+        highest_offer_a, worst_a = await watch(cp0, r.site.site_a, 5.0)
         assert highest_offer_a <= room_a + 0.1
         assert worst_a <= 63.0
         assert highest_offer_a >= room_a - 1.0  # the room beside the away car is offered
         assert cp0.offered_a(1) >= room_a - 1.0  # and stays offered: no cut-backs
-
-
-async def _watch(r: Rig, cp: SimulatedChargePoint, seconds: float) -> tuple[float, float]:
-    """For ``seconds``: the highest offer on ``cp``'s connector 1 and the highest site phase."""
-    highest_offer_a, worst_a = 0.0, 0.0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        highest_offer_a = max(highest_offer_a, cp.offered_a(1))
-        worst_a = max(worst_a, *r.site.site_a())
-        await asyncio.sleep(0.05)
-    return highest_offer_a, worst_a

@@ -19,6 +19,7 @@ from hil.charge_point import SimulatedChargePoint
 from hil.ev import EV
 from hil.meter import SimulatedMeter
 from hil.site import SimulatedSite, WiredCharger
+from tests.leaving import leave_at_share, watch
 from tests.rig import until
 
 FEEDER_A = 50.0
@@ -90,44 +91,10 @@ async def test_a_feeder_charger_leaving_just_after_its_car_ramped_up_stays_in_it
         cp0, cp1 = r.cps
         await cp0.plug_in(1, EV(response_delay_s=0.1))
         await until(lambda: cp0.offered_a(1) == 32.0, 10, "cp-0 at 32 A")
-        share_a = FEEDER_FREE_A / 2
-        low_at = [time.monotonic()]  # when cp-1's car last drew less than its share
-
-        async def watch_low() -> None:
-            while True:
-                if min(cp1.draw_a()) < share_a - 1.0:
-                    low_at[0] = time.monotonic()
-                await asyncio.sleep(0.02)
-
-        watcher = asyncio.create_task(watch_low())
-        await cp1.plug_in(1, EV(response_delay_s=0.1))
-
-        def shared() -> bool:
-            """cp-1 at its share, and its last report says so (see tests/test_rejoin.py)."""
-            seen = {s.key: s for s in r.controller.state.snapshot(time.monotonic()).sessions}
-            reported = seen.get("cp-1/1")
-            return (
-                cp1.offered_a(1) >= share_a - 0.5
-                and min(cp1.draw_a()) >= share_a - 0.5
-                and reported is not None
-                and min(reported.measured_a or (0.0,)) >= share_a - 0.5
-            )
-
-        await until(shared, 30, "cp-1 ramped up to its share")
-        await asyncio.sleep(0.5)
-        await until(shared, 15, "cp-1 back at its share")
-        before_a = cp1.offered_a(1)
-        await cp1.stop()
-        watcher.cancel()
-        assert time.monotonic() - low_at[0] < WINDOW_S - 1.0, "no low reading in the window"
-        away_a = max(before_a, cp1.offered_a(1))  # what it may draw while away
+        away_a, low_at = await leave_at_share(r.controller, cp1, FEEDER_FREE_A / 2)
+        assert time.monotonic() - low_at < WINDOW_S - 1.0, "no low reading in the window"
         room_a = FEEDER_FREE_A - away_a
-        highest_offer_a, worst_a = 0.0, 0.0
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            highest_offer_a = max(highest_offer_a, cp0.offered_a(1))
-            worst_a = max(worst_a, *r.feeder.site_a())
-            await asyncio.sleep(0.05)
+        highest_offer_a, worst_a = await watch(cp0, r.feeder.site_a, 5.0)
         assert highest_offer_a <= room_a + 0.1
         assert worst_a <= FEEDER_A
         assert highest_offer_a >= room_a - 1.0  # the room beside the away car is offered
