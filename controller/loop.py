@@ -43,6 +43,7 @@ from controller.model import (
     SessionStarted,
     SessionStopped,
 )
+from controller.rejoin import rejoined_held
 from controller.restored import resumed_a
 from controller.room import fit_increases
 from controller.schedule_checks import ScheduleChecks
@@ -142,6 +143,7 @@ class ControlLoop:
         self._wake = asyncio.Event()
         self._base = BaseLoadEstimate(config.control.base_load_window_s)
         self._setpoints = SetpointLog()
+        self._rejoined: set[str] = set()  # chargers back without booting, not decided on yet
         self.settling = Settling(config.control)
         self._release_at = float("inf")
         self._group_bases_kept: dict[str, BaseLoadEstimate] = {}
@@ -191,6 +193,7 @@ class ControlLoop:
         now = self._clock.monotonic()
         self._resume(now)
         snapshot = self._state.snapshot(now)
+        self._count_rejoined(snapshot)
         t1 = time.perf_counter()
         control = self._config.control
         for reading in snapshot.site_readings:  # every poll since the last decision
@@ -243,7 +246,8 @@ class ControlLoop:
             now, {k: t.limit_a for k, t in decision.targets.items()}, held_a, [s.key for s in away]
         )
         t2 = time.perf_counter()
-        self._dispatcher.forget_ended(set(decision.targets))
+        # An offline charger's sessions keep what it held: it holds it still when back.
+        self._dispatcher.forget_ended(set(decision.targets) | {s.key for s in away})
         changes = plan_changes(
             decision.targets,
             self._dispatcher.held,
@@ -273,6 +277,37 @@ class ControlLoop:
         if self._on_decision is not None:
             self._on_decision(decision, StepTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3), snapshot)
         return decision
+
+    def rejoined(self, charger_id: str) -> None:
+        """The charger is back without booting: from the next decision on, its sessions count
+        as holding the most they may (:func:`controller.rejoin.rejoined_held`)."""
+        self._rejoined.add(charger_id)
+
+    def _count_rejoined(self, snapshot: SiteSnapshot) -> None:
+        held, site = self._dispatcher.held, self._config.site
+        lease_s, now = self._config.control.lease_s, snapshot.at
+        rtt_s = self._config.ocpp.call_timeout_s
+        for s in snapshot.sessions:
+            if s.charger_id in self._rejoined and s.restored is None:
+                charger = self._config.charger(s.charger_id)
+                # An unknown charger is never given more than its fail-safe (decide.py).
+                rating_a = charger.max_current_a if charger else site.failsafe_current_a
+                bound = rejoined_held(
+                    held.get(s.key),
+                    self._setpoints.ceiling(s.key),
+                    s.transaction_id,
+                    site.failsafe_current_a,
+                    rating_a,
+                    snapshot.at,
+                )
+                if bound is not None:
+                    held[s.key] = bound
+                before = held.get(s.key)
+                # Its lease started when it was sent: at most a call timeout before the answer.
+                lease_end = before.acked_at + lease_s - rtt_s if before is not None else None
+                lease_end = lease_end if lease_end is not None and lease_end <= now else None
+                self._setpoints.rejoined(s.key, lease_end, site.failsafe_current_a)
+        self._rejoined.clear()
 
     def _resume(self, now: float) -> None:
         """Count each setpoint a charger still holds from before a restart as held, once its
