@@ -142,7 +142,6 @@ class SetpointLog:
         self._losses: dict[str, int] = {}  # by session: how often entries were forgotten
         self._ceilings: dict[str, float] = {}
         self._away: dict[str, float] = {}  # by session whose charger is offline: since when
-        self._kept: set[str] = set()  # sessions back without a boot: their limits still hold
 
     def record(
         self,
@@ -160,8 +159,7 @@ class SetpointLog:
         """
         held_a = held_a or {}
         away = set(away) - set(targets_a)
-        back = set(self._away) - away - self._kept
-        self._kept.clear()
+        back = set(self._away) - away
         for key in (set(self._log) - set(targets_a) - away) | (back & set(self._log)):
             del self._log[key]
             self._losses[key] = self._losses.get(key, 0) + 1
@@ -184,18 +182,6 @@ class SetpointLog:
             if entries:  # floors kept under the limits logged so far may rise
                 self._losses[key] = self._losses.get(key, 0) + 1
             entries.appendleft((since, limit_a))
-
-    def rejoined(self, key: str, lease_end: float | None, failsafe_a: float) -> None:
-        """The session's charger is back without booting: it kept its profiles, so the limits
-        logged up to its departure still hold (not forgotten at the next decision), and from
-        ``lease_end`` on (``None``: its lease runs still) it may have been on its fail-safe."""
-        if key not in self._away:
-            return
-        self._kept.add(key)
-        entries = self._log.get(key)
-        if lease_end is not None and entries:
-            at = max(lease_end, entries[-1][0])
-            self._append(key, at, min(entries[-1][1], failsafe_a))
 
     def away_since(self, key: str) -> float | None:
         """When the first decision logged found the session's charger offline (``None``: it

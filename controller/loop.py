@@ -285,8 +285,6 @@ class ControlLoop:
 
     def _count_rejoined(self, snapshot: SiteSnapshot) -> None:
         held, site = self._dispatcher.held, self._config.site
-        lease_s, now = self._config.control.lease_s, snapshot.at
-        rtt_s = self._config.ocpp.call_timeout_s
         for s in snapshot.sessions:
             if s.charger_id in self._rejoined and s.restored is None:
                 charger = self._config.charger(s.charger_id)
@@ -302,11 +300,6 @@ class ControlLoop:
                 )
                 if bound is not None:
                     held[s.key] = bound
-                before = held.get(s.key)
-                # Its lease started when it was sent: at most a call timeout before the answer.
-                lease_end = before.acked_at + lease_s - rtt_s if before is not None else None
-                lease_end = lease_end if lease_end is not None and lease_end <= now else None
-                self._setpoints.rejoined(s.key, lease_end, site.failsafe_current_a)
         self._rejoined.clear()
 
     def _resume(self, now: float) -> None:
