@@ -43,7 +43,7 @@ from controller.model import (
     SessionStarted,
     SessionStopped,
 )
-from controller.rejoin import rejoined_held
+from controller.rejoin import rejoined
 from controller.restored import resumed_a
 from controller.room import fit_increases
 from controller.schedule_checks import ScheduleChecks
@@ -193,7 +193,10 @@ class ControlLoop:
         now = self._clock.monotonic()
         self._resume(now)
         snapshot = self._state.snapshot(now)
-        self._count_rejoined(snapshot)
+        if self._rejoined:
+            held = self._dispatcher.held
+            held |= rejoined(snapshot, self._rejoined, held, self._setpoints.ceiling, self._config)
+            self._rejoined.clear()
         t1 = time.perf_counter()
         control = self._config.control
         for reading in snapshot.site_readings:  # every poll since the last decision
@@ -282,25 +285,6 @@ class ControlLoop:
         """The charger is back without booting: from the next decision on, its sessions count
         as holding the most they may (:func:`controller.rejoin.rejoined_held`)."""
         self._rejoined.add(charger_id)
-
-    def _count_rejoined(self, snapshot: SiteSnapshot) -> None:
-        held, site = self._dispatcher.held, self._config.site
-        for s in snapshot.sessions:
-            if s.charger_id in self._rejoined and s.restored is None:
-                charger = self._config.charger(s.charger_id)
-                # An unknown charger is never given more than its fail-safe (decide.py).
-                rating_a = charger.max_current_a if charger else site.failsafe_current_a
-                bound = rejoined_held(
-                    held.get(s.key),
-                    self._setpoints.ceiling(s.key),
-                    s.transaction_id,
-                    site.failsafe_current_a,
-                    rating_a,
-                    snapshot.at,
-                )
-                if bound is not None:
-                    held[s.key] = bound
-        self._rejoined.clear()
 
     def _resume(self, now: float) -> None:
         """Count each setpoint a charger still holds from before a restart as held, once its

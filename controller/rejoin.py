@@ -16,9 +16,12 @@ sent again at once (``Held.unsure``); its acceptance says what it holds.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 
+from controller.config import HeadroomConfig
 from controller.dispatch import Held
+from controller.state import SiteSnapshot
 
 
 def rejoined_held(
@@ -47,3 +50,28 @@ def rejoined_held(
     if held is None:
         return Held(most_a, now, transaction_id, unsure=True)
     return replace(held, limit_a=most_a, unsure=True)
+
+
+def rejoined(
+    snapshot: SiteSnapshot,
+    chargers: Collection[str],
+    held: Mapping[str, Held],
+    ceiling: Callable[[str], float | None],
+    config: HeadroomConfig,
+) -> dict[str, Held]:
+    """:func:`rejoined_held` for each steered session of ``chargers`` (back without booting),
+    by session key; ``ceiling`` is the setpoint log's."""
+    out = {}
+    failsafe_a = config.site.failsafe_current_a
+    for s in snapshot.sessions:
+        if s.charger_id not in chargers or s.restored is not None:
+            continue
+        charger = config.charger(s.charger_id)
+        # An unknown charger is never given more than its fail-safe (controller/decide.py).
+        rating_a = charger.max_current_a if charger else failsafe_a
+        bound = rejoined_held(
+            held.get(s.key), ceiling(s.key), s.transaction_id, failsafe_a, rating_a, snapshot.at
+        )
+        if bound is not None:
+            out[s.key] = bound
+    return out

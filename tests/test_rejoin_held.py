@@ -19,7 +19,7 @@ from controller.car_floors import SetpointLog
 from controller.decide import Target
 from controller.dispatch import ChangeKind, Held, plan_changes
 from controller.model import ChargerBooted, ChargerConnected, ChargerDisconnected
-from controller.rejoin import rejoined_held
+from controller.rejoin import rejoined, rejoined_held
 from controller.state import SiteState
 from controller.untrusted import NO_LIMIT_YET, unbounded
 from tests.helpers import session, site_config, snapshot
@@ -79,6 +79,22 @@ def test_an_unsure_limit_is_sent_again_at_once() -> None:
     sure = replace(unsure, unsure=False)
     target = Target("cp-0", 1, 7, 24.0, "test")
     assert plan_changes({KEY: target}, {KEY: sure}, 100.0, FAILSAFE_A, 1.0, 60.0) == []
+
+
+def test_only_the_returning_chargers_steered_sessions_are_counted_anew() -> None:
+    """cp-0 is back: its session counts at the most it may hold (a 24 A increase was on its
+    way), re-asserted at once; cp-1's and cp-2's held setpoints are left as they are, and
+    an unknown charger's first setpoint on its way counts at its fail-safe (it is never
+    given more)."""
+    stranger = replace(session(0), key="cp-9/1", charger_id="cp-9", transaction_id=9)
+    snap = snapshot([session(0), session(1), stranger])
+    held = {"cp-0/1": Held(16.0, 5.0, 1), "cp-1/1": Held(16.0, 5.0, 2)}
+    ceilings = {"cp-0/1": 24.0, "cp-1/1": 30.0, "cp-9/1": float("inf")}
+    out = rejoined(snap, {"cp-0", "cp-9"}, held, ceilings.get, site_config(chargers=3))
+    assert out == {
+        "cp-0/1": Held(24.0, 5.0, 1, unsure=True),
+        "cp-9/1": Held(FAILSAFE_A, 100.0, 9, unsure=True),
+    }
 
 
 def booted_and_failsafe_accepted() -> SiteState:
