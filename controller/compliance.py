@@ -139,8 +139,8 @@ def checks_due(
     best: dict[str, tuple[float, ScheduleCheck]] = {}
     for key, setpoint in held.items():
         charger_id, _, connector = key.rpartition("/")
-        if key in skip or charger_id in skip:
-            continue
+        if key in skip or charger_id in skip or setpoint.unsure:
+            continue  # unsure: the most it may hold, not what it was told (controller/rejoin.py)
         last = checked.get(key)
         since = float("-inf") if last is None or last[0] != setpoint.transaction_id else last[1]
         if now - since < interval_s:

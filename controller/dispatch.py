@@ -12,7 +12,8 @@ Rules this module owns:
 * A session without a held setpoint runs on its fail-safe default, so its
   first setpoint is compared with the fail-safe current.
 * A held setpoint is **renewed** once half its lease has passed, so the lease
-  never runs out while the controller lives (invariant 3).
+  never runs out while the controller lives (invariant 3), and at once when it
+  is only the most its charger may hold (``Held.unsure``, after a reconnect).
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class Held:
     """When the charger accepted the last increase."""
     imposed: bool = False
     """The limit was imposed by a fault (:func:`controller.pacing.imposed`)."""
+    unsure: bool = False
+    """Not acknowledged as such: the most the charger may hold after it came back without
+    booting (:func:`controller.untrusted.rejoined_held`). Sent again at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +107,9 @@ def plan_changes(
                 if stepped_a <= old_a + deadband_a:
                     continue
                 target = replace(target, limit_a=stepped_a, reason=f"{target.reason} (ramping)")
-        elif previous is None or now - previous.acked_at >= renew_after_s:
-            # No TxProfile yet (the charger runs on its default), or its lease is half gone:
-            # send the held value again.
+        elif previous is None or previous.unsure or now - previous.acked_at >= renew_after_s:
+            # No TxProfile yet (the charger runs on its default), its lease is half gone, or
+            # the charger came back holding one of two limits: send the held value again.
             kind = ChangeKind.RENEW
             new_a = old_a if previous else new_a
             target = replace(target, limit_a=new_a)

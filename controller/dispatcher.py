@@ -129,13 +129,15 @@ class Dispatcher:
         self._start(charger_id, work())
         return True
 
-    def install_failsafe(self, charger_id: str) -> None:
-        """Forget what the charger held; give it its fail-safe default after any call in flight."""
-        self.forget_charger(charger_id)
+    def install_failsafe(self, charger_id: str, forget: bool = True) -> None:
+        """Forget what the charger held (not on a reconnect without boot: it kept it,
+        :mod:`controller.rejoin`); give it its fail-safe default after any call in flight."""
+        if forget:
+            self.forget_charger(charger_id)
         self._start(charger_id, self._send_failsafe(charger_id), after=self._busy.get(charger_id))
 
     def forget_charger(self, charger_id: str) -> None:
-        """The charger reconnected or left: nothing it held can be assumed."""
+        """The charger booted: nothing it held can be assumed."""
         prefix = f"{charger_id}/"
         for key in [k for k in self.held if k.startswith(prefix)]:
             del self.held[key]

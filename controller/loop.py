@@ -43,6 +43,7 @@ from controller.model import (
     SessionStarted,
     SessionStopped,
 )
+from controller.rejoin import rejoined
 from controller.restored import resumed_a
 from controller.room import fit_increases
 from controller.schedule_checks import ScheduleChecks
@@ -142,6 +143,7 @@ class ControlLoop:
         self._wake = asyncio.Event()
         self._base = BaseLoadEstimate(config.control.base_load_window_s)
         self._setpoints = SetpointLog()
+        self._rejoined: set[str] = set()  # chargers back without booting, not decided on yet
         self.settling = Settling(config.control)
         self._release_at = float("inf")
         self._group_bases_kept: dict[str, BaseLoadEstimate] = {}
@@ -191,6 +193,10 @@ class ControlLoop:
         now = self._clock.monotonic()
         self._resume(now)
         snapshot = self._state.snapshot(now)
+        if self._rejoined:
+            held = self._dispatcher.held
+            held |= rejoined(snapshot, self._rejoined, held, self._setpoints.ceiling, self._config)
+            self._rejoined.clear()
         t1 = time.perf_counter()
         control = self._config.control
         for reading in snapshot.site_readings:  # every poll since the last decision
@@ -243,7 +249,8 @@ class ControlLoop:
             now, {k: t.limit_a for k, t in decision.targets.items()}, held_a, [s.key for s in away]
         )
         t2 = time.perf_counter()
-        self._dispatcher.forget_ended(set(decision.targets))
+        # An offline charger's sessions keep what it held: it holds it still when back.
+        self._dispatcher.forget_ended(set(decision.targets) | {s.key for s in away})
         changes = plan_changes(
             decision.targets,
             self._dispatcher.held,
@@ -273,6 +280,11 @@ class ControlLoop:
         if self._on_decision is not None:
             self._on_decision(decision, StepTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3), snapshot)
         return decision
+
+    def rejoined(self, charger_id: str) -> None:
+        """The charger is back without booting: from the next decision on, its sessions count
+        as holding the most they may (:func:`controller.rejoin.rejoined_held`)."""
+        self._rejoined.add(charger_id)
 
     def _resume(self, now: float) -> None:
         """Count each setpoint a charger still holds from before a restart as held, once its

@@ -127,11 +127,11 @@ def setpoint_record(
 ) -> SetpointRecord | None:
     """The setpoint part of a session's record.
 
-    ``held`` is what the charger accepted (``None`` once forgotten, as on a reconnect:
-    what ``before`` says still stands); ``target_a`` the latest target, which may be on
-    its way. The ceiling only comes down, and the floor only up, when an acceptance
-    arrived since ``before`` (``acked_since``): until then a change sent earlier may
-    still be accepted.
+    ``held`` is what the charger accepted (``None`` once forgotten, as on a boot, or while
+    only the most it may hold is known, after a reconnect: what ``before`` says still
+    stands); ``target_a`` the latest target, which may be on its way. The ceiling only
+    comes down, and the floor only up, when an acceptance arrived since ``before``
+    (``acked_since``): until then a change sent earlier may still be accepted.
     """
     if held is None and before is None and target_a is None:
         return None

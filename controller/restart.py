@@ -179,8 +179,8 @@ class StateWriter:
         written = self._written.get(view.key)
         if written is not None and written.record.transaction_id != tx:
             written = None  # a new transaction on the connector
-        if held is not None and held.transaction_id != tx:
-            held = None
+        if held is not None and (held.transaction_id != tx or held.unsure):
+            held = None  # an unsure one is no acceptance (controller/rejoin.py)
         target_a = target.limit_a if target is not None and target.transaction_id == tx else None
         acked = (held.limit_a, held.acked_at) if held is not None else None
         before = written.record.setpoint if written is not None else None

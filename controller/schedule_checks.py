@@ -94,8 +94,8 @@ class ScheduleChecks:
     def prune(self, sessions: Mapping[str, int]) -> None:
         """Forget what belonged to sessions that ended (``sessions``: key → transaction id).
 
-        A session whose charger holds no setpoint any more (it reconnected or
-        rebooted) is checked again after its next accepted one; a flag stays.
+        A session whose charger holds no setpoint any more (it rebooted) is checked
+        again after its next accepted one; a flag stays.
         """
         self._sessions = set(sessions)
         for book in (self._checked, self._flagged):

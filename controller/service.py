@@ -34,7 +34,6 @@ from controller.metrics import SiteMetrics
 from controller.model import (
     ChargerBooted,
     ChargerConnected,
-    ChargerDisconnected,
     ChargerMeasurement,
     CommandResult,
     CommandStatus,
@@ -300,10 +299,11 @@ class SiteController:
         if isinstance(event, ChargerConnected):
             self._spawn(self._adopt_if_no_boot(event.charger_id), f"boot-wait:{event.charger_id}")
         if isinstance(event, ChargerBooted):
-            self.dispatcher.install_failsafe(event.charger_id)
+            # Back without booting, it kept its profiles (controller/rejoin.py).
+            self.dispatcher.install_failsafe(event.charger_id, forget=not event.reconnected)
             self.state.failsafe_sent(event.charger_id)
-        elif isinstance(event, ChargerDisconnected):
-            self.dispatcher.forget_charger(event.charger_id)
+            if event.reconnected:
+                self.loop.rejoined(event.charger_id)
         if is_urgent(event, self.config):
             self.loop.wake(
                 over_limit=isinstance(event, MeterReading) and over_limit(event, self.config)

@@ -95,8 +95,9 @@ class SiteSnapshot:
     group_readings: Mapping[str, tuple[MeterView, ...]] = field(default_factory=dict)
     """Each metered group's last good readings, by node, oldest first (as ``site_readings``)."""
     failsafe_pending: frozenset[str] = frozenset()
-    """Chargers told their fail-safe default (on boot) that have not accepted it yet: a new
-    session there may draw the charger's rating until its setpoint is accepted."""
+    """Chargers told their fail-safe default (on boot) that have not accepted it since they
+    last booted: a new session there may draw the charger's rating until its setpoint is
+    accepted."""
     untrusted: Mapping[str, str] = field(default_factory=dict)
     """Chargers whose composite schedule contradicted their fail-safe default, and why: they
     may draw their rating whatever they are told (:mod:`controller.untrusted`)."""
@@ -157,6 +158,8 @@ class _Charger:
     external_limits_a: dict[tuple[int, str], float] = field(default_factory=dict)
     """By (EVSE, source): limits set by others; they hold until cleared, across reconnects."""
     failsafe_pending: bool = False
+    failsafe_held: bool = False
+    """It accepted its fail-safe default since it last booted: a reconnect keeps it."""
     untrusted: str | None = None
     """Why the charger is not trusted to apply profiles; kept until a check says otherwise."""
 
@@ -255,6 +258,7 @@ class SiteState:
                 charger = self._charger(cid)
                 charger.booted = True
                 if not event.reconnected:  # it restarted: it may have lost its profiles
+                    charger.failsafe_held = False
                     for connector in charger.connectors.values():
                         connector.resumed = None
             case ChargerDisconnected(charger_id=cid):
@@ -367,8 +371,11 @@ class SiteState:
         return taken
 
     def failsafe_sent(self, charger_id: str, accepted: bool = False) -> None:
-        """The charger is being given its fail-safe default, or (``accepted``) has it."""
-        self._charger(charger_id).failsafe_pending = not accepted
+        """The charger is being given its fail-safe default, or (``accepted``) has it. One
+        that holds it from before a reconnect without boot is not pending: it keeps it."""
+        charger = self._charger(charger_id)
+        charger.failsafe_held = charger.failsafe_held or accepted
+        charger.failsafe_pending = not charger.failsafe_held
 
     def judged(self, charger_id: str, untrusted: str | None) -> None:
         """A check of the charger's fail-safe default: why it is not trusted, or None."""

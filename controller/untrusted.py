@@ -18,6 +18,15 @@ whatever the plan says, and :func:`decide` reserves that rating for them:
 
 The reservation ends when the charger's word can be counted on again: the
 setpoint or fail-safe accepted, or a later check of the fail-safe agreeing.
+
+**Back without booting.** A charger that reconnects without a BootNotification
+(a network blip) keeps its profiles (OCPP 1.6: they persist across a
+connection; a reboot, announced by BootNotification, may lose them), so it is
+not a charger with "no limit acknowledged yet": its fail-safe default still
+stands if it accepted one since it booted (:meth:`SiteState.failsafe_sent`),
+and each session counts as holding the most it may hold
+(:func:`controller.rejoin.rejoined_held`) until the setpoint sent again at
+once is accepted.
 """
 
 from __future__ import annotations

@@ -72,3 +72,42 @@ async def test_a_charger_leaving_just_after_its_car_ramped_up_is_not_planned_low
         assert worst_a <= 63.0
         assert highest_offer_a >= room_a - 1.0  # the room beside the away car is offered
         assert cp0.offered_a(1) >= room_a - 1.0  # and stays offered: no cut-backs
+
+
+async def test_a_charger_back_without_booting_cuts_no_other_car() -> None:
+    """Three cars share the site; cp-2 drops its websocket and reconnects without booting
+    (a network blip). It kept its profiles, so it is not planned at its 32 A rating when
+    the controller takes it back (with the rating reserved, and its car still in the
+    readings its limits no longer floor, cp-0 and cp-1 were paused): no other car is
+    paused, cp-2 is steered again from the limit it held, and the site stays under its
+    limit throughout. (The others may be cut for a moment: until cp-2's car reports after
+    the decision on its return, the readings count it as 0 A, the base load's safe side.)"""
+    async with rig(chargers=3, lease_s=60) as r:
+        cps = r.charge_points
+        for cp in cps:
+            await cp.plug_in(1, EV(response_delay_s=0.1))
+        share_a = FREE_A / 3
+
+        def settled() -> bool:
+            return all(abs(cp.offered_a(1) - share_a) <= 0.5 for cp in cps) and (
+                min(r.site.site_a()) >= 10.0 + 3 * share_a - 1.5
+            )
+
+        await until(settled, 20, "three cars at their share")
+        await asyncio.sleep(1.0)
+        await until(settled, 10, "still at their share")
+        held_before = cps[2].offered_a(1)
+        profiles_before = len(cps[2].received_profiles)
+        lowest_a, worst_a = float("inf"), 0.0
+        await cps[2].reconnect()
+        # The boot wait (2 s), the decision on its return, and its answers.
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            lowest_a = min(lowest_a, cps[0].offered_a(1), cps[1].offered_a(1))
+            worst_a = max(worst_a, *r.site.site_a())
+            await asyncio.sleep(0.02)
+        assert lowest_a >= 6.0, f"another car paused: {lowest_a:.1f} A"
+        assert worst_a <= 63.0
+        # Taken back: its fail-safe and its setpoint sent again, at the limit it held.
+        assert len(cps[2].received_profiles) >= profiles_before + 2
+        assert abs(cps[2].offered_a(1) - held_before) <= 1.0
