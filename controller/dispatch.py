@@ -49,7 +49,7 @@ class Held:
     """The limit was imposed by a fault (:func:`controller.pacing.imposed`)."""
     unsure: bool = False
     """Not acknowledged as such: the most the charger may hold after it came back without
-    booting (:func:`controller.untrusted.rejoined_held`). Sent again at once."""
+    booting (:func:`controller.rejoin.rejoined_held`). Sent again at once."""
 
 
 @dataclass(frozen=True, slots=True)
