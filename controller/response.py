@@ -16,6 +16,13 @@ This module watches the measured current after each change:
   when it passes 20 A on its way up: it will come back down), and until it
   does it may draw any of them, each until its response time after it was
   replaced (:meth:`Pending.most_a`);
+* a draw at the newest setpoint that is also within the tolerance of a level the
+  car may still be drawing (where it came from, or a setpoint it was told on the
+  way, replaced less than its response time ago) does not show it followed: a car
+  told 13.8 A and then 12.8 A that draws 13.8 A may not have moved yet. Once that
+  time has passed the change counts as followed but teaches nothing (when the car
+  got there is not known); a report that arrived before the newest change was
+  accepted says nothing of it;
 * a change the car was already inside of when it was made (within the tolerance
   of what it draws, or a decrease to above what it draws) teaches nothing;
 * a change the car has not followed within ``max_s`` teaches nothing either
@@ -118,17 +125,33 @@ def _inside(new_a: float, from_a: float, drawn_a: float) -> bool:
 
 
 def measured(
-    book: ResponseBook, key: str, drawn_a: float, at: float, max_s: float
+    book: ResponseBook,
+    key: str,
+    drawn_a: float,
+    at: float,
+    max_s: float,
+    window_s: float | None = None,
 ) -> tuple[ResponseBook, bool]:
     """A report of ``drawn_a`` (A, the most loaded phase) at ``at``: the new book, and
-    whether it shows the connector's car has followed its pending change just now."""
+    whether it shows the connector's car has followed its pending change just now.
+
+    ``window_s`` is how long after a setpoint was replaced the car may still draw it (its
+    response time; ``max_s`` when not known)."""
     change = book.pending.get(key)
-    if change is None or at <= change.at:
-        return book, False
+    if change is None or at <= max(change.at, change.latest_at or change.at):
+        return book, False  # from before the newest change: it says nothing of it
     pending = dict(book.pending)
     elapsed_s = at - change.at
     if follows(change, drawn_a):
+        older = _older_within(change, drawn_a)
+        window = max_s if window_s is None else window_s
+        if any(at - replaced_at < window for replaced_at in older):
+            # At the newest setpoint, or still at an older one: not shown yet.
+            pending[key] = replace(change, last_a=drawn_a)
+            return replace(book, pending=pending), False
         del pending[key]
+        if older:  # followed by now, but when is not known: nothing to learn
+            return replace(book, pending=pending), True
         seen = (*book.observed_s.get(change.charger_id, ()), elapsed_s)[-KEEP:]
         observed = {**book.observed_s, change.charger_id: seen}
         return ResponseBook(observed, pending), True
@@ -142,6 +165,13 @@ def measured(
 def follows(change: Pending, drawn_a: float) -> bool:
     """True when a report of ``drawn_a`` shows the car has followed ``change``."""
     return _inside(change.new_a, change.from_a, drawn_a) or _settled(change, drawn_a)
+
+
+def _older_within(change: Pending, drawn_a: float) -> list[float]:
+    """When each level the car was at or told before the newest setpoint, and that
+    ``drawn_a`` is within the tolerance of, was replaced."""
+    older = ((change.from_a, change.at), *change.passed)
+    return [at for a, at in older if abs(drawn_a - a) <= FOLLOW_TOLERANCE_A]
 
 
 def _settled(change: Pending, drawn_a: float) -> bool:

@@ -53,7 +53,7 @@ class Settling:
         self, sessions: Iterable[SessionView], held: Mapping[str, Held], failsafe_a: float
     ) -> None:
         """Take in the accepted changes and the reports since the last call."""
-        book, max_s = self.book, self.control.response_time_max_s
+        book = self.book
         live = set()
         for s in sessions:
             live.add(s.key)
@@ -61,6 +61,9 @@ class Settling:
             if h is not None and h.transaction_id == s.transaction_id:
                 before = self._changes.get(s.key)
                 if before is None or h.changed_at > before[0]:
+                    # The reports that arrived before the charger accepted this change tell
+                    # of the one before it: taken first, as if the loop had seen them then.
+                    book = self._measure(book, s, h.changed_at)
                     old_a = before[1] if before is not None else failsafe_a
                     draw = _draw_before(s.reports, h.changed_at)
                     book = changed(book, s.key, s.charger_id, old_a, h.limit_a, h.changed_at, draw)
@@ -71,21 +74,30 @@ class Settling:
                     self._quiet.discard(s.key)
                     if s.key not in book.pending or small:
                         self._quiet.add(s.key)
-            # The reports since the last call; only a car with a pending change learns from
-            # them (measured() is a no-op without one), so the others just move the mark.
-            reports = s.reports
-            if reports and reports[-1][0] > self._seen.get(s.key, float("-inf")):
-                if s.key in book.pending:
-                    seen = self._seen.get(s.key, float("-inf"))
-                    for at, current in reports:
-                        if at > seen:
-                            book, _ = measured(book, s.key, drawn_a(current), at, max_s)
-                self._seen[s.key] = reports[-1][0]
+            book = self._measure(book, s, float("inf"))
         self.book = forget(book, live)
         for gone in [k for k in self._changes if k not in live]:
             del self._changes[gone]
             self._seen.pop(gone, None)
             self._quiet.discard(gone)
+
+    def _measure(self, book: ResponseBook, s: SessionView, until: float) -> ResponseBook:
+        """``book`` with the reports of ``s`` since the last taken, up to ``until``. Only a
+        car with a pending change learns from them (measured() is a no-op without one), so
+        the others just move the mark."""
+        seen = self._seen.get(s.key, float("-inf"))
+        new = [(at, current) for at, current in s.reports if seen < at <= until]
+        if not new:
+            return book
+        if s.key in book.pending:
+            max_s = self.control.response_time_max_s
+            # How long the car may still draw a setpoint it was told before: its response
+            # time, or the longest one until it has shown one.
+            window_s = response_s(book, s.charger_id, max_s, max_s)
+            for at, current in new:
+                book, _ = measured(book, s.key, drawn_a(current), at, max_s, window_s)
+        self._seen[s.key] = new[-1][0]
+        return book
 
     def response_s(self, charger_id: str) -> float:
         """The charger's response time (the configured default until learned)."""

@@ -99,6 +99,42 @@ def test_a_car_pausing_at_an_earlier_setpoint_has_not_settled() -> None:
     assert shown == [False, True]
 
 
+def test_a_car_still_at_a_setpoint_close_to_the_newest_has_not_shown_it_followed() -> None:
+    """Told 13.8 A, then 12.8 A on top: drawing 13.8 A it may not have moved yet, so it
+    has not followed until its response time after the 13.8 A has passed; then it has,
+    but when is not known: nothing is learned."""
+    book = changed(ResponseBook(), KEY, "cp-1", 10.2, 13.8, 54.0, 10.2)
+    book = changed(book, KEY, "cp-1", 13.8, 12.8, 64.0, 15.8)
+    book, shown = after(book, (64.5, 13.8))
+    assert shown == [False]
+    assert following(book, KEY)
+    book, shown = measured(book, KEY, 12.8, 70.5, 60.0, 6.0)
+    assert shown
+    assert not following(book, KEY)
+    assert "cp-1" not in book.observed_s
+
+
+def test_a_car_that_has_not_moved_is_not_taken_for_one_back_where_it_was() -> None:
+    """At 10 A, told 20 A and then 10.5 A: still drawing 10 A it has not followed (it may yet
+    draw 20 A for a while), and that is not a response time of half a second."""
+    book = changed(ResponseBook(), KEY, "cp-1", 10.0, 20.0, 0.0, 10.0)
+    book = changed(book, KEY, "cp-1", 20.0, 10.5, 1.0, 10.0)
+    book, shown = after(book, (1.5, 10.0))
+    assert shown == [False]
+    assert following(book, KEY)
+    assert "cp-1" not in book.observed_s
+
+
+def test_a_report_from_before_a_change_on_top_says_nothing_of_it() -> None:
+    """A report that arrived before the newest change was accepted cannot show the car
+    followed it, even when it draws what that change asks."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 27.0, 0.0, 6.0)
+    book = changed(book, KEY, "cp-1", 27.0, 16.0, 10.0, 6.0)
+    book, shown = after(book, (9.5, 16.0))
+    assert shown == [False]
+    assert following(book, KEY)
+
+
 @given(
     st.lists(st.floats(6.0, 32.0), min_size=1, max_size=6),
     st.lists(st.floats(0.1, 3.0), min_size=6, max_size=6),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from controller.config import ControlSettings
 from controller.dispatch import Held
 from controller.learning import EvBelief
+from controller.pacing import release_at
 from controller.settling import Settling
 from controller.state import SessionView
 
@@ -78,3 +79,19 @@ def test_a_car_cut_before_it_drew_its_offer_holds_that_offer_under_followed() ->
             "cp-1/1": expected
         }
         assert settling.committed([session([(0.5, 0.0)])], down, {}, 6.0, 5.5) == {"cp-1/1": 17.0}
+
+
+def test_reports_before_an_accepted_change_tell_of_the_change_before_it() -> None:
+    """Told 13.8 A (from 10.2 A), the car reports 13.8 A just before it accepts 12.8 A, and
+    the loop sees both at once: the report shows it followed the 13.8 A, and the 12.8 A,
+    which it was already inside of, cannot be seen followed: the next increase waits the
+    response time after it, not only the minimum interval."""
+    settling = Settling(ControlSettings(min_increase_interval_s=0.5))
+    up = {"cp-1/1": Held(13.8, 54.0, 1, changed_at=54.0, increased_at=54.0)}
+    settling.observe([session([(53.0, 10.2)])], up, 6.0)
+    down = {"cp-1/1": Held(12.8, 64.0, 1, changed_at=64.0, increased_at=54.0)}
+    reports = [(53.0, 10.2), (60.5, 15.8), (63.5, 13.8), (64.5, 13.8)]
+    settling.observe([session(reports)], down, 6.0)
+    assert settling.learned() == {"cp-1": 9.5}
+    pace = settling.pace()
+    assert release_at(pace, "cp-1/1", "cp-1", 64.0, 54.0, False) == 64.0 + 9.5
