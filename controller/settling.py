@@ -86,6 +86,8 @@ class Settling:
         car with a pending change learns from them (measured() is a no-op without one), so
         the others just move the mark."""
         seen = self._seen.get(s.key, float("-inf"))
+        if not s.reports or s.reports[-1][0] <= seen:
+            return book  # nothing new: the common case, once per session per decision
         new = [(at, current) for at, current in s.reports if seen < at <= until]
         if not new:
             return book
