@@ -141,6 +141,10 @@ class SetpointLog:
         self._targets: dict[str, float] = {}
         self._losses: dict[str, int] = {}  # by session: how often entries were forgotten
         self._ceilings: dict[str, float] = {}
+        # By session: the targets logged since the last acceptance that may still be applied
+        # (newest last, each higher than every later one), and when it last accepted one.
+        self._unanswered: dict[str, deque[tuple[float, float]]] = {}
+        self._acked: dict[str, float] = {}
         self._away: dict[str, float] = {}  # by session whose charger is offline: since when
 
     def record(
@@ -164,14 +168,14 @@ class SetpointLog:
             del self._log[key]
             self._losses[key] = self._losses.get(key, 0) + 1
         self._away = {key: self._away.get(key, at) for key in away}
-        for key in set(self._ceilings) - set(targets_a) - away:
-            del self._ceilings[key]
+        live = set(targets_a) | away
+        for kept in (self._ceilings, self._unanswered, self._acked):
+            for key in set(kept) - live:
+                del kept[key]
         self._targets = dict(targets_a)
         for key, target_a in targets_a.items():
             self._append(key, at, min(target_a, held_a.get(key, target_a)))
-            self._ceilings[key] = _ceiling(
-                self._ceilings.get(key), target_a, held_a.get(key), key in back
-            )
+            self._ceilings[key] = self._ceiling(key, at, target_a, held_a.get(key), key in back)
 
     def resumed(self, key: str, since: float, limit_a: float) -> None:
         """The session's charger has held ``limit_a`` from ``since`` up to the first limit
@@ -189,19 +193,47 @@ class SetpointLog:
         return self._away.get(key)
 
     def ceiling(self, key: str) -> float | None:
-        """The highest limit the session's charger may hold from the decisions logged (the
-        latest target, what it accepted, and every target since it last accepted the one
-        it was sent; infinite before it accepted one); ``None`` before the first decision
-        on it."""
+        """The highest limit the session's charger may hold from the decisions logged (what
+        it accepted last, the latest target and every target logged since that acceptance:
+        one sent then that timed out, met a CALLERROR or is still on its way may have been
+        applied; infinite before it accepted one); ``None`` before the first decision on it."""
         return self._ceilings.get(key)
 
     def accepted(self, held: Mapping[str, tuple[float, float]]) -> None:
         """``held``: by session, (when, limit) its charger last accepted. A charger that
-        accepted the latest target offers no less from then on (the increase it waited for)."""
+        accepted the latest target offers no less from then on (the increase it waited for);
+        an acceptance replaces every setpoint sent before it (:meth:`ceiling`)."""
         for key, (at, limit_a) in held.items():
+            if at > self._acked.get(key, float("-inf")):
+                self._acked[key] = at
             entries = self._log.get(key)
             if entries and self._targets.get(key) == limit_a and at > entries[-1][0]:
                 self._append(key, at, limit_a)
+
+    def _ceiling(
+        self, key: str, at: float, target_a: float, held_a: float | None, fresh: bool
+    ) -> float:
+        """:meth:`ceiling` once ``target_a`` is logged at ``at``, the charger holding
+        ``held_a`` (``fresh``: start again, back after a rejoin, ``held_a`` the most it may
+        hold then: :func:`controller.rejoin.rejoined_held`).
+
+        A setpoint is sent after the decision that logged its target, one call at a time
+        per charger (:mod:`controller.dispatcher`), and an accepted profile replaces the
+        one before it: every target logged before the last acceptance was either what it
+        accepted, replaced by it, or never sent. A Rejected one was not applied, but which
+        targets were rejected is not known here: they count until the next acceptance."""
+        unanswered = self._unanswered.setdefault(key, deque())
+        if fresh:
+            unanswered.clear()
+        acked = self._acked.get(key, float("-inf"))
+        while unanswered and unanswered[0][0] < acked:
+            unanswered.popleft()
+        while unanswered and unanswered[-1][1] <= target_a:
+            unanswered.pop()  # a later, higher target bounds it for as long as it counts
+        unanswered.append((at, target_a))
+        if held_a is None:
+            return float("inf")
+        return max(held_a, unanswered[0][1])
 
     def _append(self, key: str, at: float, limit_a: float) -> None:
         entries = self._log.setdefault(key, deque(maxlen=SETPOINTS_KEPT))
@@ -252,18 +284,6 @@ class SetpointLog:
     def floor_of(self, key: str) -> SetpointFloor:
         """:meth:`cap` for one session."""
         return lambda start, at, after: self.cap(key, start, at, after)
-
-
-def _ceiling(before: float | None, target_a: float, held_a: float | None, fresh: bool) -> float:
-    """A charger holding its latest target has nothing else in flight; until it does,
-    every target sent since may still arrive (``fresh``: start again after a rejoin). A
-    charger that accepted no limit yet may hold any: infinite (its rating)."""
-    if held_a is None:
-        return float("inf")
-    now = max(target_a, held_a)
-    if held_a == target_a or before is None or fresh:
-        return now
-    return max(before, now)
 
 
 class SettledFloors:

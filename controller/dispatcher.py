@@ -49,6 +49,8 @@ FAILSAFE_PROFILE_ID = 1
 FAILSAFE_STACK_LEVEL = 0
 FAILSAFE_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # pauses between fail-safe attempts
 ESCALATE_AFTER = 3  # consecutive failures before a command problem is logged as an error
+_MAYBE_APPLIED = (CommandStatus.TIMEOUT, CommandStatus.CALL_ERROR)
+"""Answers that leave unknown whether the charger applied the setpoint."""
 
 
 class Dispatcher:
@@ -203,6 +205,8 @@ class Dispatcher:
             if result.ok:
                 now = self._clock.monotonic()
                 before = self.held.get(change.key)
+                if before is not None and before.transaction_id != t.transaction_id:
+                    before = None  # the last car's: this stay's first profile is its first change
                 kept = before if change.kind is ChangeKind.RENEW else None  # no change
                 up = change.kind is ChangeKind.INCREASE
                 self.held[change.key] = Held(
@@ -213,8 +217,11 @@ class Dispatcher:
                     increased_at=now if up else (before.increased_at if before else -math.inf),
                     imposed=imposed(t.reason),
                 )
-            elif change.kind is ChangeKind.DECREASE:
-                self._decrease_failed = True
+            else:
+                if change.kind is ChangeKind.DECREASE:
+                    self._decrease_failed = True
+                if result.status in _MAYBE_APPLIED:
+                    self._maybe_holds(change)
             log.info(
                 "setpoint",
                 charger_id=charger_id,
@@ -226,6 +233,22 @@ class Dispatcher:
                 purpose=result.command.purpose.value,
                 result=result.status.value,
                 latency_ms=round(result.latency_s * 1000, 1),
+            )
+
+    def _maybe_holds(self, change: Change) -> None:
+        """A setpoint that timed out or met a CALLERROR may have been applied (a Rejected one
+        was not). Above what the charger held, it counts as the most the charger may hold
+        (``Held.unsure``: planned and paced from it, sent again at once, a decrease if the
+        target is lower) until an acceptance says what it holds; not as an acceptance
+        (``acked_at`` −∞: no lease renewed, no floor raised). Without a held setpoint the
+        next decision sends one anyway (the charger runs on its fail-safe default)."""
+        t = change.target
+        before = self.held.get(change.key)
+        if before is None or before.transaction_id != t.transaction_id:
+            return
+        if t.limit_a > before.limit_a:
+            self.held[change.key] = replace(
+                before, limit_a=t.limit_a, acked_at=-math.inf, unsure=True
             )
 
     async def _send_setpoint(self, charger_id: str, change: Change) -> CommandResult:

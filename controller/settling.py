@@ -44,7 +44,8 @@ class Settling:
     def __init__(self, control: ControlSettings) -> None:
         self.control = control
         self.book = ResponseBook()
-        self._changes: dict[str, tuple[float, float]] = {}  # key → (changed_at, limit_a)
+        # key → (changed_at, limit_a, transaction id)
+        self._changes: dict[str, tuple[float, float, int]] = {}
         self._seen: dict[str, float] = {}  # key → arrival time of the last report taken
         self._quiet: set[str] = set()  # keys whose last change did not move the car
         self._learned: tuple[object, object, dict[str, float]] = (None, None, {})
@@ -60,6 +61,9 @@ class Settling:
             h = held.get(s.key)
             if h is not None and h.transaction_id == s.transaction_id:
                 before = self._changes.get(s.key)
+                if before is not None and before[2] != s.transaction_id:
+                    before = None  # a new car on the connector: nothing of the last one's
+                    book = forget(book, set(book.pending) - {s.key})
                 if before is None or h.changed_at > before[0]:
                     # The reports that arrived before the charger accepted this change tell
                     # of the one before it: taken first, as if the loop had seen them then.
@@ -67,7 +71,7 @@ class Settling:
                     old_a = before[1] if before is not None else failsafe_a
                     draw = _draw_before(s.reports, h.changed_at)
                     book = changed(book, s.key, s.charger_id, old_a, h.limit_a, h.changed_at, draw)
-                    self._changes[s.key] = (h.changed_at, h.limit_a)
+                    self._changes[s.key] = (h.changed_at, h.limit_a, s.transaction_id)
                     # A change the car already kept to, or one too small to see in its draw,
                     # cannot be seen followed: the increase after it waits the response time.
                     small = abs(h.limit_a - old_a) < FOLLOW_TOLERANCE_A

@@ -95,3 +95,20 @@ def test_reports_before_an_accepted_change_tell_of_the_change_before_it() -> Non
     assert settling.learned() == {"cp-1": 9.5}
     pace = settling.pace()
     assert release_at(pace, "cp-1/1", "cp-1", 64.0, 54.0, False) == 64.0 + 9.5
+
+
+def test_a_new_car_on_the_connector_inherits_nothing_of_the_last_ones_change() -> None:
+    """A departure and an arrival within one decision: the last car never followed its
+    32 A; the new car's first setpoint (16 A, from the fail-safe 6 A) is judged on its own,
+    not as a step down on the last car's way to 32 A (which would count it at 32 A)."""
+    settling = Settling(ControlSettings(response_time_s=5.0, increases_wait_for="followed"))
+    old = {"cp-1/1": Held(32.0, 10.0, 1, changed_at=10.0, increased_at=10.0)}
+    settling.observe([session([(9.0, 6.0)])], old, 6.0)
+    assert settling.book.pending["cp-1/1"].new_a == 32.0
+    new = {"cp-1/1": Held(16.0, 20.0, 2, changed_at=20.0)}
+    settling.observe([session([(21.0, 0.0)], tx=2)], new, 6.0)
+    pending = settling.book.pending["cp-1/1"]
+    assert (pending.from_a, pending.new_a, pending.at, pending.passed) == (6.0, 16.0, 20.0, ())
+    assert settling.committed([session([(21.0, 0.0)], tx=2)], new, {}, 6.0, 21.0) == {
+        "cp-1/1": 16.0
+    }
