@@ -40,7 +40,7 @@ from controller.model import (
 )
 from controller.ocpp.v16 import ChargePointConnection
 from controller.service import SiteController
-from controller.state import SiteSnapshot
+from controller.snapshot import SiteSnapshot
 from hil.meter import MeterValues, SimulatedMeter
 
 BASE_LOW_A = 40.0

@@ -48,7 +48,8 @@ from controller.restored import resumed_a
 from controller.room import fit_increases
 from controller.schedule_checks import ScheduleChecks
 from controller.settling import Settling
-from controller.state import SessionView, SiteSnapshot, SiteState
+from controller.snapshot import SessionView, SiteSnapshot
+from controller.state import SiteState
 from policies import Policy
 
 log = structlog.get_logger(__name__)

@@ -49,7 +49,8 @@ from controller.operator import OperatorControl
 from controller.response import learned_before
 from controller.restart import StateWriter, resume
 from controller.schedule_checks import ScheduleChecks, is_failsafe
-from controller.state import SiteSnapshot, SiteState
+from controller.snapshot import SiteSnapshot
+from controller.state import SiteState
 from controller.store import StateStore
 from controller.telemetry import TelemetryPublisher
 from policies import get_policy
