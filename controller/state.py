@@ -8,12 +8,11 @@ charger or transaction is recorded as a problem and otherwise ignored.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 
 import structlog
 
+from controller.charger_records import ChargerRecord, ConnectorRecord, delivered_wh, merge_needs
 from controller.config import ControlSettings, HeadroomConfig
 from controller.learning import EvBelief, observe
 from controller.meter_book import ANY_METER, REPORT_SKEW_S, MeterBook, MeterView
@@ -28,7 +27,6 @@ from controller.model import (
     ExternalLimitChanged,
     MeterFailed,
     MeterReading,
-    PhaseValues,
     SessionNeeds,
     SessionStarted,
     SessionStopped,
@@ -38,108 +36,6 @@ from controller.restored import Restored, Verdict, judge_measurement
 from controller.snapshot import SessionView, SiteSnapshot
 
 log = structlog.get_logger(__name__)
-
-
-HISTORY = 8  # measurements kept per connector: enough to line one up with the meter reading
-
-
-@dataclass
-class _Connector:
-    status: str = "Unknown"
-    transaction_id: int | None = None
-    started_at: float = 0.0
-    history: deque[ChargerMeasurement] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    belief: EvBelief = field(default_factory=EvBelief)
-    needs: SessionNeeds | None = None
-    needs_register_wh: float | None = None  # the energy register when the need was said
-    meter_start_wh: float | None = None
-    restored: Restored | None = None  # from the state store, not yet confirmed by the charger
-    reported_at: float | None = None  # a restored session's first report, awaiting a reading
-    resumed: Restored | None = None
-    """From the state store, kept past the confirmation until the loop takes it, the
-    session ends or the charger boots (it may have lost its profiles)."""
-
-    @property
-    def measurement(self) -> ChargerMeasurement | None:
-        return self.history[-1] if self.history else None
-
-    def draw_at(self, at: float | None) -> PhaseValues | None:
-        """The draw per phase at ``at``, interpolated between the reports around it.
-
-        The meter and the charger sample at different instants; the best estimate
-        of what the meter saw of this charger lies between the report before the
-        reading and the one after (once it has arrived).
-        """
-        if at is None:
-            return None
-        before = next((m for m in reversed(self.history) if m.at <= at), None)
-        after = next((m for m in self.history if m.at > at), None)
-        if before is None:
-            # No report from before the reading (the session has just started): the first
-            # one after it is the nearest estimate, if it has arrived.
-            return after.current_a if after is not None else None
-        if after is None:
-            return before.current_a
-        share = (at - before.at) / (after.at - before.at)
-        return tuple(  # type: ignore[return-value]
-            (b or 0.0) + share * ((a or 0.0) - (b or 0.0))
-            for b, a in zip(before.current_a, after.current_a, strict=True)
-        )
-
-
-@dataclass
-class _Charger:
-    connected: bool = False
-    booted: bool = False
-    connectors: dict[int, _Connector] = field(default_factory=dict)
-    external_limits_a: dict[tuple[int, str], float] = field(default_factory=dict)
-    """By (EVSE, source): limits set by others; they hold until cleared, across reconnects."""
-    failsafe_pending: bool = False
-    failsafe_held: bool = False
-    """It accepted its fail-safe default since it last booted: a reconnect keeps it."""
-    untrusted: str | None = None
-    """Why the charger is not trusted to apply profiles; kept until a check says otherwise."""
-
-    def external_limit_a(self, evse_id: int) -> float | None:
-        """The lowest limit in force on ``evse_id`` (0 = the whole charger)."""
-        if not self.external_limits_a:  # the usual case, asked per session per decision
-            return None
-        limits = [a for (evse, _), a in self.external_limits_a.items() if evse == evse_id]
-        return min(limits) if limits else None
-
-    def connector(self, connector_id: int) -> _Connector:
-        return self.connectors.setdefault(connector_id, _Connector())
-
-
-def merge_needs(old: SessionNeeds | None, new: SessionNeeds) -> SessionNeeds:
-    """``new`` over ``old``: a field ``new`` leaves ``None`` keeps its old value."""
-    if old is None:
-        return new
-    return replace(
-        new,
-        **{
-            name: getattr(old, name)
-            for name in (
-                "departure_at",
-                "energy_wh",
-                "ev_min_a",
-                "ev_max_a",
-                "priority",
-                "cable_max_a",
-                "phases",
-            )
-            if getattr(new, name) is None
-        },
-    )
-
-
-def _delivered_wh(connector: _Connector) -> float:
-    """The register's count since the need was said; 0 without both readings (or if the
-    register went back, as after a charger reset)."""
-    last = connector.measurement
-    if connector.needs_register_wh is None or last is None or last.energy_wh is None:
-        return 0.0
-    return max(last.energy_wh - connector.needs_register_wh, 0.0)
 
 
 class SiteState:
@@ -156,7 +52,7 @@ class SiteState:
         """``meters`` by meter id (default: any meter is the site's); ``wall`` gives UNIX
         time at arrival, to age readings by their source timestamp."""
         self._control = control
-        self._chargers: dict[str, _Charger] = {}
+        self._chargers: dict[str, ChargerRecord] = {}
         self._resuming: set[str] = set()  # chargers with a session restored and not taken
         self._confirming: set[str] = set()  # chargers with a restored session reported
         specs = meters or {
@@ -180,8 +76,8 @@ class SiteState:
             config.control, config.meter_max_step_a(), config.meter_specs(), config.site.id, wall
         )
 
-    def _charger(self, charger_id: str) -> _Charger:
-        return self._chargers.setdefault(charger_id, _Charger())
+    def _charger(self, charger_id: str) -> ChargerRecord:
+        return self._chargers.setdefault(charger_id, ChargerRecord())
 
     def apply(self, event: Event) -> None:
         """Record one event."""
@@ -329,7 +225,7 @@ class SiteState:
         if connector.transaction_id == transaction_id:
             self._drop_restored(charger_id, connector, "its charger refused a TxProfile for it")
 
-    def _drop_restored(self, charger_id: str, connector: _Connector, why: str) -> None:
+    def _drop_restored(self, charger_id: str, connector: ConnectorRecord, why: str) -> None:
         """Forget a restored session that its charger contradicts (see controller/restored.py)."""
         if connector.restored is None or connector.transaction_id is None:
             return
@@ -431,7 +327,7 @@ class SiteState:
                         },
                         needs=c.needs,
                         external_limit_a=charger.external_limit_a(conn_id),
-                        delivered_since_needs_wh=_delivered_wh(c),
+                        delivered_since_needs_wh=delivered_wh(c),
                         needs_register_wh=c.needs_register_wh,
                         meter_start_wh=c.meter_start_wh,
                         restored=c.restored,
