@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
-from controller.charger_records import ChargerRecord, ConnectorRecord, delivered_wh, merge_needs
+from controller.charger_records import ChargerRecord, delivered_wh, merge_needs
 from controller.config import ControlSettings, HeadroomConfig
 from controller.learning import EvBelief, observe
-from controller.meter_book import ANY_METER, REPORT_SKEW_S, MeterBook, MeterView
+from controller.meter_book import ANY_METER, MeterBook, MeterView
 from controller.meters.node_settings import MeterSpec
 from controller.model import (
     ChargerBooted,
@@ -32,7 +32,8 @@ from controller.model import (
     SessionStopped,
     connector_key,
 )
-from controller.restored import Restored, Verdict, judge_measurement
+from controller.restored import Restored
+from controller.restored_sessions import RestoredSessions
 from controller.snapshot import SessionView, SiteSnapshot
 
 log = structlog.get_logger(__name__)
@@ -53,8 +54,7 @@ class SiteState:
         time at arrival, to age readings by their source timestamp."""
         self._control = control
         self._chargers: dict[str, ChargerRecord] = {}
-        self._resuming: set[str] = set()  # chargers with a session restored and not taken
-        self._confirming: set[str] = set()  # chargers with a restored session reported
+        self._restored = RestoredSessions(self._chargers)
         specs = meters or {
             ANY_METER: MeterSpec(
                 ANY_METER, site_node, True, control.meter_stale_s, meter_max_step_a
@@ -101,11 +101,11 @@ class SiteState:
                 connector = self._charger(event.charger_id).connector(event.connector_id)
                 connector.status = event.status
                 if event.status == "Available":
-                    self._drop_restored(event.charger_id, connector, "connector Available")
+                    self._restored.drop(event.charger_id, connector, "connector Available")
             case SessionStarted():
                 connector = self._charger(event.charger_id).connector(event.connector_id)
                 if connector.transaction_id != event.transaction_id:
-                    self._drop_restored(event.charger_id, connector, "another transaction started")
+                    self._restored.drop(event.charger_id, connector, "another transaction started")
                 connector.restored, connector.resumed, connector.reported_at = None, None, None
                 connector.meter_start_wh = event.meter_start_wh
                 connector.transaction_id = event.transaction_id
@@ -135,29 +135,10 @@ class SiteState:
         wall_now = self._wall() if self._wall is not None else None
         if not self._meters.apply(event, draw_a, wall_now):
             self._problem(f"reading from unknown meter {event.meter_id!r}")
-        elif self._confirming and spec is not None and spec.node == self._site_node:
+        elif self._restored.confirming and spec is not None and spec.node == self._site_node:
             recent = self._meters.recent(self._site_node)
             if recent and recent[-1].good_at is not None:
-                self._confirm(recent[-1].good_at)
-
-    def _confirm(self, reading_at: float) -> None:
-        """Confirm the restored sessions of booted chargers reported before the site reading
-        at ``reading_at`` (beyond the skew): the base load can take their draw off it, so
-        the policy can steer them on data rather than count them twice."""
-        for cid in list(self._confirming):
-            charger, waiting = self._chargers[cid], False
-            for c in charger.connectors.values():
-                if c.restored is None or c.reported_at is None:
-                    continue
-                if not charger.booted or reading_at < c.reported_at + REPORT_SKEW_S:
-                    waiting = True
-                    continue
-                log.info(
-                    "restored session confirmed", charger_id=cid, transaction_id=c.transaction_id
-                )
-                c.restored, c.reported_at = None, None
-            if not waiting:
-                self._confirming.discard(cid)
+                self._restored.confirm(recent[-1].good_at)
 
     def _chargers_draw_a(self, chargers: frozenset[str] | None) -> float:
         """The latest measured draw of ``chargers`` (None: all), summed over connectors
@@ -171,37 +152,12 @@ class SiteState:
         )
 
     def restore(self, view: SessionView) -> None:
-        """A session from the state store: managed again, unconfirmed until its charger
-        reports it (``view.restored``); the connector's status is left unknown."""
-        connector = self._charger(view.charger_id).connector(view.connector_id)
-        connector.transaction_id, connector.started_at = view.transaction_id, view.started_at
-        connector.belief, connector.needs = view.belief, view.needs
-        connector.needs_register_wh, connector.meter_start_wh = (
-            view.needs_register_wh,
-            view.meter_start_wh,
-        )
-        connector.restored = connector.resumed = view.restored or Restored()
-        self._resuming.add(view.charger_id)
+        """A session from the state store (:meth:`RestoredSessions.restore`)."""
+        self._restored.restore(view)
 
     def take_resumed(self) -> list[tuple[str, int, Restored]]:
-        """Each session confirmed since the restart on a booted charger that has not booted
-        since, with what the store said of its setpoint (key, transaction, record); each is
-        given once (:func:`controller.restored.resumed_a` tells whether it still holds)."""
-        taken: list[tuple[str, int, Restored]] = []
-        for cid in list(self._resuming):
-            charger = self._chargers[cid]
-            waiting = False
-            for conn_id, c in charger.connectors.items():
-                if c.resumed is None or c.transaction_id is None:
-                    continue
-                if c.restored is not None or not charger.booted:
-                    waiting = True
-                    continue
-                taken.append((connector_key(cid, conn_id), c.transaction_id, c.resumed))
-                c.resumed = None
-            if not waiting:
-                self._resuming.discard(cid)
-        return taken
+        """The restored sessions' setpoints, once each (:meth:`RestoredSessions.take_resumed`)."""
+        return self._restored.take_resumed()
 
     def failsafe_sent(self, charger_id: str, accepted: bool = False) -> None:
         """The charger is being given its fail-safe default, or (``accepted``) has it. One
@@ -223,20 +179,7 @@ class SiteState:
         only for a transaction it does not run, so a restored session of that id is stale."""
         connector = self._charger(charger_id).connector(connector_id)
         if connector.transaction_id == transaction_id:
-            self._drop_restored(charger_id, connector, "its charger refused a TxProfile for it")
-
-    def _drop_restored(self, charger_id: str, connector: ConnectorRecord, why: str) -> None:
-        """Forget a restored session that its charger contradicts (see controller/restored.py)."""
-        if connector.restored is None or connector.transaction_id is None:
-            return
-        log.warning(
-            "restored session dropped",
-            charger_id=charger_id,
-            transaction_id=connector.transaction_id,
-            reason=why,
-        )
-        connector.transaction_id, connector.restored, connector.resumed = None, None, None
-        connector.needs, connector.needs_register_wh, connector.reported_at = None, None, None
+            self._restored.drop(charger_id, connector, "its charger refused a TxProfile for it")
 
     def _stop(self, event: SessionStopped) -> None:
         for connector in self._charger(event.charger_id).connectors.values():
@@ -253,20 +196,8 @@ class SiteState:
     def _measure(self, event: ChargerMeasurement) -> None:
         charger = self._charger(event.charger_id)
         connector = charger.connector(event.connector_id)
-        if connector.restored is not None and connector.transaction_id is not None:
-            verdict = judge_measurement(
-                connector.transaction_id, connector.status, event.transaction_id
-            )
-            if verdict is Verdict.IGNORE or (verdict is Verdict.CONFIRM and not charger.booted):
-                # Only a charger that can be commanded confirms: until then the session stays
-                # reserved as restored, not a car of an offline charger.
-                return
-            if verdict is Verdict.DROP:
-                self._drop_restored(event.charger_id, connector, "another transaction reported")
-            elif connector.reported_at is None:
-                # Confirmed at the next site reading: one the base load can take its draw off.
-                connector.reported_at = event.at
-                self._confirming.add(event.charger_id)
+        if not self._restored.measured(charger, connector, event):
+            return
         if event.transaction_id is not None and connector.transaction_id is None:
             # A transaction we never saw start (Headroom restarted, or the charger was
             # offline): adopt it, so the car is managed rather than left on its lease.
