@@ -1,9 +1,10 @@
 """The control loop: freeze, decide, plan, dispatch — and measure each step.
 
 A decision runs every ``control.interval_s`` and at once when an event
-calls for it (:func:`is_urgent`: an over-limit reading, a session start or
-stop, a charger booting or leaving, doubtful meter data). Wakes that arrive
-while a decision runs coalesce into one more decision.
+calls for it (:func:`controller.urgency.is_urgent`: an over-limit reading,
+a session start or stop, a charger booting or leaving, doubtful meter
+data). Wakes that arrive while a decision runs coalesce into one more
+decision.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -32,20 +33,10 @@ from controller.decide import (
 from controller.demand import DemandWindow
 from controller.dispatch import Held, plan_changes
 from controller.dispatcher import Dispatcher
-from controller.model import (
-    ChargerBooted,
-    ChargerDisconnected,
-    Event,
-    ExternalLimitChanged,
-    MeterFailed,
-    MeterReading,
-    Quality,
-    SessionStarted,
-    SessionStopped,
-)
 from controller.rejoin import rejoined
 from controller.restored import resumed_a
 from controller.room import fit_increases
+from controller.rotation import next_run_state
 from controller.schedule_checks import ScheduleChecks
 from controller.settling import Settling
 from controller.snapshot import SessionView, SiteSnapshot
@@ -53,57 +44,6 @@ from controller.state import SiteState
 from policies import Policy
 
 log = structlog.get_logger(__name__)
-
-
-def next_run_state(
-    previous: Mapping[str, RunState], decision: Decision, now: float
-) -> dict[str, RunState]:
-    """Since when each session has been running (given current) or paused (0 A)."""
-    state: dict[str, RunState] = {}
-    for key, target in decision.targets.items():
-        running = target.limit_a > 0
-        before = previous.get(key)
-        state[key] = before if before is not None and before[0] is running else (running, now)
-    return state
-
-
-def is_urgent(event: Event, config: HeadroomConfig) -> bool:
-    """True when the event must be decided on now rather than at the next tick."""
-    match event:
-        case SessionStarted() | SessionStopped() | ChargerBooted() | ChargerDisconnected():
-            return True
-        case ExternalLimitChanged():
-            return True
-        case MeterFailed():
-            return True
-        case MeterReading(quality=quality) if quality is not Quality.GOOD:
-            return True
-        case MeterReading():
-            return over_limit(event, config)
-    return False
-
-
-def over_limit(reading: MeterReading, config: HeadroomConfig, margin: bool = True) -> bool:
-    """True when a reading shows the site above its limit (less the margin, by default).
-
-    With the margin it is the trigger of invariant 5; without it, the breach itself.
-    """
-    site = config.site
-    node = next((m.node for m in config.node_meters() if m.id == reading.meter_id), None)
-    group = next((g for g in config.groups if g.id == node), None)
-    if group is not None:  # a group's meter: the group's own limits
-        max_a, margin_a = group.max_current_a, group.safety_margin_a
-        max_w = None if group.max_power_kw is None else group.max_power_kw * 1000
-    else:
-        max_a, margin_a, max_w = site.max_current_a, site.safety_margin_a, site.max_power_w
-    margin_a = margin_a if margin else 0.0
-    if max_a is not None:
-        bound_a = max_a - margin_a
-        if any(v is not None and v > bound_a for v in reading.current_a):
-            return True
-    if max_w is not None and reading.power_w is not None:
-        return reading.power_w > max_w - 3 * margin_a * site.voltage_v
-    return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from controller.decide import Decision
 from controller.demand import DemandWindow
 from controller.dispatcher import Dispatcher
 from controller.live import LiveView
-from controller.loop import ControlLoop, StepTimes, is_urgent, over_limit
+from controller.loop import ControlLoop, StepTimes
 from controller.meters import ModbusMeter
 from controller.meters.mqtt import MqttMeter
 from controller.meters.node_settings import MqttNodeMeter, NodeMeter, OcppNodeMeter
@@ -53,6 +53,7 @@ from controller.snapshot import SiteSnapshot
 from controller.state import SiteState
 from controller.store import StateStore
 from controller.telemetry import TelemetryPublisher
+from controller.urgency import is_urgent, over_limit
 from policies import get_policy
 
 log = structlog.get_logger(__name__)
