@@ -20,10 +20,8 @@ import structlog
 from controller.base_load import BaseLoadEstimate, SetpointLog
 from controller.clock import Clock
 from controller.collector import held_until_frames_written
-from controller.compliance import Compliance, check, follows
 from controller.config import HeadroomConfig
 from controller.decide import (
-    OVERDRAWS,
     Decision,
     Mode,
     Phases,
@@ -33,6 +31,7 @@ from controller.decide import (
 from controller.demand import DemandWindow
 from controller.dispatch import Held, plan_changes
 from controller.dispatcher import Dispatcher
+from controller.noncompliance import NonCompliance
 from controller.rejoin import rejoined
 from controller.restored import resumed_a
 from controller.room import fit_increases
@@ -78,8 +77,7 @@ class ControlLoop:
         self._on_decision = on_decision
         self._demand = demand
         self._checks = checks
-        self._compliance = Compliance({}, frozenset())
-        self._restored_flags: dict[str, tuple[int, str]] = {}  # key → (transaction, why)
+        self._flags = NonCompliance()
         self._run_state: dict[str, RunState] = {}
         self._wake = asyncio.Event()
         self._base = BaseLoadEstimate(config.control.base_load_window_s)
@@ -236,7 +234,7 @@ class ControlLoop:
         lease_s = self._config.control.lease_s
         for key, transaction_id, record in self._state.take_resumed():
             limit_a = resumed_a(record, now)
-            if limit_a is None or key in self._restored_flags:
+            if limit_a is None or self._flags.restored(key):
                 continue
             renewed_from = (record.lease_until or now) - lease_s  # renewed by half its lease
             self._dispatcher.seed(key, Held(limit_a, renewed_from, transaction_id, now))
@@ -285,43 +283,18 @@ class ControlLoop:
 
     def noncompliant_why(self) -> dict[str, str]:
         """Each non-compliant session and why: overdrawing, or a contradicting schedule."""
-        why = {key: reason for key, (_, reason) in self._restored_flags.items()}
-        why |= dict.fromkeys(self._compliance.flagged, OVERDRAWS)
+        why = self._flags.why()
         if self._checks is not None:
             why |= self._checks.flagged
         return why
 
     def restore_noncompliant(self, key: str, transaction_id: int, why: str) -> None:
         """A session flagged before a restart (from the state store) is flagged again."""
-        self._restored_flags[key] = (transaction_id, why)
+        self._flags.restore(key, transaction_id, why)
 
     def _check_compliance(self, snapshot: SiteSnapshot, now: float) -> None:
-        if self._restored_flags:
-            self._clear_restored_flags(snapshot)
-        before = self._compliance.flagged
-        self._compliance = check(
-            snapshot.sessions,
-            self._dispatcher.held,
-            self._compliance,
-            now,
-            self._config.control.compliance_timeout_s,
-        )
-        for key in self._compliance.flagged - before:
-            log.error("charger does not follow its setpoint; reserving its rating", session=key)
-        for key in before - self._compliance.flagged:
-            log.info("charger follows its setpoint again", session=key)
-
-    def _clear_restored_flags(self, snapshot: SiteSnapshot) -> None:
-        """Drop flags of sessions that ended, and overdraw flags of sessions now following."""
-        sessions = {s.key: s for s in snapshot.sessions}
-        held = self._dispatcher.held
-        for key, (tx, why) in list(self._restored_flags.items()):
-            session = sessions.get(key)
-            if session is None or session.transaction_id != tx:
-                del self._restored_flags[key]
-            elif why == OVERDRAWS and follows(session, held.get(key)):
-                del self._restored_flags[key]
-                log.info("charger follows its setpoint again", session=key)
+        timeout_s = self._config.control.compliance_timeout_s
+        self._flags.check(snapshot, self._dispatcher.held, now, timeout_s)
 
     def _demand_cap_w(self) -> float | None:
         target_kw = self._config.site.demand_target_kw
