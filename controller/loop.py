@@ -24,13 +24,13 @@ from controller.config import HeadroomConfig
 from controller.decide import (
     Decision,
     Mode,
-    Phases,
     RunState,
     decide,
 )
 from controller.demand import DemandWindow
 from controller.dispatch import Held, plan_changes
 from controller.dispatcher import Dispatcher
+from controller.group_bases import GroupBases
 from controller.noncompliance import NonCompliance
 from controller.rejoin import rejoined
 from controller.restored import resumed_a
@@ -38,7 +38,7 @@ from controller.room import fit_increases
 from controller.rotation import next_run_state
 from controller.schedule_checks import ScheduleChecks
 from controller.settling import Settling
-from controller.snapshot import SessionView, SiteSnapshot
+from controller.snapshot import SiteSnapshot
 from controller.state import SiteState
 from policies import Policy
 
@@ -85,7 +85,7 @@ class ControlLoop:
         self._rejoined: set[str] = set()  # chargers back without booting, not decided on yet
         self.settling = Settling(config.control)
         self._release_at = float("inf")
-        self._group_bases_kept: dict[str, BaseLoadEstimate] = {}
+        self._group_bases = GroupBases()
         self._over_limit_at = float("-inf")
         self.last: Decision | None = None
         self.decisions = 0
@@ -94,8 +94,7 @@ class ControlLoop:
         """Decide with ``config`` (a new limit, priorities) from the next decision on."""
         self._config = config
         self._base.window_s = config.control.base_load_window_s
-        for estimate in self._group_bases_kept.values():
-            estimate.window_s = config.control.base_load_window_s
+        self._group_bases.reconfigure(config.control.base_load_window_s)
         self.settling.control = config.control
 
     def wake(self, over_limit: bool = False) -> None:
@@ -166,7 +165,9 @@ class ControlLoop:
         steered = [s for s in snapshot.sessions if s.restored is None]
         self.settling.observe(steered, self._dispatcher.held, failsafe_a)
         self._state.settle_s = self.settling.settle_times({s.charger_id for s in snapshot.sessions})
-        group_base = self._group_bases(snapshot, away, away_settle_s)
+        group_base = self._group_bases.estimate(
+            snapshot, self._config, self._setpoints, away, away_settle_s
+        )
         self._check_compliance(snapshot, now)
         if self._checks is not None:
             self._checks.prune({s.key: s.transaction_id for s in snapshot.sessions})
@@ -246,35 +247,6 @@ class ControlLoop:
                 limit_a=limit_a,
                 lease_left_s=round((record.lease_until or now) - now, 1),
             )
-
-    def _group_bases(
-        self, snapshot: SiteSnapshot, away: list[SessionView], settle_s: dict[str, float]
-    ) -> dict[str, Phases]:
-        """Each metered group's base load, estimated like the site's from its own readings
-        and the sessions below it, an offline charger's car among them; while a group's
-        meter is doubtful, from its last good readings (its sessions are held meanwhile)."""
-        bases = {}
-        booted = [s for s in snapshot.sessions if s.charger_id in snapshot.booted]
-        for group in self._config.groups:
-            if group.id not in snapshot.meters:
-                continue
-            estimate = self._group_bases_kept.setdefault(
-                group.id, BaseLoadEstimate(self._config.control.base_load_window_s)
-            )
-            for reading in snapshot.group_readings.get(group.id, ()):
-                estimate.add(reading)
-            below = set(self._config.chargers_below(group.id))
-            base = estimate.estimate(
-                [s for s in booted if s.charger_id in below],
-                self._config,
-                self._setpoints,
-                None,
-                [s for s in away if s.charger_id in below],
-                settle_s,
-            )
-            if base is not None:
-                bases[group.id] = base
-        return bases
 
     @property
     def noncompliant(self) -> frozenset[str]:
