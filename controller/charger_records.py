@@ -19,6 +19,8 @@ HISTORY = 8  # measurements kept per connector: enough to line one up with the m
 
 @dataclass
 class ConnectorRecord:
+    """One connector: its status, the session on it and the charger's last reports of it."""
+
     status: str = "Unknown"
     transaction_id: int | None = None
     started_at: float = 0.0
@@ -63,6 +65,8 @@ class ConnectorRecord:
 
 @dataclass
 class ChargerRecord:
+    """One charger: its link, its connectors, limits others set, fail-safe and trust."""
+
     connected: bool = False
     booted: bool = False
     connectors: dict[int, ConnectorRecord] = field(default_factory=dict)

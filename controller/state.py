@@ -152,11 +152,13 @@ class SiteState:
         )
 
     def restore(self, view: SessionView) -> None:
-        """A session from the state store (:meth:`RestoredSessions.restore`)."""
+        """A session from the state store
+        (:meth:`~controller.restored_sessions.RestoredSessions.restore`)."""
         self._restored.restore(view)
 
     def take_resumed(self) -> list[tuple[str, int, Restored]]:
-        """The restored sessions' setpoints, once each (:meth:`RestoredSessions.take_resumed`)."""
+        """The restored sessions' setpoints, once each
+        (:meth:`~controller.restored_sessions.RestoredSessions.take_resumed`)."""
         return self._restored.take_resumed()
 
     def failsafe_sent(self, charger_id: str, accepted: bool = False) -> None:
