@@ -41,7 +41,7 @@ from benchmarks.site import BASE_LOW_A, STEP_A, bench_config
 from controller.base_load import BaseLoadEstimate
 from controller.clock import ManualClock
 from controller.dispatcher import Dispatcher
-from controller.loop import ControlLoop, over_limit
+from controller.loop import ControlLoop
 from controller.model import (
     ChargerBooted,
     ChargerConnected,
@@ -54,6 +54,7 @@ from controller.model import (
     SessionStarted,
 )
 from controller.state import SiteState
+from controller.urgency import over_limit
 from policies import get_policy
 
 QUARTERS = 4  # meter readings per second

@@ -37,7 +37,7 @@ from controller.decide import Target
 from controller.dispatch import Held
 from controller.learning import EvBelief
 from controller.restart import StateWriter
-from controller.state import SessionView
+from controller.snapshot import SessionView
 from controller.store import StateStore
 
 ACCEPTED_SHARE = 20  # one session in this many has a setpoint accepted per decision

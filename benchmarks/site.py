@@ -30,7 +30,7 @@ from typing import Any
 
 from controller.config import HeadroomConfig, parse_config
 from controller.decide import Decision
-from controller.loop import StepTimes, over_limit
+from controller.loop import StepTimes
 from controller.model import (
     ChargerMeasurement,
     CommandResult,
@@ -40,7 +40,8 @@ from controller.model import (
 )
 from controller.ocpp.v16 import ChargePointConnection
 from controller.service import SiteController
-from controller.state import SiteSnapshot
+from controller.snapshot import SiteSnapshot
+from controller.urgency import over_limit
 from hil.meter import MeterValues, SimulatedMeter
 
 BASE_LOW_A = 40.0

@@ -29,7 +29,7 @@ from controller.meter_book import REPORT_SKEW_S, MeterView
 from controller.model import PhaseValues
 from controller.node_modes import node_load_a, reading_a
 from controller.over_limit import over_limit_bases
-from controller.state import SessionView
+from controller.snapshot import SessionView
 
 __all__ = [
     "READINGS_KEPT",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from controller.config import HeadroomConfig
 from controller.meter_book import REPORT_SKEW_S
 from controller.model import PhaseValues
-from controller.state import SessionView
+from controller.snapshot import SessionView
 
 Phases = tuple[float, float, float]
 Report = tuple[float, PhaseValues]

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from controller.dispatch import Held
 from controller.model import CompositeLimit, ScheduleStatus
-from controller.state import SessionView
+from controller.snapshot import SessionView
 
 OVERSHOOT_TOLERANCE_A = 1.0
 """Drawing up to this much above the setpoint is measurement noise, not disobedience."""

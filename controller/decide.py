@@ -50,7 +50,7 @@ from controller.reserve import (
 )
 from controller.restored import Restored
 from controller.restored import target_a as restored_target_a
-from controller.state import SessionView, SiteSnapshot
+from controller.snapshot import SessionView, SiteSnapshot
 from controller.tariff import horizon
 from controller.untrusted import reserve_idle, unbounded
 from policies import Allocation, AllocationProblem, ConnectorAllocation, LimitNode, Policy

@@ -1,9 +1,10 @@
 """The control loop: freeze, decide, plan, dispatch — and measure each step.
 
 A decision runs every ``control.interval_s`` and at once when an event
-calls for it (:func:`is_urgent`: an over-limit reading, a session start or
-stop, a charger booting or leaving, doubtful meter data). Wakes that arrive
-while a decision runs coalesce into one more decision.
+calls for it (:func:`controller.urgency.is_urgent`: an over-limit reading,
+a session start or stop, a charger booting or leaving, doubtful meter
+data). Wakes that arrive while a decision runs coalesce into one more
+decision.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -19,90 +20,29 @@ import structlog
 from controller.base_load import BaseLoadEstimate, SetpointLog
 from controller.clock import Clock
 from controller.collector import held_until_frames_written
-from controller.compliance import Compliance, check, follows
 from controller.config import HeadroomConfig
 from controller.decide import (
-    OVERDRAWS,
     Decision,
     Mode,
-    Phases,
     RunState,
     decide,
 )
 from controller.demand import DemandWindow
 from controller.dispatch import Held, plan_changes
 from controller.dispatcher import Dispatcher
-from controller.model import (
-    ChargerBooted,
-    ChargerDisconnected,
-    Event,
-    ExternalLimitChanged,
-    MeterFailed,
-    MeterReading,
-    Quality,
-    SessionStarted,
-    SessionStopped,
-)
+from controller.group_bases import GroupBases
+from controller.noncompliance import NonCompliance
 from controller.rejoin import rejoined
 from controller.restored import resumed_a
 from controller.room import fit_increases
+from controller.rotation import next_run_state
 from controller.schedule_checks import ScheduleChecks
 from controller.settling import Settling
-from controller.state import SessionView, SiteSnapshot, SiteState
+from controller.snapshot import SiteSnapshot
+from controller.state import SiteState
 from policies import Policy
 
 log = structlog.get_logger(__name__)
-
-
-def next_run_state(
-    previous: Mapping[str, RunState], decision: Decision, now: float
-) -> dict[str, RunState]:
-    """Since when each session has been running (given current) or paused (0 A)."""
-    state: dict[str, RunState] = {}
-    for key, target in decision.targets.items():
-        running = target.limit_a > 0
-        before = previous.get(key)
-        state[key] = before if before is not None and before[0] is running else (running, now)
-    return state
-
-
-def is_urgent(event: Event, config: HeadroomConfig) -> bool:
-    """True when the event must be decided on now rather than at the next tick."""
-    match event:
-        case SessionStarted() | SessionStopped() | ChargerBooted() | ChargerDisconnected():
-            return True
-        case ExternalLimitChanged():
-            return True
-        case MeterFailed():
-            return True
-        case MeterReading(quality=quality) if quality is not Quality.GOOD:
-            return True
-        case MeterReading():
-            return over_limit(event, config)
-    return False
-
-
-def over_limit(reading: MeterReading, config: HeadroomConfig, margin: bool = True) -> bool:
-    """True when a reading shows the site above its limit (less the margin, by default).
-
-    With the margin it is the trigger of invariant 5; without it, the breach itself.
-    """
-    site = config.site
-    node = next((m.node for m in config.node_meters() if m.id == reading.meter_id), None)
-    group = next((g for g in config.groups if g.id == node), None)
-    if group is not None:  # a group's meter: the group's own limits
-        max_a, margin_a = group.max_current_a, group.safety_margin_a
-        max_w = None if group.max_power_kw is None else group.max_power_kw * 1000
-    else:
-        max_a, margin_a, max_w = site.max_current_a, site.safety_margin_a, site.max_power_w
-    margin_a = margin_a if margin else 0.0
-    if max_a is not None:
-        bound_a = max_a - margin_a
-        if any(v is not None and v > bound_a for v in reading.current_a):
-            return True
-    if max_w is not None and reading.power_w is not None:
-        return reading.power_w > max_w - 3 * margin_a * site.voltage_v
-    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +77,7 @@ class ControlLoop:
         self._on_decision = on_decision
         self._demand = demand
         self._checks = checks
-        self._compliance = Compliance({}, frozenset())
-        self._restored_flags: dict[str, tuple[int, str]] = {}  # key → (transaction, why)
+        self._flags = NonCompliance()
         self._run_state: dict[str, RunState] = {}
         self._wake = asyncio.Event()
         self._base = BaseLoadEstimate(config.control.base_load_window_s)
@@ -146,7 +85,7 @@ class ControlLoop:
         self._rejoined: set[str] = set()  # chargers back without booting, not decided on yet
         self.settling = Settling(config.control)
         self._release_at = float("inf")
-        self._group_bases_kept: dict[str, BaseLoadEstimate] = {}
+        self._group_bases = GroupBases()
         self._over_limit_at = float("-inf")
         self.last: Decision | None = None
         self.decisions = 0
@@ -155,8 +94,7 @@ class ControlLoop:
         """Decide with ``config`` (a new limit, priorities) from the next decision on."""
         self._config = config
         self._base.window_s = config.control.base_load_window_s
-        for estimate in self._group_bases_kept.values():
-            estimate.window_s = config.control.base_load_window_s
+        self._group_bases.reconfigure(config.control.base_load_window_s)
         self.settling.control = config.control
 
     def wake(self, over_limit: bool = False) -> None:
@@ -227,7 +165,9 @@ class ControlLoop:
         steered = [s for s in snapshot.sessions if s.restored is None]
         self.settling.observe(steered, self._dispatcher.held, failsafe_a)
         self._state.settle_s = self.settling.settle_times({s.charger_id for s in snapshot.sessions})
-        group_base = self._group_bases(snapshot, away, away_settle_s)
+        group_base = self._group_bases.estimate(
+            snapshot, self._config, self._setpoints, away, away_settle_s
+        )
         self._check_compliance(snapshot, now)
         if self._checks is not None:
             self._checks.prune({s.key: s.transaction_id for s in snapshot.sessions})
@@ -295,7 +235,7 @@ class ControlLoop:
         lease_s = self._config.control.lease_s
         for key, transaction_id, record in self._state.take_resumed():
             limit_a = resumed_a(record, now)
-            if limit_a is None or key in self._restored_flags:
+            if limit_a is None or self._flags.restored(key):
                 continue
             renewed_from = (record.lease_until or now) - lease_s  # renewed by half its lease
             self._dispatcher.seed(key, Held(limit_a, renewed_from, transaction_id, now))
@@ -308,35 +248,6 @@ class ControlLoop:
                 lease_left_s=round((record.lease_until or now) - now, 1),
             )
 
-    def _group_bases(
-        self, snapshot: SiteSnapshot, away: list[SessionView], settle_s: dict[str, float]
-    ) -> dict[str, Phases]:
-        """Each metered group's base load, estimated like the site's from its own readings
-        and the sessions below it, an offline charger's car among them; while a group's
-        meter is doubtful, from its last good readings (its sessions are held meanwhile)."""
-        bases = {}
-        booted = [s for s in snapshot.sessions if s.charger_id in snapshot.booted]
-        for group in self._config.groups:
-            if group.id not in snapshot.meters:
-                continue
-            estimate = self._group_bases_kept.setdefault(
-                group.id, BaseLoadEstimate(self._config.control.base_load_window_s)
-            )
-            for reading in snapshot.group_readings.get(group.id, ()):
-                estimate.add(reading)
-            below = set(self._config.chargers_below(group.id))
-            base = estimate.estimate(
-                [s for s in booted if s.charger_id in below],
-                self._config,
-                self._setpoints,
-                None,
-                [s for s in away if s.charger_id in below],
-                settle_s,
-            )
-            if base is not None:
-                bases[group.id] = base
-        return bases
-
     @property
     def noncompliant(self) -> frozenset[str]:
         """Sessions whose chargers do not follow their setpoints."""
@@ -344,43 +255,18 @@ class ControlLoop:
 
     def noncompliant_why(self) -> dict[str, str]:
         """Each non-compliant session and why: overdrawing, or a contradicting schedule."""
-        why = {key: reason for key, (_, reason) in self._restored_flags.items()}
-        why |= dict.fromkeys(self._compliance.flagged, OVERDRAWS)
+        why = self._flags.why()
         if self._checks is not None:
             why |= self._checks.flagged
         return why
 
     def restore_noncompliant(self, key: str, transaction_id: int, why: str) -> None:
         """A session flagged before a restart (from the state store) is flagged again."""
-        self._restored_flags[key] = (transaction_id, why)
+        self._flags.restore(key, transaction_id, why)
 
     def _check_compliance(self, snapshot: SiteSnapshot, now: float) -> None:
-        if self._restored_flags:
-            self._clear_restored_flags(snapshot)
-        before = self._compliance.flagged
-        self._compliance = check(
-            snapshot.sessions,
-            self._dispatcher.held,
-            self._compliance,
-            now,
-            self._config.control.compliance_timeout_s,
-        )
-        for key in self._compliance.flagged - before:
-            log.error("charger does not follow its setpoint; reserving its rating", session=key)
-        for key in before - self._compliance.flagged:
-            log.info("charger follows its setpoint again", session=key)
-
-    def _clear_restored_flags(self, snapshot: SiteSnapshot) -> None:
-        """Drop flags of sessions that ended, and overdraw flags of sessions now following."""
-        sessions = {s.key: s for s in snapshot.sessions}
-        held = self._dispatcher.held
-        for key, (tx, why) in list(self._restored_flags.items()):
-            session = sessions.get(key)
-            if session is None or session.transaction_id != tx:
-                del self._restored_flags[key]
-            elif why == OVERDRAWS and follows(session, held.get(key)):
-                del self._restored_flags[key]
-                log.info("charger follows its setpoint again", session=key)
+        timeout_s = self._config.control.compliance_timeout_s
+        self._flags.check(snapshot, self._dispatcher.held, now, timeout_s)
 
     def _demand_cap_w(self) -> float | None:
         target_kw = self._config.site.demand_target_kw

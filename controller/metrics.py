@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from controller.config import HeadroomConfig
 from controller.decide import Decision, Mode
-from controller.loop import StepTimes, over_limit
+from controller.loop import StepTimes
 from controller.model import (
     CommandResult,
     CompositeLimit,
@@ -23,7 +23,8 @@ from controller.model import (
     Quality,
     ScheduleStatus,
 )
-from controller.state import SiteSnapshot
+from controller.snapshot import SiteSnapshot
+from controller.urgency import over_limit
 
 PHASE_NAMES = ("L1", "L2", "L3")
 STEP_BUCKETS_S = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0)

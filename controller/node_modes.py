@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from controller.config import HeadroomConfig
 from controller.meter_book import MeterView
 from controller.model import PhaseValues
-from controller.state import SessionView
+from controller.snapshot import SessionView
 
 Phases = tuple[float, float, float]
 

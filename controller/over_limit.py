@@ -21,7 +21,7 @@ from controller.config import HeadroomConfig
 from controller.meter_book import REPORT_SKEW_S, MeterView
 from controller.model import PhaseValues
 from controller.node_modes import node_load_a
-from controller.state import SessionView
+from controller.snapshot import SessionView
 
 
 def reported_before(reports: Sequence[Report], at: float) -> PhaseValues | None:

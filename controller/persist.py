@@ -30,7 +30,7 @@ from controller.learning import EvBelief
 from controller.model import ProfilePurpose, SessionNeeds, connector_key
 from controller.response import KEEP
 from controller.restored import Restored
-from controller.state import SessionView
+from controller.snapshot import SessionView
 
 SESSION_KIND = "session"
 ROUTE_KIND = "route"

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from controller.config import HeadroomConfig
 from controller.dispatch import Held
-from controller.state import SiteSnapshot
+from controller.snapshot import SiteSnapshot
 
 
 def rejoined_held(

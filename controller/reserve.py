@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from controller.config import HeadroomConfig
 from controller.node_modes import Phases, nodes_above
 from controller.restored import reserve_a
-from controller.state import SessionView, SiteSnapshot
+from controller.snapshot import SessionView, SiteSnapshot
 
 
 def site_phases(

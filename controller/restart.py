@@ -53,7 +53,8 @@ from controller.persist import (
     session_record,
     setpoint_record,
 )
-from controller.state import SessionView, SiteState
+from controller.snapshot import SessionView
+from controller.state import SiteState
 from controller.store import StateStore
 
 log = structlog.get_logger(__name__)

@@ -25,7 +25,7 @@ from controller.decide import Decision
 from controller.demand import DemandWindow
 from controller.dispatcher import Dispatcher
 from controller.live import LiveView
-from controller.loop import ControlLoop, StepTimes, is_urgent, over_limit
+from controller.loop import ControlLoop, StepTimes
 from controller.meters import ModbusMeter
 from controller.meters.mqtt import MqttMeter
 from controller.meters.node_settings import MqttNodeMeter, NodeMeter, OcppNodeMeter
@@ -49,9 +49,11 @@ from controller.operator import OperatorControl
 from controller.response import learned_before
 from controller.restart import StateWriter, resume
 from controller.schedule_checks import ScheduleChecks, is_failsafe
-from controller.state import SiteSnapshot, SiteState
+from controller.snapshot import SiteSnapshot
+from controller.state import SiteState
 from controller.store import StateStore
 from controller.telemetry import TelemetryPublisher
+from controller.urgency import is_urgent, over_limit
 from policies import get_policy
 
 log = structlog.get_logger(__name__)

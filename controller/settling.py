@@ -30,7 +30,7 @@ from controller.response import (
     response_s,
 )
 from controller.room import committed_a
-from controller.state import SessionView
+from controller.snapshot import SessionView
 
 
 def drawn_a(current_a: PhaseValues) -> float:

@@ -8,15 +8,14 @@ charger or transaction is recorded as a problem and otherwise ignored.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 
 import structlog
 
+from controller.charger_records import ChargerRecord, delivered_wh, merge_needs
 from controller.config import ControlSettings, HeadroomConfig
 from controller.learning import EvBelief, observe
-from controller.meter_book import ANY_METER, REPORT_SKEW_S, MeterBook, MeterView
+from controller.meter_book import ANY_METER, MeterBook, MeterView
 from controller.meters.node_settings import MeterSpec
 from controller.model import (
     ChargerBooted,
@@ -28,181 +27,16 @@ from controller.model import (
     ExternalLimitChanged,
     MeterFailed,
     MeterReading,
-    PhaseValues,
     SessionNeeds,
     SessionStarted,
     SessionStopped,
     connector_key,
 )
-from controller.restored import Restored, Verdict, judge_measurement
-
-__all__ = ["MeterView", "Restored", "SessionView", "SiteSnapshot", "SiteState"]
+from controller.restored import Restored
+from controller.restored_sessions import RestoredSessions
+from controller.snapshot import SessionView, SiteSnapshot
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SessionView:
-    """A running session as the loop sees it (charger phases, 0=L1)."""
-
-    key: str
-    charger_id: str
-    connector_id: int
-    transaction_id: int
-    started_at: float
-    status: str
-    measured_a: PhaseValues | None
-    measured_at: float | None
-    offered_a: float | None
-    belief: EvBelief
-    draw_at_meter_a: PhaseValues | None = None
-    """The draw at the time of the last good meter reading (for the base load)."""
-    needs: SessionNeeds | None = None
-    """Departure, energy, EV limits and priority, as far as anyone has said."""
-    draw_at_node_meter_a: Mapping[str, PhaseValues | None] = field(default_factory=dict)
-    """The draw at the time of each group meter's last good reading, by node."""
-    external_limit_a: float | None = None
-    """The lowest limit others set on this EVSE (2.0.1 NotifyChargingLimit), A per phase."""
-    delivered_since_needs_wh: float = 0.0
-    """Energy the charger's register counted since ``needs.energy_wh`` was said (0 when
-    unknown): the need still open is the difference."""
-    needs_register_wh: float | None = None
-    """The energy register when ``needs.energy_wh`` was said (for the state store)."""
-    meter_start_wh: float | None = None
-    """The register at StartTransaction (``None`` for an adopted session)."""
-    restored: Restored | None = None
-    """Set while the session comes from the state store and its charger has not reported it."""
-    reports: tuple[tuple[float, PhaseValues], ...] = ()
-    """The last reports of the draw, (arrival time, per charger phase), oldest first: the
-    base load bounds each car's draw at each meter reading with them."""
-
-
-@dataclass(frozen=True, slots=True)
-class SiteSnapshot:
-    """A frozen picture of the site at ``at``: the loop decides on this alone."""
-
-    at: float
-    meter: MeterView
-    sessions: tuple[SessionView, ...]
-    connected: frozenset[str]
-    booted: frozenset[str]
-    meters: Mapping[str, MeterView] = field(default_factory=dict)
-    """Every metered node's view, by node id (the site's is also ``meter``)."""
-    charger_limits_a: Mapping[str, float] = field(default_factory=dict)
-    """Limits others set on whole chargers (2.0.1 NotifyChargingLimit on EVSE 0), A per phase."""
-    site_readings: tuple[MeterView, ...] = ()
-    """The site meter's last good readings, oldest first (every poll, for the base load)."""
-    group_readings: Mapping[str, tuple[MeterView, ...]] = field(default_factory=dict)
-    """Each metered group's last good readings, by node, oldest first (as ``site_readings``)."""
-    failsafe_pending: frozenset[str] = frozenset()
-    """Chargers told their fail-safe default (on boot) that have not accepted it since they
-    last booted: a new session there may draw the charger's rating until its setpoint is
-    accepted."""
-    untrusted: Mapping[str, str] = field(default_factory=dict)
-    """Chargers whose composite schedule contradicted their fail-safe default, and why: they
-    may draw their rating whatever they are told (:mod:`controller.untrusted`)."""
-
-
-HISTORY = 8  # measurements kept per connector: enough to line one up with the meter reading
-
-
-@dataclass
-class _Connector:
-    status: str = "Unknown"
-    transaction_id: int | None = None
-    started_at: float = 0.0
-    history: deque[ChargerMeasurement] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    belief: EvBelief = field(default_factory=EvBelief)
-    needs: SessionNeeds | None = None
-    needs_register_wh: float | None = None  # the energy register when the need was said
-    meter_start_wh: float | None = None
-    restored: Restored | None = None  # from the state store, not yet confirmed by the charger
-    reported_at: float | None = None  # a restored session's first report, awaiting a reading
-    resumed: Restored | None = None
-    """From the state store, kept past the confirmation until the loop takes it, the
-    session ends or the charger boots (it may have lost its profiles)."""
-
-    @property
-    def measurement(self) -> ChargerMeasurement | None:
-        return self.history[-1] if self.history else None
-
-    def draw_at(self, at: float | None) -> PhaseValues | None:
-        """The draw per phase at ``at``, interpolated between the reports around it.
-
-        The meter and the charger sample at different instants; the best estimate
-        of what the meter saw of this charger lies between the report before the
-        reading and the one after (once it has arrived).
-        """
-        if at is None:
-            return None
-        before = next((m for m in reversed(self.history) if m.at <= at), None)
-        after = next((m for m in self.history if m.at > at), None)
-        if before is None:
-            # No report from before the reading (the session has just started): the first
-            # one after it is the nearest estimate, if it has arrived.
-            return after.current_a if after is not None else None
-        if after is None:
-            return before.current_a
-        share = (at - before.at) / (after.at - before.at)
-        return tuple(  # type: ignore[return-value]
-            (b or 0.0) + share * ((a or 0.0) - (b or 0.0))
-            for b, a in zip(before.current_a, after.current_a, strict=True)
-        )
-
-
-@dataclass
-class _Charger:
-    connected: bool = False
-    booted: bool = False
-    connectors: dict[int, _Connector] = field(default_factory=dict)
-    external_limits_a: dict[tuple[int, str], float] = field(default_factory=dict)
-    """By (EVSE, source): limits set by others; they hold until cleared, across reconnects."""
-    failsafe_pending: bool = False
-    failsafe_held: bool = False
-    """It accepted its fail-safe default since it last booted: a reconnect keeps it."""
-    untrusted: str | None = None
-    """Why the charger is not trusted to apply profiles; kept until a check says otherwise."""
-
-    def external_limit_a(self, evse_id: int) -> float | None:
-        """The lowest limit in force on ``evse_id`` (0 = the whole charger)."""
-        if not self.external_limits_a:  # the usual case, asked per session per decision
-            return None
-        limits = [a for (evse, _), a in self.external_limits_a.items() if evse == evse_id]
-        return min(limits) if limits else None
-
-    def connector(self, connector_id: int) -> _Connector:
-        return self.connectors.setdefault(connector_id, _Connector())
-
-
-def merge_needs(old: SessionNeeds | None, new: SessionNeeds) -> SessionNeeds:
-    """``new`` over ``old``: a field ``new`` leaves ``None`` keeps its old value."""
-    if old is None:
-        return new
-    return replace(
-        new,
-        **{
-            name: getattr(old, name)
-            for name in (
-                "departure_at",
-                "energy_wh",
-                "ev_min_a",
-                "ev_max_a",
-                "priority",
-                "cable_max_a",
-                "phases",
-            )
-            if getattr(new, name) is None
-        },
-    )
-
-
-def _delivered_wh(connector: _Connector) -> float:
-    """The register's count since the need was said; 0 without both readings (or if the
-    register went back, as after a charger reset)."""
-    last = connector.measurement
-    if connector.needs_register_wh is None or last is None or last.energy_wh is None:
-        return 0.0
-    return max(last.energy_wh - connector.needs_register_wh, 0.0)
 
 
 class SiteState:
@@ -219,9 +53,8 @@ class SiteState:
         """``meters`` by meter id (default: any meter is the site's); ``wall`` gives UNIX
         time at arrival, to age readings by their source timestamp."""
         self._control = control
-        self._chargers: dict[str, _Charger] = {}
-        self._resuming: set[str] = set()  # chargers with a session restored and not taken
-        self._confirming: set[str] = set()  # chargers with a restored session reported
+        self._chargers: dict[str, ChargerRecord] = {}
+        self._restored = RestoredSessions(self._chargers)
         specs = meters or {
             ANY_METER: MeterSpec(
                 ANY_METER, site_node, True, control.meter_stale_s, meter_max_step_a
@@ -243,8 +76,8 @@ class SiteState:
             config.control, config.meter_max_step_a(), config.meter_specs(), config.site.id, wall
         )
 
-    def _charger(self, charger_id: str) -> _Charger:
-        return self._chargers.setdefault(charger_id, _Charger())
+    def _charger(self, charger_id: str) -> ChargerRecord:
+        return self._chargers.setdefault(charger_id, ChargerRecord())
 
     def apply(self, event: Event) -> None:
         """Record one event."""
@@ -268,11 +101,11 @@ class SiteState:
                 connector = self._charger(event.charger_id).connector(event.connector_id)
                 connector.status = event.status
                 if event.status == "Available":
-                    self._drop_restored(event.charger_id, connector, "connector Available")
+                    self._restored.drop(event.charger_id, connector, "connector Available")
             case SessionStarted():
                 connector = self._charger(event.charger_id).connector(event.connector_id)
                 if connector.transaction_id != event.transaction_id:
-                    self._drop_restored(event.charger_id, connector, "another transaction started")
+                    self._restored.drop(event.charger_id, connector, "another transaction started")
                 connector.restored, connector.resumed, connector.reported_at = None, None, None
                 connector.meter_start_wh = event.meter_start_wh
                 connector.transaction_id = event.transaction_id
@@ -302,29 +135,10 @@ class SiteState:
         wall_now = self._wall() if self._wall is not None else None
         if not self._meters.apply(event, draw_a, wall_now):
             self._problem(f"reading from unknown meter {event.meter_id!r}")
-        elif self._confirming and spec is not None and spec.node == self._site_node:
+        elif self._restored.confirming and spec is not None and spec.node == self._site_node:
             recent = self._meters.recent(self._site_node)
             if recent and recent[-1].good_at is not None:
-                self._confirm(recent[-1].good_at)
-
-    def _confirm(self, reading_at: float) -> None:
-        """Confirm the restored sessions of booted chargers reported before the site reading
-        at ``reading_at`` (beyond the skew): the base load can take their draw off it, so
-        the policy can steer them on data rather than count them twice."""
-        for cid in list(self._confirming):
-            charger, waiting = self._chargers[cid], False
-            for c in charger.connectors.values():
-                if c.restored is None or c.reported_at is None:
-                    continue
-                if not charger.booted or reading_at < c.reported_at + REPORT_SKEW_S:
-                    waiting = True
-                    continue
-                log.info(
-                    "restored session confirmed", charger_id=cid, transaction_id=c.transaction_id
-                )
-                c.restored, c.reported_at = None, None
-            if not waiting:
-                self._confirming.discard(cid)
+                self._restored.confirm(recent[-1].good_at)
 
     def _chargers_draw_a(self, chargers: frozenset[str] | None) -> float:
         """The latest measured draw of ``chargers`` (None: all), summed over connectors
@@ -338,37 +152,14 @@ class SiteState:
         )
 
     def restore(self, view: SessionView) -> None:
-        """A session from the state store: managed again, unconfirmed until its charger
-        reports it (``view.restored``); the connector's status is left unknown."""
-        connector = self._charger(view.charger_id).connector(view.connector_id)
-        connector.transaction_id, connector.started_at = view.transaction_id, view.started_at
-        connector.belief, connector.needs = view.belief, view.needs
-        connector.needs_register_wh, connector.meter_start_wh = (
-            view.needs_register_wh,
-            view.meter_start_wh,
-        )
-        connector.restored = connector.resumed = view.restored or Restored()
-        self._resuming.add(view.charger_id)
+        """A session from the state store
+        (:meth:`~controller.restored_sessions.RestoredSessions.restore`)."""
+        self._restored.restore(view)
 
     def take_resumed(self) -> list[tuple[str, int, Restored]]:
-        """Each session confirmed since the restart on a booted charger that has not booted
-        since, with what the store said of its setpoint (key, transaction, record); each is
-        given once (:func:`controller.restored.resumed_a` tells whether it still holds)."""
-        taken: list[tuple[str, int, Restored]] = []
-        for cid in list(self._resuming):
-            charger = self._chargers[cid]
-            waiting = False
-            for conn_id, c in charger.connectors.items():
-                if c.resumed is None or c.transaction_id is None:
-                    continue
-                if c.restored is not None or not charger.booted:
-                    waiting = True
-                    continue
-                taken.append((connector_key(cid, conn_id), c.transaction_id, c.resumed))
-                c.resumed = None
-            if not waiting:
-                self._resuming.discard(cid)
-        return taken
+        """The restored sessions' setpoints, once each
+        (:meth:`~controller.restored_sessions.RestoredSessions.take_resumed`)."""
+        return self._restored.take_resumed()
 
     def failsafe_sent(self, charger_id: str, accepted: bool = False) -> None:
         """The charger is being given its fail-safe default, or (``accepted``) has it. One
@@ -390,20 +181,7 @@ class SiteState:
         only for a transaction it does not run, so a restored session of that id is stale."""
         connector = self._charger(charger_id).connector(connector_id)
         if connector.transaction_id == transaction_id:
-            self._drop_restored(charger_id, connector, "its charger refused a TxProfile for it")
-
-    def _drop_restored(self, charger_id: str, connector: _Connector, why: str) -> None:
-        """Forget a restored session that its charger contradicts (see controller/restored.py)."""
-        if connector.restored is None or connector.transaction_id is None:
-            return
-        log.warning(
-            "restored session dropped",
-            charger_id=charger_id,
-            transaction_id=connector.transaction_id,
-            reason=why,
-        )
-        connector.transaction_id, connector.restored, connector.resumed = None, None, None
-        connector.needs, connector.needs_register_wh, connector.reported_at = None, None, None
+            self._restored.drop(charger_id, connector, "its charger refused a TxProfile for it")
 
     def _stop(self, event: SessionStopped) -> None:
         for connector in self._charger(event.charger_id).connectors.values():
@@ -420,20 +198,8 @@ class SiteState:
     def _measure(self, event: ChargerMeasurement) -> None:
         charger = self._charger(event.charger_id)
         connector = charger.connector(event.connector_id)
-        if connector.restored is not None and connector.transaction_id is not None:
-            verdict = judge_measurement(
-                connector.transaction_id, connector.status, event.transaction_id
-            )
-            if verdict is Verdict.IGNORE or (verdict is Verdict.CONFIRM and not charger.booted):
-                # Only a charger that can be commanded confirms: until then the session stays
-                # reserved as restored, not a car of an offline charger.
-                return
-            if verdict is Verdict.DROP:
-                self._drop_restored(event.charger_id, connector, "another transaction reported")
-            elif connector.reported_at is None:
-                # Confirmed at the next site reading: one the base load can take its draw off.
-                connector.reported_at = event.at
-                self._confirming.add(event.charger_id)
+        if not self._restored.measured(charger, connector, event):
+            return
         if event.transaction_id is not None and connector.transaction_id is None:
             # A transaction we never saw start (Headroom restarted, or the charger was
             # offline): adopt it, so the car is managed rather than left on its lease.
@@ -494,7 +260,7 @@ class SiteState:
                         },
                         needs=c.needs,
                         external_limit_a=charger.external_limit_a(conn_id),
-                        delivered_since_needs_wh=_delivered_wh(c),
+                        delivered_since_needs_wh=delivered_wh(c),
                         needs_register_wh=c.needs_register_wh,
                         meter_start_wh=c.meter_start_wh,
                         restored=c.restored,

@@ -45,7 +45,7 @@ from controller.model import (
     SessionStarted,
     SessionStopped,
 )
-from controller.state import SiteSnapshot
+from controller.snapshot import SiteSnapshot
 
 log = structlog.get_logger(__name__)
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from controller.config import HeadroomConfig
-from controller.state import SiteSnapshot
+from controller.snapshot import SiteSnapshot
 
 NO_LIMIT_YET = "no limit acknowledged yet: it may offer its rating"
 

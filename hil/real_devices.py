@@ -26,7 +26,7 @@ from controller.meters.modbus_settings import MeterSettings
 from controller.meters.mqtt_settings import MqttMeterSettings
 from controller.meters.node_settings import legacy_site_meter
 from controller.model import Event, MeterReading, Quality
-from controller.state import SessionView, SiteSnapshot
+from controller.snapshot import SessionView, SiteSnapshot
 from hil.kpis import EvDemand
 from hil.site import Phases3, to_site_phases
 

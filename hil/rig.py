@@ -28,7 +28,7 @@ from controller.clock import Clock, ScaledClock
 from controller.config import AuditSettings, ChargerSettings, SiteLimits, StoreSettings
 from controller.model import SessionNeeds
 from controller.service import SiteController
-from controller.state import SiteSnapshot
+from controller.snapshot import SiteSnapshot
 from hil.charge_point import SimulatedChargePoint
 from hil.charge_point_201 import SimulatedStation
 from hil.devices import BaseLoad, base_load, build_ev

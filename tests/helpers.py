@@ -6,7 +6,8 @@ from typing import Any
 
 from controller.config import HeadroomConfig, parse_config
 from controller.learning import EvBelief
-from controller.state import MeterView, SessionView, SiteSnapshot
+from controller.meter_book import MeterView
+from controller.snapshot import SessionView, SiteSnapshot
 
 
 def site_config(chargers: int = 3, **site: Any) -> HeadroomConfig:

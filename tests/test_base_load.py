@@ -20,7 +20,7 @@ from controller.base_load import (
 )
 from controller.learning import EvBelief
 from controller.meter_book import MeterView
-from controller.state import SessionView
+from controller.snapshot import SessionView
 from tests.helpers import site_config
 
 CONFIG = site_config(chargers=3)  # cp-0 L1L2L3, cp-1 L2L3L1, cp-2 L3L1L2

@@ -20,7 +20,7 @@ from controller.car_floors import (
     draw_floor,
 )
 from controller.learning import EvBelief
-from controller.state import SessionView
+from controller.snapshot import SessionView
 
 KEY = "cp-0/1"
 

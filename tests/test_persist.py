@@ -26,7 +26,8 @@ from controller.persist import (
 from controller.response import ResponseBook, learned_before, response_s
 from controller.restart import StateWriter, resume
 from controller.restored import Restored
-from controller.state import SessionView, SiteState
+from controller.snapshot import SessionView
+from controller.state import SiteState
 from controller.store import StateStore
 from tests.helpers import session, site_config
 

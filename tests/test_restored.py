@@ -20,7 +20,8 @@ from controller.model import (
 )
 from controller.reserve import site_phases
 from controller.restored import Restored, reserve_a, target_a
-from controller.state import SessionView, SiteState
+from controller.snapshot import SessionView
+from controller.state import SiteState
 from policies import POLICIES, get_policy
 from policies.verify import violations
 from tests.helpers import session, site_config, snapshot

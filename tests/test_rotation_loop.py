@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from controller.decide import decide
-from controller.loop import next_run_state
+from controller.rotation import next_run_state
 from policies import get_policy
 from tests.helpers import session, site_config, snapshot
 

@@ -7,7 +7,7 @@ from controller.dispatch import Held
 from controller.learning import EvBelief
 from controller.pacing import release_at
 from controller.settling import Settling
-from controller.state import SessionView
+from controller.snapshot import SessionView
 
 
 def session(reports: list[tuple[float, float]], tx: int = 1) -> SessionView:

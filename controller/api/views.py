@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from controller.model import PhaseValues, connector_key
 from controller.overrides import active_schedules
 from controller.service import SiteController
-from controller.state import SessionView
+from controller.snapshot import SessionView
 
 
 class MeterOut(BaseModel):
