@@ -73,7 +73,8 @@ async def test_kill_9_leaves_every_station_on_its_fail_safe(tmp_path: Path) -> N
             worst_a = max(worst_a, *site.site_a())
             await asyncio.sleep(0.05)
 
-    # Sampled from the moment the cars hold their shares: each arrival adds its 6 A
+    # Sampled from the moment the cars draw their shares (offered is not enough: the cars
+    # follow 0.2 s late, and all three arrive within that): each arrival adds its 6 A
     # fail-safe draw before the others are cut (the arrival overshoot the HIL KPIs
     # explain by the cars' delays), which is not what this test is about.
     sampler: asyncio.Task[None] | None = None
@@ -86,9 +87,12 @@ async def test_kill_9_leaves_every_station_on_its_fail_safe(tmp_path: Path) -> N
             await station.plug_in(1, EV(response_delay_s=0.2))
         # 63 − 1 − 20 = 42 A for three cars: 14 A each.
         await until(
-            lambda: all(abs(s.offered_a(1) - 14.0) <= 1.0 for s in stations),
+            lambda: all(
+                abs(s.offered_a(1) - 14.0) <= 1.0 and abs(max(s.draw_a()) - 14.0) <= 1.0
+                for s in stations
+            ),
             15,
-            "every car at its share",
+            "every car at its share, and drawing it",
         )
         sampler = asyncio.create_task(sample())
         assert all(
