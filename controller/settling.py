@@ -3,8 +3,8 @@ increases and the room cars still settling hold. No I/O, no clock: the loop pass
 
 Per decision the loop calls :meth:`Settling.observe` with the snapshot's sessions and
 the setpoints the chargers accepted; it sees each accepted change (a new
-``Held.change_sent_at``: times run from when its frame went out) and each new report of
-the draw, and feeds them to
+``Held.change_sent_at``: its times run from when its frame went out, the car cannot
+start before) and each new report of the draw, and feeds them to
 :mod:`controller.response`. :meth:`pace` and :meth:`committed` turn that into the
 inputs of :mod:`controller.pacing` and :mod:`controller.room`. Between decisions,
 :meth:`shows_follow` tells the service that a report shows a car has just followed
