@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from controller.clock import SystemClock
 from controller.config import ControlSettings
@@ -66,6 +68,26 @@ def test_the_next_increase_waits_from_the_send_the_learned_time() -> None:
 
     assert plan(35.9) == []
     assert [c.kind for c in plan(36.0)] == [ChangeKind.INCREASE]
+
+
+@given(st.floats(1.0, 30.0), st.floats(0.0, 10.0), st.floats(0.0, 10.0))
+def test_no_increase_before_a_car_could_follow_whatever_the_acceptance_latencies(
+    response_s: float, learning_ack_s: float, later_ack_s: float
+) -> None:
+    """A car that follows ``response_s`` after each frame: however late either change is
+    accepted, the increase after a cut it has not shown to follow is held back until it has
+    followed, and no longer than that (the raising speed is the car's)."""
+    settling = Settling(ControlSettings(response_time_s=5.0, min_increase_interval_s=0.0))
+    sent = 10.0
+    up = {KEY: Held(20.0, sent + learning_ack_s, 1, sent_at=sent, changed_at=sent + learning_ack_s)}
+    reports = [(9.0, 6.0), (sent + response_s, 20.0), (sent + 40.0, 19.8)]
+    settling.observe([session(reports)], up, 6.0)
+    cut = sent + 41.0
+    down = {KEY: Held(12.0, cut + later_ack_s, 1, sent_at=cut, changed_at=cut + later_ack_s)}
+    settling.observe([session(reports)], down, 6.0)
+    release = settling.next_release({KEY: Target("cp-1", 1, 1, 20.0, "share")}, down, set(), 0.5)
+    assert release >= cut + response_s - 1e-9
+    assert release == pytest.approx(cut + response_s)
 
 
 def test_a_car_cut_counts_at_its_draw_until_the_learned_time_after_the_send() -> None:
