@@ -50,6 +50,17 @@ class Held:
     unsure: bool = False
     """Not acknowledged as such: the most the charger may hold after it came back without
     booting (:func:`controller.rejoin.rejoined_held`). Sent again at once."""
+    sent_at: float | None = None
+    """When the frame of the last change went out (``changed_at`` when not known, e.g. a
+    setpoint from before a restart)."""
+
+    @property
+    def change_sent_at(self) -> float:
+        """When the car could start to follow the last change: its frame went out then.
+        Response times are learned from it and increases paced from it
+        (:mod:`controller.settling`): the acceptance comes a round trip later, and a slow
+        one while learning would make the learned time short of the car's by that much."""
+        return self.changed_at if self.sent_at is None else self.sent_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +86,7 @@ def plan_changes(
     """Every change to send now: decreases first, then increases, then renewals.
 
     An increase waits as :mod:`controller.pacing` says (without ``pace``: only
-    ``min_increase_interval_s`` since the connector's last accepted change): the
+    ``min_increase_interval_s`` since the connector's last accepted increase): the
     car needs time to follow, and chasing every wobble of the estimate makes a
     site oscillate. It goes out as one ramp step at most.
     """
@@ -98,7 +109,7 @@ def plan_changes(
             # not before it has followed its pause.
             since_up = float("-inf") if resume else previous.increased_at if previous else 0.0
             if previous is not None and now < release_at(
-                pace, key, target.charger_id, previous.changed_at, since_up, was_imposed
+                pace, key, target.charger_id, previous.change_sent_at, since_up, was_imposed
             ):
                 continue
             kind = ChangeKind.INCREASE

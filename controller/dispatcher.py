@@ -199,7 +199,7 @@ class Dispatcher:
             t = change.target
             self.in_flight[change.key] = t.limit_a
             try:
-                result = await self._send_setpoint(charger_id, change)
+                result, sent_at = await self._send_setpoint(charger_id, change)
             finally:
                 self.in_flight.pop(change.key, None)
             if result.ok:
@@ -214,6 +214,7 @@ class Dispatcher:
                     now,
                     t.transaction_id,
                     changed_at=kept.changed_at if kept else now,
+                    sent_at=kept.sent_at if kept else sent_at,
                     increased_at=now if up else (before.increased_at if before else -math.inf),
                     imposed=imposed(t.reason),
                 )
@@ -251,9 +252,10 @@ class Dispatcher:
                 before, limit_a=t.limit_a, acked_at=-math.inf, unsure=True
             )
 
-    async def _send_setpoint(self, charger_id: str, change: Change) -> CommandResult:
+    async def _send_setpoint(self, charger_id: str, change: Change) -> tuple[CommandResult, float]:
         """Send by the charger's route; on a refusal, try again at once, stepping down the
-        ladder as :func:`controller.fallback.after_result` decides (a bounded number of tries)."""
+        ladder as :func:`controller.fallback.after_result` decides (a bounded number of tries).
+        The last answer, and when its frame went out (``Held.sent_at``)."""
         t = change.target
         for _ in range(len(LADDER) * REFUSALS_TO_STEP_DOWN):
             route = self.routes.get(charger_id, ProfileRoute())
@@ -269,6 +271,7 @@ class Dispatcher:
             command = setpoint_command(
                 route, charger_id, t.connector_id, t.transaction_id, limit_a, self._lease_s
             )
+            sent_at = self._clock.monotonic()
             result = await self._send(command)
             age_s = self._clock.monotonic() - t.started_at
             new_route = after_result(route, result, age_s)
@@ -284,8 +287,8 @@ class Dispatcher:
             elif new_route.refusals <= route.refusals or route.purpose is LADDER[-1]:
                 # Accepted, not a refusal that counts (timeout, start race), or refused at
                 # the bottom of the ladder: the next decision tries again.
-                return result
-        return result
+                return result, sent_at
+        return result, sent_at
 
     async def _send_failsafe(self, charger_id: str) -> None:
         """Learn the charger, then install its fail-safe default, retrying until it is in.

@@ -4,7 +4,8 @@ Rules this module owns (the *settling* of docs/architecture.md):
 
 * An increase waits until the car has followed the connector's last accepted
   change, or the charger's **response time** (learned by
-  :mod:`controller.response`) has passed since that change, whichever comes
+  :mod:`controller.response`) has passed since that change was sent (the car
+  cannot start before, ``Held.change_sent_at``), whichever comes
   first; and never comes sooner than ``control.min_increase_interval_s`` after
   it (the floor between two commands to one charger: IEC 61851 lets a charger
   change its signal only every few seconds). A car that has followed has used
@@ -73,8 +74,9 @@ def release_at(
     increased_at: float,
     was_imposed: bool,
 ) -> float:
-    """When an increase may go to a connector whose last change (of either sign) was at
-    ``changed_at`` and last increase at ``increased_at``."""
+    """When an increase may go to a connector whose last change (of either sign) was sent
+    at ``changed_at`` (``Held.change_sent_at``) and last increase accepted at
+    ``increased_at``."""
     floor = increased_at + pace.min_interval_s
     if key in pace.quiet and key not in pace.following and not was_imposed:
         return max(floor, changed_at + pace.wait_s(charger_id))

@@ -22,7 +22,7 @@ This module watches the measured current after each change:
   told 13.8 A and then 12.8 A that draws 13.8 A may not have moved yet. Once that
   time has passed the change counts as followed but teaches nothing (when the car
   got there is not known); a report that arrived before the newest change was
-  accepted says nothing of it;
+  sent says nothing of it;
 * a change the car was already inside of when it was made (within the tolerance
   of what it draws, or a decrease to above what it draws) teaches nothing;
 * a change the car has not followed within ``max_s`` teaches nothing either
@@ -103,7 +103,8 @@ def changed(
     at: float,
     drawn_a: float | None,
 ) -> ResponseBook:
-    """The charger accepted ``new_a`` (from ``old_a``) at ``at``; the car drew ``drawn_a``."""
+    """The charger accepted ``new_a`` (from ``old_a``), sent at ``at`` (the car cannot start
+    to follow before: times run from the send); the car drew ``drawn_a``."""
     pending = dict(book.pending)
     before = pending.pop(key, None)
     if before is not None:  # still on its way: now towards the new setpoint

@@ -3,7 +3,8 @@ increases and the room cars still settling hold. No I/O, no clock: the loop pass
 
 Per decision the loop calls :meth:`Settling.observe` with the snapshot's sessions and
 the setpoints the chargers accepted; it sees each accepted change (a new
-``Held.changed_at``) and each new report of the draw, and feeds them to
+``Held.change_sent_at``: its times run from when its frame went out, the car cannot
+start before) and each new report of the draw, and feeds them to
 :mod:`controller.response`. :meth:`pace` and :meth:`committed` turn that into the
 inputs of :mod:`controller.pacing` and :mod:`controller.room`. Between decisions,
 :meth:`shows_follow` tells the service that a report shows a car has just followed
@@ -44,7 +45,7 @@ class Settling:
     def __init__(self, control: ControlSettings) -> None:
         self.control = control
         self.book = ResponseBook()
-        # key → (changed_at, limit_a, transaction id)
+        # key → (when the last change was sent, limit_a, transaction id)
         self._changes: dict[str, tuple[float, float, int]] = {}
         self._seen: dict[str, float] = {}  # key → arrival time of the last report taken
         self._quiet: set[str] = set()  # keys whose last change did not move the car
@@ -64,14 +65,17 @@ class Settling:
                 if before is not None and before[2] != s.transaction_id:
                     before = None  # a new car on the connector: nothing of the last one's
                     book = forget(book, set(book.pending) - {s.key})
-                if before is None or h.changed_at > before[0]:
-                    # The reports that arrived before the charger accepted this change tell
-                    # of the one before it: taken first, as if the loop had seen them then.
-                    book = self._measure(book, s, h.changed_at)
+                sent_at = h.change_sent_at
+                if before is None or sent_at > before[0]:
+                    # The reports that arrived before this change was sent tell of the one
+                    # before it: taken first, as if the loop had seen them then. From the
+                    # send, not the acceptance: the car may start to follow as soon as the
+                    # frame is out, so a slow acceptance does not shorten what is learned.
+                    book = self._measure(book, s, sent_at)
                     old_a = before[1] if before is not None else failsafe_a
-                    draw = _draw_before(s.reports, h.changed_at)
-                    book = changed(book, s.key, s.charger_id, old_a, h.limit_a, h.changed_at, draw)
-                    self._changes[s.key] = (h.changed_at, h.limit_a, s.transaction_id)
+                    draw = _draw_before(s.reports, sent_at)
+                    book = changed(book, s.key, s.charger_id, old_a, h.limit_a, sent_at, draw)
+                    self._changes[s.key] = (sent_at, h.limit_a, s.transaction_id)
                     # A change the car already kept to, or one too small to see in its draw,
                     # cannot be seen followed: the increase after it waits the response time.
                     small = abs(h.limit_a - old_a) < FOLLOW_TOLERANCE_A
@@ -168,7 +172,7 @@ class Settling:
                 else None
             )
             window_s = self.response_s(s.charger_id)
-            settling = pending is not None and now - h.changed_at < window_s
+            settling = pending is not None and now - h.change_sent_at < window_s
             told_a = pending.most_a(now, window_s) if pending is not None else 0.0
             out[s.key] = committed_a(h.limit_a, draw, in_flight.get(s.key), settling, told_a)
         return out
@@ -186,7 +190,9 @@ class Settling:
             h = held.get(key)
             if key in sent or h is None or target.limit_a <= h.limit_a + deadband_a:
                 continue
-            at = release_at(pace, key, target.charger_id, h.changed_at, h.increased_at, h.imposed)
+            at = release_at(
+                pace, key, target.charger_id, h.change_sent_at, h.increased_at, h.imposed
+            )
             soonest = min(soonest, at)
         return soonest
 
@@ -194,7 +200,7 @@ class Settling:
         """True when a report of ``current_a`` shows the car has just followed its last
         change: one pending, or one accepted since the last decision (``held``)."""
         seen = self._changes.get(key)
-        if held is not None and (seen is None or held.changed_at > seen[0]):
+        if held is not None and (seen is None or held.change_sent_at > seen[0]):
             return abs(drawn_a(current_a) - held.limit_a) <= FOLLOW_TOLERANCE_A
         change = self.book.pending.get(key)  # none for most reports: nothing to judge
         return change is not None and follows(change, drawn_a(current_a))
