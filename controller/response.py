@@ -70,6 +70,9 @@ class Pending:
     """Each setpoint the car was told since the first change, before ``new_a``, with when
     it was replaced: a car still on its way to 32 A when it is told 17 A may draw 32 A
     first (a car follows each offer late), until its response time after the 17 A."""
+    left: frozenset[float] = frozenset()
+    """When each older level (``from_a`` or one of ``passed``) the car was reported away
+    from after it was replaced was replaced: a car seen elsewhere since is not still there."""
 
     @property
     def increase(self) -> bool:
@@ -139,9 +142,15 @@ def measured(
     ``window_s`` is how long after a setpoint was replaced the car may still draw it (its
     response time; ``max_s`` when not known)."""
     change = book.pending.get(key)
-    if change is None or at <= max(change.at, change.latest_at or change.at):
-        return book, False  # from before the newest change: it says nothing of it
+    if change is None or at <= change.at:
+        return book, False
     pending = dict(book.pending)
+    change = _seen_off(change, drawn_a, at)
+    if at <= (change.latest_at or change.at):
+        # From before the newest change: it says nothing of it, only of the levels the car
+        # has left.
+        pending[key] = change
+        return replace(book, pending=pending), False
     elapsed_s = at - change.at
     if follows(change, drawn_a):
         older = _older_within(change, drawn_a)
@@ -170,9 +179,27 @@ def follows(change: Pending, drawn_a: float) -> bool:
 
 def _older_within(change: Pending, drawn_a: float) -> list[float]:
     """When each level the car was at or told before the newest setpoint, and that
-    ``drawn_a`` is within the tolerance of, was replaced."""
+    ``drawn_a`` is within the tolerance of, was replaced; not the levels it was seen away
+    from since (a car at 0 A after its 6 A fail-safe was replaced, then told 6 A again,
+    drawing 6 A has followed the new 6 A)."""
     older = ((change.from_a, change.at), *change.passed)
-    return [at for a, at in older if abs(drawn_a - a) <= FOLLOW_TOLERANCE_A]
+    return [
+        at for a, at in older if abs(drawn_a - a) <= FOLLOW_TOLERANCE_A and at not in change.left
+    ]
+
+
+def _seen_off(change: Pending, drawn_a: float, at: float) -> Pending:
+    """``change`` with the older levels a report of ``drawn_a`` at ``at`` shows the car
+    away from (replaced before the report, and outside the tolerance of it)."""
+    older = ((change.from_a, change.at), *change.passed)
+    off = {
+        replaced_at
+        for a, replaced_at in older
+        if replaced_at < at and abs(drawn_a - a) > FOLLOW_TOLERANCE_A
+    }
+    if off <= change.left:
+        return change
+    return replace(change, left=change.left | off)
 
 
 def _settled(change: Pending, drawn_a: float) -> bool:

@@ -125,6 +125,32 @@ def test_a_car_that_has_not_moved_is_not_taken_for_one_back_where_it_was() -> No
     assert "cp-1" not in book.observed_s
 
 
+def test_a_car_seen_away_from_an_older_level_and_back_at_it_has_followed() -> None:
+    """On its 6 A fail-safe (no report yet), told 32 A, then paused, then 6 A again: it was
+    reported at 0 A after the fail-safe was replaced, so drawing 6 A it is not still on the
+    fail-safe but has followed the new 6 A, at once (before, it waited the 60 s an
+    unlearned charger's older levels stay possible, its increases held all that time)."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 32.0, 0.0, None)
+    book, shown = after(book, (0.5, 0.0))
+    assert shown == [False]
+    book = changed(book, KEY, "cp-1", 32.0, 0.0, 1.0, 0.0)
+    book = changed(book, KEY, "cp-1", 0.0, 6.0, 2.0, 0.0)
+    book, shown = measured(book, KEY, 6.0, 2.6, 60.0, 60.0)
+    assert shown
+    assert not following(book, KEY)
+
+
+def test_a_report_before_the_newest_change_still_shows_the_levels_left() -> None:
+    """A report between two changes says nothing of the newest, but it does show the car
+    away from the level before the first: back at that level later, it has followed."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 32.0, 0.0, None)
+    book = changed(book, KEY, "cp-1", 32.0, 6.0, 1.0, None)
+    book, shown = measured(book, KEY, 0.0, 0.8, 60.0, 60.0)  # accepted after the report
+    assert not shown
+    book, shown = measured(book, KEY, 6.0, 1.5, 60.0, 60.0)
+    assert shown
+
+
 def test_a_report_from_before_a_change_on_top_says_nothing_of_it() -> None:
     """A report that arrived before the newest change was accepted cannot show the car
     followed it, even when it draws what that change asks."""
