@@ -157,3 +157,16 @@ def test_changes_are_persisted_audited_and_restored(tmp_path: Path) -> None:
     assert again.settings == lowered
     assert restored[-1].site.max_current_a == 40
     store.close()
+
+
+def test_the_recheck_keeps_the_config_once_the_loop_has_read_it() -> None:
+    """The schedule recheck builds the effective config anew; with nothing changed it leaves
+    the site alone, also after the loop looked chargers up in the config it decides with
+    (a config's charger index once made it unequal: a new config every 15 s)."""
+    base, clock = _base(), ManualClock(wall=MONDAY_NOON)
+    applied: list[HeadroomConfig] = []
+    control = OperatorControl(base, clock, applied.append)
+    assert base.charger(base.chargers[0].id) is base.chargers[0]
+    control.refresh()
+    assert applied == []
+    assert effective_config(base, OperatorSettings(), MONDAY_NOON) == base
