@@ -23,8 +23,9 @@ setpoints come back. ``--cycles`` such steps up are measured:
   (each charger's first TxProfile after the reading) — the reaction latency.
 
 It prints the median and p99 (nearest rank: with fewer than 100 cycles, the
-worst one) of each, and of the decision's own steps (snapshot, solve, plan,
-dispatch) as the loop measures them.
+worst one) of each, of the decision's own steps (snapshot, solve, plan,
+dispatch) as the loop measures them, and of how long the cycle collector ran
+between each reading and its last frame written.
 """
 
 from __future__ import annotations
