@@ -23,8 +23,9 @@ setpoints come back. ``--cycles`` such steps up are measured:
   (each charger's first TxProfile after the reading) — the reaction latency.
 
 It prints the median and p99 (nearest rank: with fewer than 100 cycles, the
-worst one) of each, and of the decision's own steps (snapshot, solve, plan,
-dispatch) as the loop measures them.
+worst one) of each, of the decision's own steps (snapshot, solve, plan,
+dispatch) as the loop measures them, and of how long the cycle collector ran
+between each reading and its last frame written.
 """
 
 from __future__ import annotations
@@ -111,7 +112,11 @@ def _first_after(
 
 
 def analyse(
-    steps: list[Step], records: FleetRecords, writes: list[tuple[float, str]], chargers: int
+    steps: list[Step],
+    records: FleetRecords,
+    writes: list[tuple[float, str]],
+    chargers: int,
+    gc_probe: GcProbe | None = None,
 ) -> dict[str, Any]:
     """Per step: the last corrective TxProfile written and received, after the reading."""
     received = sorted((p[0], p[1]) for p in records.profiles if p[3] == "TxProfile")
@@ -137,6 +142,7 @@ def analyse(
                 "last_written_s": last_written - step.reading_at,
                 "last_received_s": max(got.values()) - step.reading_at,
                 "last_acked_s": step.acked_at - step.reading_at,
+                "gc_s": gc_probe.paused_s(step.reading_at, last_written) if gc_probe else 0.0,
             }
         )
     return {key: [row[key] for row in rows] for key in rows[0]}
@@ -191,7 +197,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             raise
         finally:
             await site.stop()
-    results = analyse(steps, records, site.probe.writes, args.chargers)
+    results = analyse(steps, records, site.probe.writes, args.chargers, gc_probe)
     print(f"\nreaction latency with {args.chargers} chargers over {len(steps)} steps up:")
     labels = {
         "meter_to_sink_s": "meter adapter → sink",
@@ -203,6 +209,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "last_written_s": "reading → last TxProfile written",
         "last_received_s": "reading → last TxProfile received (THE figure)",
         "last_acked_s": "reading → last answer back at the controller",
+        "gc_s": "collector pauses from reading to last written",
     }
     for key, label in labels.items():
         print(f"  {label:48s} {summary_ms(results[key])}")

@@ -120,13 +120,27 @@ class GcProbe:
 
     def __init__(self) -> None:
         self.pauses_s: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self.events: list[tuple[float, float, int]] = []
+        """Every pause: its start (``time.monotonic()``), its length (s), its generation."""
         self._started = 0.0
+        self._started_at = 0.0
 
     def _callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
+            self._started_at = time.monotonic()
             self._started = time.perf_counter()
         else:
-            self.pauses_s[info["generation"]].append(time.perf_counter() - self._started)
+            pause_s = time.perf_counter() - self._started
+            self.pauses_s[info["generation"]].append(pause_s)
+            self.events.append((self._started_at, pause_s, info["generation"]))
+
+    def paused_s(self, start: float, end: float) -> float:
+        """How long the collector ran between ``start`` and ``end`` (monotonic)."""
+        return sum(
+            min(end, at + pause_s) - max(start, at)
+            for at, pause_s, _ in self.events
+            if at < end and at + pause_s > start
+        )
 
     def start(self) -> None:
         """Start recording."""

@@ -292,8 +292,8 @@ def build_problem(
 
 _Kept = tuple["weakref.ref[HeadroomConfig]", str, dict[str, float], list[LimitNode]]
 _charger_nodes_kept: dict[int, _Kept] = {}
-"""Charger nodes per live config (one per site in a process), by the config's id."""
-_KEEP_AT_MOST = 256
+"""Charger nodes per live config (one per site in a process), by the config's id; an
+entry leaves with its config (a replaced config's thousand nodes do not outlive it)."""
 
 
 def _charger_nodes(
@@ -314,8 +314,8 @@ def _charger_nodes(
         )
         for c in config.chargers
     ]
-    if len(_charger_nodes_kept) >= _KEEP_AT_MOST:
-        _charger_nodes_kept.clear()  # configs replaced many times over: start again
+    if kept is None or kept[0]() is not config:
+        weakref.finalize(config, _charger_nodes_kept.pop, id(config), None)
     _charger_nodes_kept[id(config)] = (weakref.ref(config), parent, dict(external), nodes)
     return nodes
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 
 from hypothesis import given, settings
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from controller.decide import Mode, base_load_a, build_problem, decide, meter_mode
 from controller.learning import EvBelief
 from policies import POLICIES, Allocation, AllocationProblem, ConnectorAllocation, get_policy
+from policies.problem import LimitNode
 from policies.verify import violations
 from tests.helpers import session, site_config, snapshot
 
@@ -174,3 +176,20 @@ def test_two_sites_in_one_process_plan_with_their_own_chargers() -> None:
         large_nodes = build_problem(large_snap, large, base).nodes
         assert [n.id for n in small_nodes if n.id.startswith("cp-")] == ["cp-0", "cp-1"]
         assert [n.id for n in large_nodes if n.id.startswith("cp-")] == ["cp-0", "cp-1", "cp-2"]
+
+
+def test_a_replaced_configs_charger_nodes_leave_with_it() -> None:
+    """The charger nodes kept per config (a thousand at depot scale) go when their config
+    goes: a site whose config was replaced keeps no old nodes for the collector to scan."""
+
+    def nodes_alive() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, LimitNode) and o.id == "cp-2")
+
+    snap = snapshot([session(0)])
+    before = nodes_alive()
+    for _ in range(5):
+        replaced = site_config()
+        assert any(n.id == "cp-2" for n in build_problem(snap, replaced, (0.0, 0.0, 0.0)).nodes)
+        del replaced
+    assert nodes_alive() == before

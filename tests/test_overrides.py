@@ -157,3 +157,52 @@ def test_changes_are_persisted_audited_and_restored(tmp_path: Path) -> None:
     assert again.settings == lowered
     assert restored[-1].site.max_current_a == 40
     store.close()
+
+
+def test_the_recheck_keeps_the_config_once_the_loop_has_read_it() -> None:
+    """The schedule recheck builds the effective config anew; with nothing changed it leaves
+    the site alone, also after the loop looked chargers up in the config it decides with
+    (a config's charger index once made it unequal: a new config every 15 s)."""
+    base, clock = _base(), ManualClock(wall=MONDAY_NOON)
+    applied: list[HeadroomConfig] = []
+    control = OperatorControl(base, clock, applied.append)
+    assert base.charger(base.chargers[0].id) is base.chargers[0]
+    control.refresh()
+    assert applied == []
+    assert effective_config(base, OperatorSettings(), MONDAY_NOON) == base
+
+
+def test_the_recheck_builds_anew_only_when_a_schedule_opens_or_closes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A recheck inside the same schedules does not build the effective config again (at
+    depot scale a build stalls the event loop ~20 ms); one that finds a window opened or
+    closed does, and reconfigures the site."""
+    import controller.operator
+
+    builds: list[datetime] = []
+
+    def counted(base: HeadroomConfig, settings: OperatorSettings, at: datetime) -> HeadroomConfig:
+        builds.append(at)
+        return effective_config(base, settings, at)
+
+    monkeypatch.setattr(controller.operator, "effective_config", counted)
+    base, clock = _base(), ManualClock(wall=MONDAY_NOON)
+    applied: list[HeadroomConfig] = []
+    control = OperatorControl(base, clock, applied.append)
+    evening = ScheduleEntry(start="12:30", end="13:00", max_current_a=30)
+    control.update(OperatorSettings(schedules=[evening]), "alice")
+    assert [c.site.max_current_a for c in applied] == [63]
+    for _ in range(3):  # 12:00:15 .. 12:00:45: the window has not opened
+        clock.advance(15.0)
+        control.refresh()
+    assert len(builds) == 1
+    assert len(applied) == 1
+    clock.advance(30 * 60.0)  # 12:30:45
+    control.refresh()
+    control.refresh()
+    assert len(builds) == 2
+    assert [c.site.max_current_a for c in applied] == [63, 30]
+    clock.advance(30 * 60.0)  # 13:00:45: closed again
+    control.refresh()
+    assert [c.site.max_current_a for c in applied] == [63, 30, 63]

@@ -23,6 +23,9 @@ from controller.meters.modbus_settings import MeterSettings
 from controller.meters.mqtt_settings import MqttMeterSettings
 from controller.meters.node_settings import MeterSpec, NodeMeter, NodeMeterSettings, check_meters
 
+_CHARGER_INDEX = "charger_index"
+"""Where :meth:`HeadroomConfig.charger` keeps its index in the instance dict (no field)."""
+
 
 class HeadroomConfig(Strict):
     """One site: its limits, meter, chargers and the control settings."""
@@ -41,7 +44,6 @@ class HeadroomConfig(Strict):
     deadline: DeadlineSettings = Field(default_factory=DeadlineSettings)
     groups: list[GroupSettings] = Field(default_factory=list)
     chargers: Annotated[list[ChargerSettings], Field(min_length=1)]
-    _charger_index: tuple[list[ChargerSettings], dict[str, ChargerSettings]] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -91,10 +93,13 @@ class HeadroomConfig(Strict):
 
     def charger(self, charger_id: str) -> ChargerSettings | None:
         """The settings of a configured charger (a dict lookup: the loop asks per session)."""
-        # Read the private attribute from pydantic's own dict: ``self._charger_index`` goes
-        # through the model's ``__getattr__`` (~2 µs), and the loop asks per session.
-        private = self.__pydantic_private__
-        index = private.get("_charger_index") if private is not None else None
+        # The index is kept in the instance dict, under a name that is no field: a plain
+        # dict read (the loop asks per session), and outside pydantic's equality, which
+        # compares fields and private attributes. As a private attribute it made a config
+        # that had been asked unequal to a fresh build of the same settings, and the
+        # operator's recheck replaced the site's config every 15 s (docs/benchmarks.md).
+        index = self.__dict__.get(_CHARGER_INDEX)
         if index is None or index[0] is not self.chargers:  # model_copy may swap the list
-            index = self._charger_index = (self.chargers, {c.id: c for c in self.chargers})
+            index = (self.chargers, {c.id: c for c in self.chargers})
+            self.__dict__[_CHARGER_INDEX] = index
         return index[1].get(charger_id)
