@@ -109,15 +109,30 @@ def changed(
     """The charger accepted ``new_a`` (from ``old_a``), sent at ``at`` (the car cannot start
     to follow before: times run from the send); the car drew ``drawn_a``."""
     pending = dict(book.pending)
-    before = pending.pop(key, None)
+    entry = changed_entry(pending.pop(key, None), charger_id, old_a, new_a, at, drawn_a)
+    if entry is not None:
+        pending[key] = entry
+    return replace(book, pending=pending)
+
+
+def changed_entry(
+    before: Pending | None,
+    charger_id: str,
+    old_a: float,
+    new_a: float,
+    at: float,
+    drawn_a: float | None,
+) -> Pending | None:
+    """:func:`changed` for one connector whose pending change was ``before``: its pending
+    change now (``None``: the car already keeps to the new setpoint)."""
     if before is not None:  # still on its way: now towards the new setpoint
         passed = (*before.passed, (before.new_a, at))
-        pending[key] = replace(before, new_a=new_a, last_a=None, latest_at=at, passed=passed)
-    elif drawn_a is None:
-        pending[key] = Pending(charger_id, old_a, new_a, at)
-    elif not _inside(new_a, old_a, drawn_a):
-        pending[key] = Pending(charger_id, drawn_a, new_a, at)
-    return replace(book, pending=pending)
+        return replace(before, new_a=new_a, last_a=None, latest_at=at, passed=passed)
+    if drawn_a is None:
+        return Pending(charger_id, old_a, new_a, at)
+    if not _inside(new_a, old_a, drawn_a):
+        return Pending(charger_id, drawn_a, new_a, at)
+    return None
 
 
 def _inside(new_a: float, from_a: float, drawn_a: float) -> bool:
@@ -142,34 +157,54 @@ def measured(
     ``window_s`` is how long after a setpoint was replaced the car may still draw it (its
     response time; ``max_s`` when not known)."""
     change = book.pending.get(key)
-    if change is None or at <= change.at:
+    if change is None:
         return book, False
+    entry, learned_s, followed = measured_entry(change, drawn_a, at, max_s, window_s)
+    if entry is change:
+        return book, followed
     pending = dict(book.pending)
+    if entry is None:
+        del pending[key]
+    else:
+        pending[key] = entry
+    observed = book.observed_s
+    if learned_s is not None:
+        observed = {**observed, change.charger_id: learned(observed, change.charger_id, learned_s)}
+    return ResponseBook(observed, pending), followed
+
+
+def learned(
+    observed_s: Mapping[str, tuple[float, ...]], charger_id: str, took_s: float
+) -> tuple[float, ...]:
+    """The charger's observations once a car took ``took_s`` to follow (the last KEEP)."""
+    return (*observed_s.get(charger_id, ()), took_s)[-KEEP:]
+
+
+def measured_entry(
+    change: Pending, drawn_a: float, at: float, max_s: float, window_s: float | None = None
+) -> tuple[Pending | None, float | None, bool]:
+    """:func:`measured` for one connector's pending ``change``: the pending change after the
+    report (``None``: none left; ``change`` itself: nothing to note), the response time it
+    teaches (``None``: none), and whether it shows the car followed just now."""
+    if at <= change.at:
+        return change, None, False
     change = _seen_off(change, drawn_a, at)
     if at <= (change.latest_at or change.at):
         # From before the newest change: it says nothing of it, only of the levels the car
         # has left.
-        pending[key] = change
-        return replace(book, pending=pending), False
-    elapsed_s = at - change.at
+        return change, None, False
     if follows(change, drawn_a):
         older = _older_within(change, drawn_a)
         window = max_s if window_s is None else window_s
         if any(at - replaced_at < window for replaced_at in older):
             # At the newest setpoint, or still at an older one: not shown yet.
-            pending[key] = replace(change, last_a=drawn_a)
-            return replace(book, pending=pending), False
-        del pending[key]
+            return replace(change, last_a=drawn_a), None, False
         if older:  # followed by now, but when is not known: nothing to learn
-            return replace(book, pending=pending), True
-        seen = (*book.observed_s.get(change.charger_id, ()), elapsed_s)[-KEEP:]
-        observed = {**book.observed_s, change.charger_id: seen}
-        return ResponseBook(observed, pending), True
+            return None, None, True
+        return None, at - change.at, True
     if at - (change.latest_at if change.latest_at is not None else change.at) > max_s:
-        del pending[key]  # never followed: a full or sleeping car says nothing of its charger
-    else:
-        pending[key] = replace(change, last_a=drawn_a)
-    return replace(book, pending=pending), False
+        return None, None, False  # never followed: a full or sleeping car says nothing
+    return replace(change, last_a=drawn_a), None, False
 
 
 def follows(change: Pending, drawn_a: float) -> bool:

@@ -24,10 +24,11 @@ from controller.pacing import Pace, release_at
 from controller.response import (
     FOLLOW_TOLERANCE_A,
     ResponseBook,
-    changed,
+    changed_entry,
     follows,
     forget,
-    measured,
+    learned,
+    measured_entry,
     response_s,
 )
 from controller.room import committed_a
@@ -55,7 +56,7 @@ class Settling:
         self, sessions: Iterable[SessionView], held: Mapping[str, Held], failsafe_a: float
     ) -> None:
         """Take in the accepted changes and the reports since the last call."""
-        book = self.book
+        work = _Work(self.book)
         live = set()
         for s in sessions:
             live.add(s.key)
@@ -64,50 +65,48 @@ class Settling:
                 before = self._changes.get(s.key)
                 if before is not None and before[2] != s.transaction_id:
                     before = None  # a new car on the connector: nothing of the last one's
-                    book = forget(book, set(book.pending) - {s.key})
+                    work.drop(s.key)
                 sent_at = h.change_sent_at
                 if before is None or sent_at > before[0]:
                     # The reports that arrived before this change was sent tell of the one
                     # before it: taken first, as if the loop had seen them then. From the
                     # send, not the acceptance: the car may start to follow as soon as the
                     # frame is out, so a slow acceptance does not shorten what is learned.
-                    book = self._measure(book, s, sent_at)
+                    self._measure(work, s, sent_at)
                     old_a = before[1] if before is not None else failsafe_a
                     draw = _draw_before(s.reports, sent_at)
-                    book = changed(book, s.key, s.charger_id, old_a, h.limit_a, sent_at, draw)
+                    work.changed(s.key, s.charger_id, old_a, h.limit_a, sent_at, draw)
                     self._changes[s.key] = (sent_at, h.limit_a, s.transaction_id)
                     # A change the car already kept to, or one too small to see in its draw,
                     # cannot be seen followed: the increase after it waits the response time.
                     small = abs(h.limit_a - old_a) < FOLLOW_TOLERANCE_A
                     self._quiet.discard(s.key)
-                    if s.key not in book.pending or small:
+                    if s.key not in work.pending or small:
                         self._quiet.add(s.key)
-            book = self._measure(book, s, float("inf"))
-        self.book = forget(book, live)
+            self._measure(work, s, float("inf"))
+        self.book = forget(work.book(), live)
         for gone in [k for k in self._changes if k not in live]:
             del self._changes[gone]
             self._seen.pop(gone, None)
             self._quiet.discard(gone)
 
-    def _measure(self, book: ResponseBook, s: SessionView, until: float) -> ResponseBook:
-        """``book`` with the reports of ``s`` since the last taken, up to ``until``. Only a
-        car with a pending change learns from them (measured() is a no-op without one), so
-        the others just move the mark."""
+    def _measure(self, work: _Work, s: SessionView, until: float) -> None:
+        """Take the reports of ``s`` since the last taken, up to ``until``. Only a car with
+        a pending change learns from them, so the others just move the mark."""
         seen = self._seen.get(s.key, float("-inf"))
         if not s.reports or s.reports[-1][0] <= seen:
-            return book  # nothing new: the common case, once per session per decision
+            return  # nothing new: the common case, once per session per decision
         new = [(at, current) for at, current in s.reports if seen < at <= until]
         if not new:
-            return book
-        if s.key in book.pending:
+            return
+        if s.key in work.pending:
             max_s = self.control.response_time_max_s
             # How long the car may still draw a setpoint it was told before: its response
             # time, or the longest one until it has shown one.
-            window_s = response_s(book, s.charger_id, max_s, max_s)
+            window_s = work.response_s(s.charger_id, max_s, max_s)
             for at, current in new:
-                book, _ = measured(book, s.key, drawn_a(current), at, max_s, window_s)
+                work.measured(s.key, drawn_a(current), at, max_s, window_s)
         self._seen[s.key] = new[-1][0]
-        return book
 
     def response_s(self, charger_id: str) -> float:
         """The charger's response time (the configured default until learned)."""
@@ -210,3 +209,60 @@ def _draw_before(reports: tuple[tuple[float, PhaseValues], ...], at: float) -> f
     """The draw of the last report that arrived by ``at``."""
     before = [current for t, current in reports if t <= at]
     return drawn_a(before[-1]) if before else None
+
+
+class _Work:
+    """A :class:`ResponseBook` being updated by one :meth:`Settling.observe`: its mappings
+    copied once, not once per change (a thousand accepted setpoints come in one decision)."""
+
+    def __init__(self, book: ResponseBook) -> None:
+        self._book = book
+        self.pending = dict(book.pending)
+        self._observed = dict(book.observed_s)
+        self._dirty = False
+
+    def changed(
+        self,
+        key: str,
+        charger_id: str,
+        old_a: float,
+        new_a: float,
+        at: float,
+        drawn: float | None,
+    ) -> None:
+        """:func:`controller.response.changed` on the working copy."""
+        entry = changed_entry(self.pending.pop(key, None), charger_id, old_a, new_a, at, drawn)
+        if entry is not None:
+            self.pending[key] = entry
+        self._dirty = True
+
+    def measured(self, key: str, drawn: float, at: float, max_s: float, window_s: float) -> None:
+        """:func:`controller.response.measured` on the working copy."""
+        change = self.pending.get(key)
+        if change is None:
+            return
+        entry, took_s, _ = measured_entry(change, drawn, at, max_s, window_s)
+        if entry is change:
+            return
+        if entry is None:
+            del self.pending[key]
+        else:
+            self.pending[key] = entry
+        if took_s is not None:
+            self._observed[change.charger_id] = learned(self._observed, change.charger_id, took_s)
+        self._dirty = True
+
+    def drop(self, key: str) -> None:
+        """Forget the connector's pending change (a new car there)."""
+        if self.pending.pop(key, None) is not None:
+            self._dirty = True
+
+    def response_s(self, charger_id: str, default_s: float, max_s: float) -> float:
+        """:func:`controller.response.response_s` from the working copy."""
+        return response_s(ResponseBook(self._observed), charger_id, default_s, max_s)
+
+    def book(self) -> ResponseBook:
+        """The book after the updates (the same object when there were none)."""
+        if not self._dirty:
+            return self._book
+        return ResponseBook(self._observed, self.pending)
