@@ -12,6 +12,15 @@ Pure functions: a measurement and the previous belief in, the new belief out.
   a full battery). Its maximum becomes what it draws plus a small probe, so
   the spare current goes to the others. A car that draws up to that cap gets
   the probe again every settle period: it can show that it takes more.
+* A car that has **not started** (never drawn ``DRAWING_A`` in its session) teaches
+  nothing; one that starts after its settle time ran out gets it again from its
+  start. Its response time is its own, not the charger's last car's (on
+  ``slow_evs`` a car 22 s slow, on a
+  charger whose previous car had taught 20 s, was taken at 0 A + probe, paused
+  and never charged: a paused car cannot show it wants more; and the share it
+  had been offered, which it drew 22 s later, went to the others and took the
+  site over its limit). A car plugged in full or on a start timer keeps its
+  share until it starts or leaves.
 """
 
 from __future__ import annotations
@@ -64,6 +73,7 @@ def observe(
     if offered_a is None:
         return replace(belief, phases=phases)
     drawn = max(value or 0.0 for value in current_a)
+    started = belief.phases is not None  # it drew in earnest before this report
     if belief.offered_a is None or abs(offered_a - belief.offered_a) > 0.05:
         # The offer changed: the car needs time to follow before it says anything,
         # unless it draws well below both the old and the new offer: then it is
@@ -73,6 +83,13 @@ def observe(
         )
         since = belief.offered_since if limited else at
         return replace(belief, phases=phases, offered_a=offered_a, offered_since=since)
+    if not started:
+        if phases is None:
+            return belief  # not started: its response time is its own, a pause would strand it
+        # Just started: on time, its settle time from the offer stands; later than that (a
+        # car slower than the charger's last one), it gets its settle time from now.
+        since = belief.offered_since if at - belief.offered_since < settle_s else at
+        return replace(belief, phases=phases, offered_since=since)
     belief = replace(belief, phases=phases)
     settled = at - max(belief.offered_since, belief.probed_at) >= settle_s
     if not settled or offered_a < DRAWING_A:

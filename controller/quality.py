@@ -12,7 +12,13 @@ values out of physical bounds). Two faults only show over time:
 * **A frozen meter**: the same values, to the last bit, for ``frozen_s``
   while the chargers' own measured draw moved by more than
   ``FROZEN_CHARGER_MOVE_A``. A live meter would have seen that; a gateway
-  serving a stale register would not.
+  serving a stale register would not. The chargers' draw counts from
+  ``REPORT_LAG_S`` (at most half of ``frozen_s``) after the values last
+  changed: a change the meter has just seen reaches the chargers' reports up
+  to one report interval later, and that late report is no move *while* the
+  meter stood still (on ``slow_evs`` 60 s of a steady site held the controller
+  for 15 s, and the hold paused every car, because a car's report came 1 s
+  after the meter saw it step up).
 """
 
 from __future__ import annotations
@@ -24,6 +30,11 @@ from controller.model import PhaseValues
 FROZEN_CHARGER_MOVE_A = 2.0
 """How much the chargers' summed draw must move for an unchanged meter to be suspect."""
 
+REPORT_LAG_S = 10.0
+"""How long after the meter's values changed the chargers' reports may still tell of that
+change: the MeterValues interval Headroom asks chargers for by default. At most half of
+``frozen_s`` (a short window still compares the chargers' draw over its second half)."""
+
 
 @dataclass(frozen=True, slots=True)
 class MeterHistory:
@@ -33,8 +44,10 @@ class MeterHistory:
     rejected_jump: PhaseValues | None = None
     same_since: float | None = None
     same_values: tuple[PhaseValues, float | None] | None = None
-    chargers_low_a: float = 0.0
-    chargers_high_a: float = 0.0
+    chargers_low_a: float | None = None
+    chargers_high_a: float | None = None
+    """The chargers' summed draw while the values stood, from ``REPORT_LAG_S`` after they
+    last changed (``None`` until then)."""
 
 
 def _step_a(a: PhaseValues, b: PhaseValues) -> float:
@@ -66,14 +79,16 @@ def judge(
     values = (current_a, power_w)
     since = history.same_since
     if history.same_values == values and since is not None:
-        low = min(history.chargers_low_a, chargers_a)
-        high = max(history.chargers_high_a, chargers_a)
-        history = replace(history, chargers_low_a=low, chargers_high_a=high)
-        moved = high - low > FROZEN_CHARGER_MOVE_A
-        if moved and at - since >= frozen_s:
+        low, high = history.chargers_low_a, history.chargers_high_a
+        if at - since >= min(REPORT_LAG_S, frozen_s / 2):
+            low = chargers_a if low is None else min(low, chargers_a)
+            high = chargers_a if high is None else max(high, chargers_a)
+            history = replace(history, chargers_low_a=low, chargers_high_a=high)
+        moved_a = high - low if high is not None and low is not None else 0.0
+        if moved_a > FROZEN_CHARGER_MOVE_A and at - since >= frozen_s:
             return (
                 f"frozen: the same values for {at - since:.0f} s while the "
-                f"chargers' draw moved by {high - low:.0f} A",
+                f"chargers' draw moved by {moved_a:.0f} A",
                 history,
             )
     else:
@@ -81,7 +96,7 @@ def judge(
             history,
             same_values=values,
             same_since=at,
-            chargers_low_a=chargers_a,
-            chargers_high_a=chargers_a,
+            chargers_low_a=None,
+            chargers_high_a=None,
         )
     return "", replace(history, last_good=current_a, rejected_jump=None)

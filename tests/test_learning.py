@@ -41,8 +41,44 @@ def test_changed_offer_restarts_the_settle_time() -> None:
 def test_car_far_below_both_offers_keeps_its_settle_time() -> None:
     """A car drawing far below the old and the new offer is limited by itself either way:
     the offer changing does not make us wait again to learn it."""
-    b = EvBelief(offered_a=32.0, offered_since=0.0)
+    b = EvBelief(phases=(0, 1, 2), offered_a=32.0, offered_since=0.0)
     b = observe(b, (6.0, 6.0, 6.0), 20.0, at=5.0, settle_s=10, probe_a=2)
     assert b.offered_since == 0.0
     b = observe(b, (6.0, 6.0, 6.0), 20.0, at=10.0, settle_s=10, probe_a=2)
     assert b.ev_max_a == 8.0
+
+
+def test_car_that_has_not_started_teaches_nothing() -> None:
+    """A car slower than the charger's last one draws nothing past the settle time: it has not
+    started, it does not want less (taken at 0 A + probe it was paused and never charged)."""
+    b = observe(EvBelief(), (0.0, 0.0, 0.0), 9.5, at=0.0, settle_s=20, probe_a=2)
+    b = observe(b, (0.0, 0.0, 0.0), 9.4, at=15.0, settle_s=20, probe_a=2)
+    b = observe(b, (0.0, 0.0, 0.0), 9.4, at=21.7, settle_s=20, probe_a=2)
+    assert b.ev_max_a is None
+
+
+def test_settle_time_runs_from_when_a_late_car_starts() -> None:
+    """A car that starts after its settle time ran out gets it again from its start."""
+    b = observe(EvBelief(), (0.0, 0.0, 0.0), 32.0, at=0.0, settle_s=10, probe_a=2)
+    b = observe(b, (4.0, 4.0, 4.0), 32.0, at=30.0, settle_s=10, probe_a=2)  # ramping up
+    b = observe(b, (20.0, 20.0, 20.0), 32.0, at=35.0, settle_s=10, probe_a=2)
+    assert b.ev_max_a is None
+    b = observe(b, (20.0, 20.0, 20.0), 32.0, at=40.0, settle_s=10, probe_a=2)
+    assert b.ev_max_a == 22.0
+
+
+def test_car_that_charged_and_stopped_is_still_capped() -> None:
+    """A car that has drawn and then stops (a full battery) still gives its share away."""
+    b = observe(EvBelief(), (16.0, 16.0, 16.0), 16.0, at=0.0, settle_s=10, probe_a=2)
+    b = observe(b, (0.0, 0.0, 0.0), 16.0, at=5.0, settle_s=10, probe_a=2)
+    b = observe(b, (0.0, 0.0, 0.0), 16.0, at=10.0, settle_s=10, probe_a=2)
+    assert b.ev_max_a == 2.0
+
+
+def test_a_car_that_starts_on_time_keeps_its_settle_time() -> None:
+    """A car that starts within its settle time is learned when that time, from its offer,
+    has passed: no later than before."""
+    b = observe(EvBelief(), (0.0, 0.0, 0.0), 32.0, at=0.0, settle_s=10, probe_a=2)
+    b = observe(b, (10.0, 10.0, 10.0), 32.0, at=3.0, settle_s=10, probe_a=2)
+    b = observe(b, (10.0, 10.0, 10.0), 32.0, at=10.0, settle_s=10, probe_a=2)
+    assert b.ev_max_a == 12.0

@@ -37,7 +37,7 @@ def test_frozen_values_while_chargers_move_are_doubted() -> None:
     reading = (40.0, 30.0, 20.0)
     problems = []
     for t in range(0, 32):
-        chargers = 10.0 if t < 10 else 26.0
+        chargers = 10.0 if t < 15 else 26.0
         problem, history = judge(history, reading, 20_000.0, float(t), chargers, STEP_A, FROZEN_S)
         problems.append(problem)
     assert problems[:30] == [""] * 30
@@ -50,6 +50,18 @@ def test_a_steady_site_is_not_frozen() -> None:
     for t in range(0, 100):
         problem, history = judge(history, (40.0, 30.0, 20.0), None, float(t), 10.0, STEP_A, 30.0)
         assert problem == ""
+
+
+def test_a_report_late_for_the_last_change_is_no_move() -> None:
+    """A steady site after a car stepped up: the meter saw the step at once, the car's report
+    1 s later. That report tells of the change before, not of a move while the meter stood
+    (it held a steady slow_evs site for 15 s, every car paused)."""
+    history = MeterHistory()
+    for tenth in range(0, 700, 5):  # a reading every 0.5 s for 70 s
+        t = tenth / 10
+        chargers = 62.1 if t < 1.0 else 67.2  # the car's 1.7 A on three phases, reported late
+        problem, history = judge(history, (96.6, 91.6, 86.6), None, t, chargers, STEP_A, 60.0)
+        assert problem == "", t
 
 
 def test_site_state_marks_a_jump_as_a_meter_problem() -> None:
