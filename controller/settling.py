@@ -102,8 +102,9 @@ class Settling:
         if s.key in work.pending:
             max_s = self.control.response_time_max_s
             # How long the car may still draw a setpoint it was told before: its response
-            # time, or the longest one until it has shown one.
-            window_s = work.response_s(s.charger_id, max_s, max_s)
+            # time, the configured default until learned (the longest one held an unlearned
+            # car's increases a minute whenever its draw sat between two close setpoints).
+            window_s = work.response_s(s.charger_id, self.control.response_time_s, max_s)
             for at, current in new:
                 work.measured(s.key, drawn_a(current), at, max_s, window_s)
         self._seen[s.key] = new[-1][0]

@@ -112,3 +112,22 @@ def test_a_new_car_on_the_connector_inherits_nothing_of_the_last_ones_change() -
     assert settling.committed([session([(21.0, 0.0)], tx=2)], new, {}, 6.0, 21.0) == {
         "cp-1/1": 16.0
     }
+
+
+def test_an_unlearned_cars_draw_at_an_older_level_too_counts_after_the_default_time() -> None:
+    """Told 13.8 A (from 10.2 A), then 12.8 A before any follow was seen, drawing 13.8 A: it
+    may still be at the 13.8 A, so it has not shown it followed the 12.8 A. Its charger has
+    learned no response time: that doubt lasts the configured default (5 s) after the
+    13.8 A was replaced, not the longest response time (60 s), which held the car's next
+    increase a minute on the demo site."""
+    settling = Settling(ControlSettings(response_time_s=5.0, response_time_max_s=60.0))
+    up = {"cp-1/1": Held(13.8, 54.0, 1, changed_at=54.0, increased_at=54.0)}
+    settling.observe([session([(53.0, 10.2)])], up, 6.0)
+    down = {"cp-1/1": Held(12.8, 56.0, 1, changed_at=56.0, increased_at=54.0)}
+    settling.observe([session([(53.0, 10.2), (57.0, 13.8)])], down, 6.0)
+    assert "cp-1/1" in settling.book.pending  # not shown yet
+    settling.observe([session([(53.0, 10.2), (57.0, 13.8), (60.5, 13.5)])], down, 6.0)
+    assert "cp-1/1" in settling.book.pending  # 4.5 s after: still within the default
+    settling.observe([session([(53.0, 10.2), (57.0, 13.8), (60.5, 13.5), (61.5, 13.4)])], down, 6.0)
+    assert "cp-1/1" not in settling.book.pending  # 5.5 s after the 13.8 A was replaced
+    assert settling.learned() == {}  # when it got there is not known: nothing learned
