@@ -250,7 +250,11 @@ def _settled(change: Pending, drawn_a: float) -> bool:
 
 def response_s(book: ResponseBook, charger_id: str, default_s: float, max_s: float) -> float:
     """The charger's response time: the slowest recent observation, bounded; else the default."""
-    seen = book.observed_s.get(charger_id)
+    return observed_response_s(book.observed_s.get(charger_id), default_s, max_s)
+
+
+def observed_response_s(seen: tuple[float, ...] | None, default_s: float, max_s: float) -> float:
+    """:func:`response_s` from a charger's observations (``None``: none yet)."""
     if not seen:
         return default_s
     return min(max(max(seen), MIN_RESPONSE_S), max_s)

@@ -29,6 +29,7 @@ from controller.response import (
     forget,
     learned,
     measured_entry,
+    observed_response_s,
     response_s,
 )
 from controller.room import committed_a
@@ -260,7 +261,7 @@ class _Work:
 
     def response_s(self, charger_id: str, default_s: float, max_s: float) -> float:
         """:func:`controller.response.response_s` from the working copy."""
-        return response_s(ResponseBook(self._observed), charger_id, default_s, max_s)
+        return observed_response_s(self._observed.get(charger_id), default_s, max_s)
 
     def book(self) -> ResponseBook:
         """The book after the updates (the same object when there were none)."""
