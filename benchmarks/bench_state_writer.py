@@ -7,7 +7,7 @@ Usage::
 
 For each number of sessions and each fsync policy, a real
 :class:`~controller.store.StateStore` (SQLite in a temporary directory) and a
-:class:`~controller.restart.StateWriter` take the decisions a steady site
+:class:`~controller.state_writer.StateWriter` take the decisions a steady site
 makes: the first one writes every session (a cold start, timed apart); then
 each decision one session in twenty has a setpoint accepted (renewals and
 changes at the dispatcher's pace: at a 120 s lease and a 1 s tick about one
@@ -33,12 +33,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from controller.clock import ManualClock
-from controller.decide import Target
 from controller.dispatch import Held
 from controller.learning import EvBelief
-from controller.restart import StateWriter
 from controller.snapshot import SessionView
+from controller.state_writer import StateWriter
 from controller.store import StateStore
+from controller.targets import Target
 
 ACCEPTED_SHARE = 20  # one session in this many has a setpoint accepted per decision
 

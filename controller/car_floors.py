@@ -11,32 +11,17 @@ docs/architecture.md, "The base-load estimate".
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 from controller.config import HeadroomConfig
 from controller.meter_book import REPORT_SKEW_S
 from controller.model import PhaseValues
+from controller.setpoint_log import SetpointFloor, SetpointLog
 from controller.snapshot import SessionView
 
 Phases = tuple[float, float, float]
 Report = tuple[float, PhaseValues]
 """A charger's report: (controller-clock arrival time, draw per charger phase)."""
-
-
-SETPOINTS_KEPT = 16
-"""Setpoint changes kept per session: far more than fit between two reports."""
-
-UNKNOWN_LIMIT_A = 0.0
-"""The lowest limit a session may have been offered before this log's first decision on it
-(just started, restored after a restart, its charger back after a disconnect, or its
-history run out): a limit no decision of this controller set, a previous controller's
-lease running out onto the fail-safe, may have cut it, down to nothing."""
-
-SetpointFloor = Callable[[float, float, float | None], float | None]
-"""(since, at, after) → the lowest limit a session was allowed from ``since`` to ``at`` that
-may still show in its draw at ``at``, given its first report after arrived at ``after``
-(``None``: none yet); ``None``: no such limit (:meth:`SetpointLog.cap`)."""
 
 
 def draw_floor(
@@ -126,164 +111,9 @@ def draw_floors(
     return [draw_floor(reports, t, setpoint_low, skew_s) for t in times]
 
 
-class SetpointLog:
-    """The lowest limit each session's charger may offer, from each decision on (pure).
-
-    A decision's target may be offered from the moment it is sent; until the charger
-    accepts an increase, the lower limit it holds may still be offered. Before the first
-    decision logged for a session its charger may have offered anything: the span counts
-    as :data:`UNKNOWN_LIMIT_A`, so readings from then stay high until the car reports after
-    them (a restarted controller widens only from settled readings).
-    """
-
-    def __init__(self) -> None:
-        self._log: dict[str, deque[tuple[float, float]]] = {}
-        self._targets: dict[str, float] = {}
-        self._losses: dict[str, int] = {}  # by session: how often entries were forgotten
-        self._ceilings: dict[str, float] = {}
-        # By session: the targets logged since the last acceptance that may still be applied
-        # (newest last, each higher than every later one), and when it last accepted one.
-        self._unanswered: dict[str, deque[tuple[float, float]]] = {}
-        self._acked: dict[str, float] = {}
-        self._away: dict[str, float] = {}  # by session whose charger is offline: since when
-
-    def record(
-        self,
-        at: float,
-        targets_a: Mapping[str, float],
-        held_a: Mapping[str, float] | None = None,
-        away: Iterable[str] = (),
-    ) -> None:
-        """From ``at`` on, each session may be offered as little as the lower of its new
-        target and what its charger holds (``held_a``); ended sessions are forgotten.
-
-        ``away``: sessions whose charger is offline. Their limits up to its departure are
-        kept (its reports from before still need them) and no more are logged; when the
-        charger is back they are forgotten, as its charger may have offered anything meanwhile.
-        """
-        held_a = held_a or {}
-        away = set(away) - set(targets_a)
-        back = set(self._away) - away
-        for key in (set(self._log) - set(targets_a) - away) | (back & set(self._log)):
-            del self._log[key]
-            self._losses[key] = self._losses.get(key, 0) + 1
-        self._away = {key: self._away.get(key, at) for key in away}
-        live = set(targets_a) | away
-        for kept in (self._ceilings, self._unanswered, self._acked):
-            for key in set(kept) - live:
-                del kept[key]
-        self._targets = dict(targets_a)
-        for key, target_a in targets_a.items():
-            self._append(key, at, min(target_a, held_a.get(key, target_a)))
-            self._ceilings[key] = self._ceiling(key, at, target_a, held_a.get(key), key in back)
-
-    def resumed(self, key: str, since: float, limit_a: float) -> None:
-        """The session's charger has held ``limit_a`` from ``since`` up to the first limit
-        logged for it (a setpoint kept through a restart, :func:`controller.restored.resumed_a`):
-        readings from then on need not count its car as cut to :data:`UNKNOWN_LIMIT_A`."""
-        entries = self._log.setdefault(key, deque(maxlen=SETPOINTS_KEPT))
-        if (not entries or entries[0][0] > since) and len(entries) < SETPOINTS_KEPT:
-            if entries:  # floors kept under the limits logged so far may rise
-                self._losses[key] = self._losses.get(key, 0) + 1
-            entries.appendleft((since, limit_a))
-
-    def away_since(self, key: str) -> float | None:
-        """When the first decision logged found the session's charger offline (``None``: it
-        is not away); its charger has received no limit since."""
-        return self._away.get(key)
-
-    def ceiling(self, key: str) -> float | None:
-        """The highest limit the session's charger may hold from the decisions logged (what
-        it accepted last, the latest target and every target logged since that acceptance:
-        one sent then that timed out, met a CALLERROR or is still on its way may have been
-        applied; infinite before it accepted one); ``None`` before the first decision on it."""
-        return self._ceilings.get(key)
-
-    def accepted(self, held: Mapping[str, tuple[float, float]]) -> None:
-        """``held``: by session, (when, limit) its charger last accepted. A charger that
-        accepted the latest target offers no less from then on (the increase it waited for);
-        an acceptance replaces every setpoint sent before it (:meth:`ceiling`)."""
-        for key, (at, limit_a) in held.items():
-            if at > self._acked.get(key, float("-inf")):
-                self._acked[key] = at
-            entries = self._log.get(key)
-            if entries and self._targets.get(key) == limit_a and at > entries[-1][0]:
-                self._append(key, at, limit_a)
-
-    def _ceiling(
-        self, key: str, at: float, target_a: float, held_a: float | None, fresh: bool
-    ) -> float:
-        """:meth:`ceiling` once ``target_a`` is logged at ``at``, the charger holding
-        ``held_a`` (``fresh``: start again, back after a rejoin, ``held_a`` the most it may
-        hold then: :func:`controller.rejoin.rejoined_held`).
-
-        A setpoint is sent after the decision that logged its target, one call at a time
-        per charger (:mod:`controller.dispatcher`), and an accepted profile replaces the
-        one before it: every target logged before the last acceptance was either what it
-        accepted, replaced by it, or never sent. A Rejected one was not applied, but which
-        targets were rejected is not known here: they count until the next acceptance."""
-        unanswered = self._unanswered.setdefault(key, deque())
-        if fresh:
-            unanswered.clear()
-        acked = self._acked.get(key, float("-inf"))
-        while unanswered and unanswered[0][0] < acked:
-            unanswered.popleft()
-        while unanswered and unanswered[-1][1] <= target_a:
-            unanswered.pop()  # a later, higher target bounds it for as long as it counts
-        unanswered.append((at, target_a))
-        if held_a is None:
-            return float("inf")
-        return max(held_a, unanswered[0][1])
-
-    def _append(self, key: str, at: float, limit_a: float) -> None:
-        entries = self._log.setdefault(key, deque(maxlen=SETPOINTS_KEPT))
-        if not entries or entries[-1][1] != limit_a:
-            if len(entries) == SETPOINTS_KEPT:  # the oldest entry drops out
-                self._losses[key] = self._losses.get(key, 0) + 1
-            entries.append((at, limit_a))
-
-    def losses(self, key: str) -> int:
-        """How often the log forgot entries of ``key``: a floor capped by them may change."""
-        return self._losses.get(key, 0)
-
-    def lowest(self, key: str, start: float, end: float) -> float:
-        """The lowest limit in force for ``key`` at any time in [``start``, ``end``]; 0 when
-        the span begins before the first limit logged for it (:data:`UNKNOWN_LIMIT_A`)."""
-        low = before = None  # the lowest set within (start, end]; the last set by start
-        for at, limit in self._log.get(key) or ():
-            if at <= start:
-                before = limit
-            elif at <= end and (low is None or limit < low):
-                low = limit
-        if before is None:
-            return UNKNOWN_LIMIT_A
-        return before if low is None or before <= low else low
-
-    def cap(self, key: str, start: float, at: float, after: float | None) -> float | None:
-        """The :meth:`lowest` limit from ``start`` to ``at`` if it can still show at ``at``:
-        always until the car's next report (``after`` None); with it, only if the limit
-        rose by ``after`` (a car moves monotonically between two reports only while its
-        limit does not fall and rise again; before the first limit logged, anything)."""
-        if after is not None and not self._rose(key, start, after):
-            return None
-        return self.lowest(key, start, at)
-
-    def _rose(self, key: str, start: float, end: float) -> bool:
-        last = None  # the limit in force, from the last one set by ``start`` on
-        for at, limit in self._log.get(key) or ():
-            if at <= start:
-                last = limit
-            elif at <= end:
-                if last is not None and limit > last:
-                    return True
-                if last is None:
-                    return True  # before the first limit logged: anything
-                last = limit
-        return last is None
-
-    def floor_of(self, key: str) -> SetpointFloor:
-        """:meth:`cap` for one session."""
-        return lambda start, at, after: self.cap(key, start, at, after)
+Kept = dict[str, tuple[int, int, Phases | None]]
+"""One reading's settled floors, by session key: (transaction id, the setpoint log's
+:meth:`~SetpointLog.losses` then, floor in site phases or ``None``)."""
 
 
 class SettledFloors:
@@ -291,12 +121,15 @@ class SettledFloors:
 
     A settled floor (see :func:`car_floors`) cannot move with later reports or
     decisions; computing it once per reading, not once per decision, is most of the
-    estimate's cost at depot scale. Also keeps each charger's wiring to site phases for
-    one config.
+    estimate's cost at depot scale. It is kept for as long as its reading is: the
+    reports it was computed from leave the session's bounded history long before that
+    in a meter hold (no new reading pushes old ones out), and computed again without
+    them the car would read as building load. Memory stays bounded by the readings kept
+    times the connectors with a session. Also keeps each charger's wiring to site phases.
     """
 
     def __init__(self) -> None:
-        self._by_reading: dict[float, dict[str, tuple[int, float, int, Phases | None]]] = {}
+        self._by_reading: dict[float, Kept] = {}
         self._config: HeadroomConfig | None = None
         self._wiring: dict[str, tuple[int, ...]] = {}
 
@@ -305,17 +138,19 @@ class SettledFloors:
         for at in [at for at in self._by_reading if at < oldest_at]:
             del self._by_reading[at]
 
-    def reading(self, at: float) -> dict[str, tuple[int, float, int, Phases | None]]:
-        """The settled floors of the reading at ``at``, by session key: (transaction id,
-        arrival of the report the floor starts from, the setpoint log's losses then, floor
-        in site phases or ``None``)."""
+    def reading(self, at: float) -> Kept:
+        """The settled floors of the reading at ``at``."""
         return self._by_reading.setdefault(at, {})
 
     def use(self, config: HeadroomConfig) -> None:
-        """Work with ``config`` from now on; a new one (an operator's change may rewire a
-        charger) drops every floor kept in site phases under the old one."""
-        if config is not self._config:
-            self._config, self._wiring = config, {}
+        """Work with ``config`` from now on. The floors are kept in site phases: a config that
+        rewires a charger (a new phase rotation) drops every floor kept; any other change (an
+        operator's limit, a charger added) keeps them."""
+        if config is self._config:
+            return
+        self._config, old = config, self._wiring
+        self._wiring = {}
+        if any(self.wiring(charger_id) != wiring for charger_id, wiring in old.items()):
             self._by_reading.clear()
 
     def wiring(self, charger_id: str) -> tuple[int, ...]:
@@ -346,7 +181,7 @@ _STRAIGHT = (0, 1, 2)
 def car_floors(
     session: SessionView,
     times: Sequence[float],
-    kept: Sequence[dict[str, tuple[int, float, int, Phases | None]]],
+    kept: Sequence[Kept],
     wiring: tuple[int, ...],
     setpoints: SetpointLog | None,
     skew_s: float,
@@ -358,19 +193,21 @@ def car_floors(
 
     A floor has settled once the car's first report after the reading has arrived and
     the setpoints that can cap it are all logged: every limit the log may still gain is
-    set after ``horizon`` (the newest reading: decisions log their limits, and
-    acceptances, only after it), so the report after must be older than that (with the
-    skew). It holds while the session (same transaction) still has the report the floor
-    starts from and the log has forgotten none of its limits (:meth:`SetpointLog.losses`).
+    set after ``horizon`` (an instant the loop has seen, its newest reading or report:
+    decisions log their limits, and acceptances, only after it), so the report after must
+    be older than that (with the skew). It holds for the session (same transaction) as long
+    as its reading is kept, after the reports it was computed from have left the session's
+    bounded history too, unless the log withdrew what it knew of its limits
+    (:meth:`SetpointLog.losses`).
     Without setpoints nothing is kept. A car whose charger is offline is floored the same
     way: past its last report it may have followed any limit sent since, down as well as up
-    (what it may draw more is reserved apart: :func:`controller.base_load.away_reserved_a`).
+    (what it may draw more is reserved apart: :func:`controller.away_cars.away_reserved_a`).
     """
     reports = session.reports
     if setpoints is None or not reports:
         return [_in_site_phases(f, wiring) for f in draw_floors(reports, times, None, skew_s)]
     key, transaction_id = session.key, session.transaction_id
-    first_at, last_at = reports[0][0], reports[-1][0]
+    last_at = reports[-1][0]
     losses = setpoints.losses(key)
     floor_of = setpoints.floor_of(key)
     floors: list[Phases | None] = []
@@ -378,29 +215,25 @@ def car_floors(
     # setpoint cap, share it (draw_floor written out, its span found once).
     last: tuple[int, int, float | None, Phases | None] = (-2, -2, None, None)
     for t, kept_at_t in zip(times, kept, strict=True):
+        hit = kept_at_t.get(key)
+        if hit is not None and hit[0] == transaction_id and hit[1] == losses:
+            floors.append(hit[2])
+            continue
         if not last_at > t + skew_s:
             break  # no report after this time yet, nor after any later one
-        hit = kept_at_t.get(key)
-        if hit is None or hit[0] != transaction_id or first_at > hit[1] or hit[2] != losses:
-            start, end = _span(reports, t, skew_s)  # end < len(reports): last_at is after t
-            after = reports[end][0] + skew_s
-            if not after < horizon:
-                break  # this time's report after is too new (so is every later time's)
-            if start < 0:
-                floor, start_at = None, float("inf")
-            else:
-                start_at = reports[start][0]
-                cap = setpoints.cap(key, start_at - skew_s, t, after)
-                if last[0] != start or last[1] != end or last[2] != cap:
-                    last = (
-                        start,
-                        end,
-                        cap,
-                        _in_site_phases(_lowest(reports[start : end + 1], cap), wiring),
-                    )
-                floor = last[3]
-            hit = kept_at_t[key] = (transaction_id, start_at, losses, floor)
-        floors.append(hit[3])
+        start, end = _span(reports, t, skew_s)  # end < len(reports): last_at is after t
+        after = reports[end][0] + skew_s
+        if not after < horizon:
+            break  # this time's report after is too new (so is every later time's)
+        floor: Phases | None = None
+        if start >= 0:
+            cap = setpoints.cap(key, reports[start][0] - skew_s, t, after)
+            if last[0] != start or last[1] != end or last[2] != cap:
+                site_floor = _in_site_phases(_lowest(reports[start : end + 1], cap), wiring)
+                last = (start, end, cap, site_floor)
+            floor = last[3]
+        kept_at_t[key] = (transaction_id, losses, floor)
+        floors.append(floor)
     if len(floors) < len(times):
         raw: PhaseValues | None = None
         site: Phases | None = None

@@ -22,8 +22,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from controller.decide import Target
 from controller.pacing import Pace, imposed, release_at, step_a
+from controller.targets import Target
 
 
 class ChangeKind(enum.Enum):

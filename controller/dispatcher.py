@@ -32,6 +32,7 @@ from controller.fallback import (
     REFUSALS_TO_STEP_DOWN,
     ProfileRoute,
     after_result,
+    maybe_applied,
     setpoint_command,
 )
 from controller.model import (
@@ -49,8 +50,6 @@ FAILSAFE_PROFILE_ID = 1
 FAILSAFE_STACK_LEVEL = 0
 FAILSAFE_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # pauses between fail-safe attempts
 ESCALATE_AFTER = 3  # consecutive failures before a command problem is logged as an error
-_MAYBE_APPLIED = (CommandStatus.TIMEOUT, CommandStatus.CALL_ERROR)
-"""Answers that leave unknown whether the charger applied the setpoint."""
 
 
 class Dispatcher:
@@ -221,8 +220,8 @@ class Dispatcher:
             else:
                 if change.kind is ChangeKind.DECREASE:
                     self._decrease_failed = True
-                if result.status in _MAYBE_APPLIED:
-                    self._maybe_holds(change)
+                if maybe_applied(result):
+                    self._maybe_holds(change, sent_at)
             log.info(
                 "setpoint",
                 charger_id=charger_id,
@@ -236,12 +235,15 @@ class Dispatcher:
                 latency_ms=round(result.latency_s * 1000, 1),
             )
 
-    def _maybe_holds(self, change: Change) -> None:
-        """A setpoint that timed out or met a CALLERROR may have been applied (a Rejected one
-        was not). Above what the charger held, it counts as the most the charger may hold
-        (``Held.unsure``: planned and paced from it, sent again at once, a decrease if the
-        target is lower) until an acceptance says what it holds; not as an acceptance
-        (``acked_at`` −∞: no lease renewed, no floor raised). Without a held setpoint the
+    def _maybe_holds(self, change: Change, sent_at: float) -> None:
+        """A setpoint that timed out or met a CALLERROR while the charger processed it may have
+        been applied (:func:`controller.fallback.maybe_applied`; a refused one was not). Above
+        what the charger held, it counts as the most the charger may hold (``Held.unsure``:
+        planned and paced from it, sent again at once, a decrease if the target is lower)
+        until an acceptance says what it holds; not as an acceptance
+        (``acked_at`` −∞: no lease renewed, no floor raised), but as a change its car may
+        follow from ``sent_at``, when its frame went out (``Held.change_sent_at``: the next
+        increase waits for it as after any change). Without a held setpoint the
         next decision sends one anyway (the charger runs on its fail-safe default)."""
         t = change.target
         before = self.held.get(change.key)
@@ -249,7 +251,7 @@ class Dispatcher:
             return
         if t.limit_a > before.limit_a:
             self.held[change.key] = replace(
-                before, limit_a=t.limit_a, acked_at=-math.inf, unsure=True
+                before, limit_a=t.limit_a, acked_at=-math.inf, unsure=True, sent_at=sent_at
             )
 
     async def _send_setpoint(self, charger_id: str, change: Change) -> tuple[CommandResult, float]:

@@ -6,9 +6,10 @@ here, one per group with a meter of its own (docs/architecture.md, "Meters").
 
 from __future__ import annotations
 
-from controller.base_load import BaseLoadEstimate, SetpointLog
+from controller.base_load import BaseLoadEstimate
 from controller.config import HeadroomConfig
 from controller.decide import Phases
+from controller.setpoint_log import SetpointLog
 from controller.snapshot import SessionView, SiteSnapshot
 
 

@@ -17,14 +17,13 @@ from dataclasses import dataclass
 
 import structlog
 
-from controller.base_load import BaseLoadEstimate, SetpointLog
+from controller.base_load import BaseLoadEstimate
 from controller.clock import Clock
 from controller.collector import held_until_frames_written
 from controller.config import HeadroomConfig
 from controller.decide import (
     Decision,
     Mode,
-    RunState,
     decide,
 )
 from controller.demand import DemandWindow
@@ -37,7 +36,9 @@ from controller.restored import resumed_a
 from controller.room import fit_increases
 from controller.rotation import next_run_state
 from controller.schedule_checks import ScheduleChecks
+from controller.setpoint_log import SetpointLog
 from controller.settling import Settling
+from controller.site_problem import RunState
 from controller.snapshot import SiteSnapshot
 from controller.state import SiteState
 from policies import Policy
@@ -163,7 +164,7 @@ class ControlLoop:
         # Not the restored sessions: their car's draw before a setpoint re-asserted for them
         # is unknown, so that setpoint would teach a response time of nothing.
         steered = [s for s in snapshot.sessions if s.restored is None]
-        self.settling.observe(steered, self._dispatcher.held, failsafe_a)
+        self.settling.observe(steered, self._dispatcher.held, failsafe_a, now)
         self._state.settle_s = self.settling.settle_times({s.charger_id for s in snapshot.sessions})
         group_base = self._group_bases.estimate(
             snapshot, self._config, self._setpoints, away, away_settle_s

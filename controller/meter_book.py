@@ -138,6 +138,7 @@ class MeterBook:
             draw_a,
             spec.max_step_a,
             self._frozen_s,
+            spec.meter_values_interval_s,
         )
         if problem:
             self._doubt(meter, event.meter_id, problem, event.at)

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 import structlog
 
 from controller.compliance import Compliance, check, follows
-from controller.decide import OVERDRAWS
 from controller.dispatch import Held
 from controller.snapshot import SiteSnapshot
+from controller.targets import OVERDRAWS
 
 log = structlog.get_logger(__name__)
 

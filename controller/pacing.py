@@ -15,6 +15,9 @@ Rules this module owns (the *settling* of docs/architecture.md):
   With the default ``acknowledged``, so is a charger whose response time is not
   learned yet: ``control.response_time_s`` says nothing about a car that needs
   30 s, and an increase sent before it follows is the oscillation this prevents.
+  So is a **new car** on a charger that has learned one (``Pace.unproven``): the
+  time is its previous car's until this car has shown its own (on ``slow_evs`` a
+  car 22 s slow was raised 20 s after its cut, its predecessor's time).
 * An increase **ramps**: at most ``control.ramp_step_a`` above what the charger
   holds; the rest follows step by step, each after the response time.
 * Exceptions, each a car that goes to its whole target at once: a paused car
@@ -56,14 +59,24 @@ class Pace:
     quiet: frozenset[str] = frozenset()
     """Connector keys whose last change did not move the car (it already kept to it): it
     cannot show it followed, so its increase waits the response time."""
+    unproven: frozenset[str] = frozenset()
+    """Connector keys whose car has not taught a response time yet, on a charger that has
+    one from another car: paced as on an unlearned charger (``Settling.pace``)."""
     wait_for_followed: bool = False
     max_s: float = 60.0
     min_interval_s: float = 0.0
     ramp_step_a: float | None = None
 
-    def wait_s(self, charger_id: str) -> float:
-        """How long an increase waits after a change its car has not followed."""
-        return self.response_s.get(charger_id, self.default_s)
+    def wait_s(self, charger_id: str, key: str | None = None) -> float:
+        """How long an increase waits after a change its car has not followed (or could not
+        show it followed): the learned time; for an unproven car (``key``) at least the
+        default, as on an unlearned charger."""
+        learned_s = self.response_s.get(charger_id, self.default_s)
+        return max(learned_s, self.default_s) if key in self.unproven else learned_s
+
+    def learned(self, key: str, charger_id: str) -> bool:
+        """True when the connector's car is paced by its charger's learned time."""
+        return charger_id in self.response_s and key not in self.unproven
 
 
 def release_at(
@@ -79,12 +92,12 @@ def release_at(
     ``increased_at``."""
     floor = increased_at + pace.min_interval_s
     if key in pace.quiet and key not in pace.following and not was_imposed:
-        return max(floor, changed_at + pace.wait_s(charger_id))
+        return max(floor, changed_at + pace.wait_s(charger_id, key))
     if was_imposed or key not in pace.following:
         # Followed: the car is where it was told, its response time is spent. Imposed by a
         # fault: the car had followed its own level before the fault.
         return floor
-    strict = pace.wait_for_followed or charger_id not in pace.response_s
+    strict = pace.wait_for_followed or not pace.learned(key, charger_id)
     return max(floor, changed_at + (pace.max_s if strict else pace.wait_s(charger_id)))
 
 

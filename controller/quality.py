@@ -13,12 +13,17 @@ values out of physical bounds). Two faults only show over time:
   while the chargers' own measured draw moved by more than
   ``FROZEN_CHARGER_MOVE_A``. A live meter would have seen that; a gateway
   serving a stale register would not. The chargers' draw counts from
-  ``REPORT_LAG_S`` (at most half of ``frozen_s``) after the values last
-  changed: a change the meter has just seen reaches the chargers' reports up
-  to one report interval later, and that late report is no move *while* the
-  meter stood still (on ``slow_evs`` 60 s of a steady site held the controller
-  for 15 s, and the hold paused every car, because a car's report came 1 s
-  after the meter saw it step up).
+  ``report_lag_s`` after the values last changed (:func:`report_lag_s`: the
+  MeterValues interval Headroom asks chargers for, ``ocpp.meter_values_interval_s``):
+  a change the meter has just seen reaches the chargers' reports up to one
+  report interval later, and that late report is no move *while* the meter
+  stood still (on ``slow_evs`` 60 s of a steady site held the controller for
+  15 s, and the hold paused every car, because a car's report came 1 s after
+  the meter saw it step up). At most half of ``frozen_s``, so the window still
+  compares the chargers' draw over its second half: a window shorter than two
+  report intervals (an operator who wants a frozen meter caught sooner) still
+  catches one, at the risk of taking a late report for a move, a needless hold,
+  the safe side. A lag of the whole window would never catch one.
 """
 
 from __future__ import annotations
@@ -30,10 +35,16 @@ from controller.model import PhaseValues
 FROZEN_CHARGER_MOVE_A = 2.0
 """How much the chargers' summed draw must move for an unchanged meter to be suspect."""
 
-REPORT_LAG_S = 10.0
-"""How long after the meter's values changed the chargers' reports may still tell of that
-change: the MeterValues interval Headroom asks chargers for by default. At most half of
-``frozen_s`` (a short window still compares the chargers' draw over its second half)."""
+UNSET_INTERVAL_S = 10.0
+"""The report interval taken for chargers left on their own setting
+(``ocpp.meter_values_interval_s: 0``): the one Headroom asks for by default."""
+
+
+def report_lag_s(meter_values_interval_s: float, frozen_s: float) -> float:
+    """How long after the meter's values changed the chargers' reports may still tell of that
+    change: one MeterValues interval (:data:`UNSET_INTERVAL_S` for 0, the chargers' own), at
+    most half of ``frozen_s``."""
+    return min(meter_values_interval_s or UNSET_INTERVAL_S, frozen_s / 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +57,7 @@ class MeterHistory:
     same_values: tuple[PhaseValues, float | None] | None = None
     chargers_low_a: float | None = None
     chargers_high_a: float | None = None
-    """The chargers' summed draw while the values stood, from ``REPORT_LAG_S`` after they
+    """The chargers' summed draw while the values stood, from the report lag after they
     last changed (``None`` until then)."""
 
 
@@ -62,10 +73,12 @@ def judge(
     chargers_a: float,
     max_step_a: float,
     frozen_s: float,
+    meter_values_interval_s: float = UNSET_INTERVAL_S,
 ) -> tuple[str, MeterHistory]:
     """A problem with this reading (empty if none) and the history to judge the next one by.
 
-    ``chargers_a`` is the chargers' summed measured draw when the reading arrived.
+    ``chargers_a`` is the chargers' summed measured draw when the reading arrived;
+    ``meter_values_interval_s`` how often they report it (:func:`report_lag_s`).
     """
     previous = history.last_good
     if previous is not None and _step_a(current_a, previous) > max_step_a:
@@ -80,7 +93,7 @@ def judge(
     since = history.same_since
     if history.same_values == values and since is not None:
         low, high = history.chargers_low_a, history.chargers_high_a
-        if at - since >= min(REPORT_LAG_S, frozen_s / 2):
+        if at - since >= report_lag_s(meter_values_interval_s, frozen_s):
             low = chargers_a if low is None else min(low, chargers_a)
             high = chargers_a if high is None else max(high, chargers_a)
             history = replace(history, chargers_low_a=low, chargers_high_a=high)

@@ -22,7 +22,13 @@ This module watches the measured current after each change:
   told 13.8 A and then 12.8 A that draws 13.8 A may not have moved yet. Once that
   time has passed the change counts as followed but teaches nothing (when the car
   got there is not known); a report that arrived before the newest change was
-  sent says nothing of it;
+  sent says nothing of it. That time is the response time, or longer when the
+  change has shown the car slower: once a report shows it at a level it was told
+  (away from where it came from), it took at most that long after the first change
+  to start to follow, so it leaves each older level that long after it was replaced
+  at the latest (:meth:`Pending.doubt_s`; on ``slow_evs`` a car 13 s slow, still on
+  its way to 11.1 A when told 10.4 A, drew the 11.1 A 1 s after: the default 5 s
+  judged it had followed the 10.4 A, and its next increase went 8 s early);
 * a change the car was already inside of when it was made (within the tolerance
   of what it draws, or a decrease to above what it draws) teaches nothing;
 * a change the car has not followed within ``max_s`` teaches nothing either
@@ -73,6 +79,9 @@ class Pending:
     left: frozenset[float] = frozenset()
     """When each older level (``from_a`` or one of ``passed``) the car was reported away
     from after it was replaced was replaced: a car seen elsewhere since is not still there."""
+    reached_at: float | None = None
+    """When a report first showed the car at a level it had been told since ``at``, away
+    from ``from_a``: it took at most that long to start to follow."""
 
     @property
     def increase(self) -> bool:
@@ -86,6 +95,13 @@ class Pending:
         older = ((self.from_a, self.at), *self.passed)
         recent = [a for a, replaced_at in older if now - replaced_at < window_s]
         return max([self.new_a, *recent])
+
+    def doubt_s(self, window_s: float) -> float:
+        """How long after a level was replaced the car may still draw it: ``window_s`` (its
+        response time), or the time it took to reach a level it was told, if longer."""
+        if self.reached_at is None:
+            return window_s
+        return max(window_s, self.reached_at - self.at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +124,9 @@ def changed(
 ) -> ResponseBook:
     """The charger accepted ``new_a`` (from ``old_a``), sent at ``at`` (the car cannot start
     to follow before: times run from the send); the car drew ``drawn_a``."""
-    pending = dict(book.pending)
-    entry = changed_entry(pending.pop(key, None), charger_id, old_a, new_a, at, drawn_a)
-    if entry is not None:
-        pending[key] = entry
-    return replace(book, pending=pending)
+    work = WorkingBook(book)
+    work.changed(key, charger_id, old_a, new_a, at, drawn_a)
+    return work.book()
 
 
 def changed_entry(
@@ -156,21 +170,9 @@ def measured(
 
     ``window_s`` is how long after a setpoint was replaced the car may still draw it (its
     response time; ``max_s`` when not known)."""
-    change = book.pending.get(key)
-    if change is None:
-        return book, False
-    entry, learned_s, followed = measured_entry(change, drawn_a, at, max_s, window_s)
-    if entry is change:
-        return book, followed
-    pending = dict(book.pending)
-    if entry is None:
-        del pending[key]
-    else:
-        pending[key] = entry
-    observed = book.observed_s
-    if learned_s is not None:
-        observed = {**observed, change.charger_id: learned(observed, change.charger_id, learned_s)}
-    return ResponseBook(observed, pending), followed
+    work = WorkingBook(book)
+    _, followed = work.measured(key, drawn_a, at, max_s, window_s)
+    return work.book(), followed
 
 
 def learned(
@@ -188,14 +190,34 @@ def measured_entry(
     teaches (``None``: none), and whether it shows the car followed just now."""
     if at <= change.at:
         return change, None, False
-    change = _seen_off(change, drawn_a, at)
+    seen = _reached(_seen_off(change, drawn_a, at), drawn_a, at)
+    entry, learned_s, followed = _judged(seen, drawn_a, at, max_s, window_s)
+    if learned_s is None and seen.reached_at is not None and change.reached_at is None:
+        learned_s = _first_reached_s(seen, drawn_a, at)
+    return entry, learned_s, followed
+
+
+def _first_reached_s(change: Pending, drawn_a: float, at: float) -> float | None:
+    """A car cut on its way, first reported at the first setpoint it was told: the time it
+    took to follow that one, as if it had not been cut (at most: it may have been on its
+    way to a later one within the tolerance of it, sooner)."""
+    if change.passed and abs(drawn_a - change.passed[0][0]) <= FOLLOW_TOLERANCE_A:
+        return at - change.at
+    return None
+
+
+def _judged(
+    change: Pending, drawn_a: float, at: float, max_s: float, window_s: float | None
+) -> tuple[Pending | None, float | None, bool]:
+    """:func:`measured_entry` once ``change`` has taken in the report's levels seen off and
+    reached."""
     if at <= (change.latest_at or change.at):
         # From before the newest change: it says nothing of it, only of the levels the car
         # has left.
         return change, None, False
     if follows(change, drawn_a):
         older = _older_within(change, drawn_a)
-        window = max_s if window_s is None else window_s
+        window = change.doubt_s(max_s if window_s is None else window_s)
         if any(at - replaced_at < window for replaced_at in older):
             # At the newest setpoint, or still at an older one: not shown yet.
             return replace(change, last_a=drawn_a), None, False
@@ -225,16 +247,40 @@ def _older_within(change: Pending, drawn_a: float) -> list[float]:
 
 def _seen_off(change: Pending, drawn_a: float, at: float) -> Pending:
     """``change`` with the older levels a report of ``drawn_a`` at ``at`` shows the car
-    away from (replaced before the report, and outside the tolerance of it)."""
-    older = ((change.from_a, change.at), *change.passed)
-    off = {
-        replaced_at
-        for a, replaced_at in older
-        if replaced_at < at and abs(drawn_a - a) > FOLLOW_TOLERANCE_A
-    }
+    away from: ``from_a`` once it is reported elsewhere after the first change; a setpoint
+    it was told on the way only once it is reported past it, at a level told after it and
+    none told before it (a car follows each offer late: one reported where it came from,
+    or at 0 A before it started, may still draw a setpoint replaced since)."""
+    tol = FOLLOW_TOLERANCE_A
+    off = set()
+    if change.at < at and abs(drawn_a - change.from_a) > tol:
+        off.add(change.at)
+    levels = [change.from_a, *(a for a, _ in change.passed), change.new_a]
+    told_at = [change.at, *(replaced_at for _, replaced_at in change.passed)]
+    for i, (a, replaced_at) in enumerate(change.passed, start=1):
+        if replaced_at >= at or abs(drawn_a - a) <= tol:
+            continue
+        before = levels[:i]
+        after = [x for x, since in zip(levels[i + 1 :], told_at[i:], strict=True) if since < at]
+        past = any(abs(drawn_a - x) <= tol for x in after)
+        if past and all(abs(drawn_a - x) > tol for x in before):
+            off.add(replaced_at)
     if off <= change.left:
         return change
     return replace(change, left=change.left | off)
+
+
+def _reached(change: Pending, drawn_a: float, at: float) -> Pending:
+    """``change`` with when the car was first reported at a level it had been told by then
+    (``drawn_a`` at ``at``), away from ``from_a``."""
+    if change.reached_at is not None or abs(drawn_a - change.from_a) <= FOLLOW_TOLERANCE_A:
+        return change
+    told_at = [change.at, *(replaced_at for _, replaced_at in change.passed)]
+    levels = [*(a for a, _ in change.passed), change.new_a]
+    for level_a, since in zip(levels, told_at, strict=True):
+        if since < at and abs(drawn_a - level_a) <= FOLLOW_TOLERANCE_A:
+            return replace(change, reached_at=at)
+    return change
 
 
 def _settled(change: Pending, drawn_a: float) -> bool:
@@ -276,3 +322,65 @@ def forget(book: ResponseBook, live_keys: set[str]) -> ResponseBook:
     if all(k in live_keys for k in book.pending):
         return book
     return replace(book, pending={k: p for k, p in book.pending.items() if k in live_keys})
+
+
+class WorkingBook:
+    """A :class:`ResponseBook` being updated: its mappings copied once, not once per change
+    (a thousand accepted setpoints come in one decision: :meth:`Settling.observe
+    <controller.settling.Settling.observe>` makes one per decision)."""
+
+    def __init__(self, book: ResponseBook) -> None:
+        self._book = book
+        self.pending = dict(book.pending)
+        self._observed = dict(book.observed_s)
+        self._dirty = False
+
+    def changed(
+        self,
+        key: str,
+        charger_id: str,
+        old_a: float,
+        new_a: float,
+        at: float,
+        drawn_a: float | None,
+    ) -> None:
+        """:func:`changed` on the working copy."""
+        entry = changed_entry(self.pending.pop(key, None), charger_id, old_a, new_a, at, drawn_a)
+        if entry is not None:
+            self.pending[key] = entry
+        self._dirty = True
+
+    def measured(
+        self, key: str, drawn_a: float, at: float, max_s: float, window_s: float | None = None
+    ) -> tuple[bool, bool]:
+        """:func:`measured` on the working copy: whether the report taught a response time,
+        and whether it shows the car followed just now."""
+        change = self.pending.get(key)
+        if change is None:
+            return False, False
+        entry, took_s, followed = measured_entry(change, drawn_a, at, max_s, window_s)
+        if entry is change:
+            return False, followed
+        if entry is None:
+            del self.pending[key]
+        else:
+            self.pending[key] = entry
+        if took_s is not None:
+            self._observed[change.charger_id] = learned(self._observed, change.charger_id, took_s)
+        self._dirty = True
+        return took_s is not None, followed
+
+    def drop(self, key: str) -> None:
+        """Forget the connector's pending change (a new car there)."""
+        if self.pending.pop(key, None) is not None:
+            self._dirty = True
+
+    def response_s(self, charger_id: str, default_s: float, max_s: float) -> float:
+        """:func:`response_s` from the working copy."""
+        return observed_response_s(self._observed.get(charger_id), default_s, max_s)
+
+    def book(self) -> ResponseBook:
+        """The book after the updates (the same object when there were none)."""
+        if not self._dirty:
+            return self._book
+        return ResponseBook(self._observed, self.pending)

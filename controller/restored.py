@@ -1,6 +1,6 @@
 """Sessions restored from the state store that their charger has not confirmed yet. Pure.
 
-After a restart (:mod:`controller.restart`) the sessions stored before it are back
+After a restart (:mod:`controller.resume`) the sessions stored before it are back
 in the site state, each marked :class:`Restored` until its charger reports it:
 
 * **confirmed** by a measurement that names its transaction (or names none while

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from controller.decide import Decision, RunState
+from controller.decide import Decision
+from controller.site_problem import RunState
 
 
 def next_run_state(

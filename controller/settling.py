@@ -10,6 +10,14 @@ inputs of :mod:`controller.pacing` and :mod:`controller.room`. Between decisions
 :meth:`shows_follow` tells the service that a report shows a car has just followed
 its change, so the loop decides again at once (the next ramp step, or the room a
 decrease freed, need not wait for the next tick).
+
+A charger's learned time is its cars': a car that arrived while the loop watched is
+*unproven* until it has taught one itself (its first follow with a known time). Until
+then its increases are paced as on an unlearned charger, its doubts last at least the
+default, and its charger's settle time is ``control.response_time_max_s``: a new car
+is no faster than its predecessor for being on the same charger. A session the loop
+found running at its start (one restored after a restart) keeps the times learned
+before.
 """
 
 from __future__ import annotations
@@ -17,23 +25,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from controller.config import ControlSettings
-from controller.decide import Target
 from controller.dispatch import Held
 from controller.model import PhaseValues
 from controller.pacing import Pace, release_at
 from controller.response import (
     FOLLOW_TOLERANCE_A,
     ResponseBook,
-    changed_entry,
+    WorkingBook,
     follows,
     forget,
-    learned,
-    measured_entry,
-    observed_response_s,
     response_s,
 )
 from controller.room import committed_a
 from controller.snapshot import SessionView
+from controller.targets import Target
 
 
 def drawn_a(current_a: PhaseValues) -> float:
@@ -52,15 +57,28 @@ class Settling:
         self._seen: dict[str, float] = {}  # key → arrival time of the last report taken
         self._quiet: set[str] = set()  # keys whose last change did not move the car
         self._learned: tuple[object, object, dict[str, float]] = (None, None, {})
+        self._began: float | None = None  # the first decision's time
+        self._taught: dict[str, int] = {}  # key → the transaction whose car taught a time
+        self._unproven: dict[str, str] = {}  # key → charger id, of cars not proven yet
 
     def observe(
-        self, sessions: Iterable[SessionView], held: Mapping[str, Held], failsafe_a: float
+        self,
+        sessions: Iterable[SessionView],
+        held: Mapping[str, Held],
+        failsafe_a: float,
+        now: float | None = None,
     ) -> None:
-        """Take in the accepted changes and the reports since the last call."""
-        work = _Work(self.book)
+        """Take in the accepted changes and the reports since the last call (at ``now``: the
+        first call's sets which sessions arrived while the loop watched; without it, none)."""
+        if self._began is None and now is not None:
+            self._began = now
+        work = WorkingBook(self.book)
         live = set()
+        sessions = list(sessions)
         for s in sessions:
             live.add(s.key)
+            if self._taught.get(s.key, s.transaction_id) != s.transaction_id:
+                del self._taught[s.key]  # the last car's
             h = held.get(s.key)
             if h is not None and h.transaction_id == s.transaction_id:
                 before = self._changes.get(s.key)
@@ -90,8 +108,17 @@ class Settling:
             del self._changes[gone]
             self._seen.pop(gone, None)
             self._quiet.discard(gone)
+        for gone in [k for k in self._taught if k not in live]:
+            del self._taught[gone]
+        self._unproven = {s.key: s.charger_id for s in sessions if not self._proven(s)}
 
-    def _measure(self, work: _Work, s: SessionView, until: float) -> None:
+    def _proven(self, s: SessionView) -> bool:
+        """True when the session's car taught a response time, or was there when the loop
+        began (the time learned before a restart may be its own)."""
+        began = float("inf") if self._began is None else self._began
+        return self._taught.get(s.key) == s.transaction_id or s.started_at < began
+
+    def _measure(self, work: WorkingBook, s: SessionView, until: float) -> None:
         """Take the reports of ``s`` since the last taken, up to ``until``. Only a car with
         a pending change learns from them, so the others just move the mark."""
         seen = self._seen.get(s.key, float("-inf"))
@@ -105,9 +132,14 @@ class Settling:
             # How long the car may still draw a setpoint it was told before: its response
             # time, the configured default until learned (the longest one held an unlearned
             # car's increases a minute whenever its draw sat between two close setpoints).
+            # A car not proven yet: its charger's time is another car's, no shorter doubt
+            # than an unlearned car's.
             window_s = work.response_s(s.charger_id, self.control.response_time_s, max_s)
+            if not self._proven(s):
+                window_s = max(window_s, self.control.response_time_s)
             for at, current in new:
-                work.measured(s.key, drawn_a(current), at, max_s, window_s)
+                if work.measured(s.key, drawn_a(current), at, max_s, window_s)[0]:
+                    self._taught[s.key] = s.transaction_id
         self._seen[s.key] = new[-1][0]
 
     def response_s(self, charger_id: str) -> float:
@@ -129,8 +161,15 @@ class Settling:
         learned, ``control.response_time_max_s`` (a slow car is not a car that wants less:
         until it has shown it follows, its draw does not lower its share)."""
         c, learned = self.control, self.learned()
+        unproven = set(self._unproven.values())
         return {
-            cid: max(c.ev_settle_s, learned.get(cid, c.response_time_max_s)) for cid in chargers
+            cid: max(
+                c.ev_settle_s,
+                c.response_time_max_s
+                if cid in unproven
+                else learned.get(cid, c.response_time_max_s),
+            )
+            for cid in chargers
         }
 
     def pace(self) -> Pace:
@@ -141,6 +180,7 @@ class Settling:
             default_s=c.response_time_s,
             following=frozenset(self.book.pending),
             quiet=frozenset(self._quiet),
+            unproven=frozenset(self._unproven),
             wait_for_followed=c.increases_wait_for == "followed",
             max_s=c.response_time_max_s,
             min_interval_s=c.min_increase_interval_s,
@@ -173,6 +213,10 @@ class Settling:
                 else None
             )
             window_s = self.response_s(s.charger_id)
+            if s.key in self._unproven:
+                window_s = max(window_s, self.control.response_time_s)
+            if pending is not None:
+                window_s = pending.doubt_s(window_s)
             settling = pending is not None and now - h.change_sent_at < window_s
             told_a = pending.most_a(now, window_s) if pending is not None else 0.0
             out[s.key] = committed_a(h.limit_a, draw, in_flight.get(s.key), settling, told_a)
@@ -211,60 +255,3 @@ def _draw_before(reports: tuple[tuple[float, PhaseValues], ...], at: float) -> f
     """The draw of the last report that arrived by ``at``."""
     before = [current for t, current in reports if t <= at]
     return drawn_a(before[-1]) if before else None
-
-
-class _Work:
-    """A :class:`ResponseBook` being updated by one :meth:`Settling.observe`: its mappings
-    copied once, not once per change (a thousand accepted setpoints come in one decision)."""
-
-    def __init__(self, book: ResponseBook) -> None:
-        self._book = book
-        self.pending = dict(book.pending)
-        self._observed = dict(book.observed_s)
-        self._dirty = False
-
-    def changed(
-        self,
-        key: str,
-        charger_id: str,
-        old_a: float,
-        new_a: float,
-        at: float,
-        drawn: float | None,
-    ) -> None:
-        """:func:`controller.response.changed` on the working copy."""
-        entry = changed_entry(self.pending.pop(key, None), charger_id, old_a, new_a, at, drawn)
-        if entry is not None:
-            self.pending[key] = entry
-        self._dirty = True
-
-    def measured(self, key: str, drawn: float, at: float, max_s: float, window_s: float) -> None:
-        """:func:`controller.response.measured` on the working copy."""
-        change = self.pending.get(key)
-        if change is None:
-            return
-        entry, took_s, _ = measured_entry(change, drawn, at, max_s, window_s)
-        if entry is change:
-            return
-        if entry is None:
-            del self.pending[key]
-        else:
-            self.pending[key] = entry
-        if took_s is not None:
-            self._observed[change.charger_id] = learned(self._observed, change.charger_id, took_s)
-        self._dirty = True
-
-    def drop(self, key: str) -> None:
-        """Forget the connector's pending change (a new car there)."""
-        if self.pending.pop(key, None) is not None:
-            self._dirty = True
-
-    def response_s(self, charger_id: str, default_s: float, max_s: float) -> float:
-        """:func:`controller.response.response_s` from the working copy."""
-        return observed_response_s(self._observed.get(charger_id), default_s, max_s)
-
-    def book(self) -> ResponseBook:
-        """The book after the updates (the same object when there were none)."""
-        if not self._dirty:
-            return self._book
-        return ResponseBook(self._observed, self.pending)

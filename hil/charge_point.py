@@ -40,6 +40,9 @@ from hil.smart_charging import ProfileStore, best_limit_a, composite_periods, sh
 
 ProfileHook = Callable[[int, dict[str, Any]], None]
 
+START_ANSWER_WAIT_S = 1.0
+"""How long a SetChargingProfile waits for a StartTransaction answer still on its way."""
+
 _log = structlog.get_logger(__name__)
 
 
@@ -97,6 +100,7 @@ class SimulatedChargePoint:
         self._heartbeat_fixed = heartbeat_interval_s is not None
         self._store = ProfileStore(n_connectors)
         self._sessions: dict[int, _Session] = {}
+        self._starting: dict[int, asyncio.Event] = {}  # a StartTransaction awaiting its answer
         self._register_wh = dict.fromkeys(range(1, n_connectors + 1), 0.0)
         self._ws: ClientConnection | None = None
         self._cp: ChargerSide | None = None
@@ -225,18 +229,23 @@ class SimulatedChargePoint:
             raise ValueError(f"connector {connector_id} already has a session")
         await self._status(connector_id, "Preparing")
         now = self._clock.now()
-        answer = await self._call(
-            call.StartTransaction(
-                connector_id=connector_id,
-                id_tag=f"SIM-{self.charger_id}-{connector_id}"[:20],
-                meter_start=int(self._register_wh[connector_id]),
-                timestamp=wire_time(now),
+        answered = self._starting[connector_id] = asyncio.Event()
+        try:
+            answer = await self._call(
+                call.StartTransaction(
+                    connector_id=connector_id,
+                    id_tag=f"SIM-{self.charger_id}-{connector_id}"[:20],
+                    meter_start=int(self._register_wh[connector_id]),
+                    timestamp=wire_time(now),
+                )
             )
-        )
-        transaction_id = int(answer.transaction_id)
-        self._sessions[connector_id] = _Session(
-            transaction_id, ev, now, self._register_wh[connector_id]
-        )
+            transaction_id = int(answer.transaction_id)
+            self._sessions[connector_id] = _Session(
+                transaction_id, ev, now, self._register_wh[connector_id]
+            )
+        finally:
+            del self._starting[connector_id]
+            answered.set()
         ev.step(self._clock.monotonic(), self.offered_a(connector_id))  # the EV sees the offer
         await self._status(connector_id, "Charging")
         return transaction_id
@@ -349,6 +358,19 @@ class SimulatedChargePoint:
         return session.ev.step(self._clock.monotonic(), self.offered_a(connector_id))
 
     # --- profiles (called from the receive loop) ---------------------------
+
+    async def transaction_known(self, connector_id: int) -> None:
+        """Wait (at most ``START_ANSWER_WAIT_S``) for a StartTransaction answer on its way.
+
+        A charger reads the answer, and so its transaction id, before the frame
+        behind it; the library hands that frame to its handler before the plug-in
+        waiting for the answer resumes. Bounded: a frame sent before the answer
+        would hold the receive loop, and the answer behind it, until the wait ends.
+        """
+        answered = self._starting.get(connector_id)
+        if answered is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(answered.wait(), START_ANSWER_WAIT_S)
 
     def set_profile(self, connector_id: int, profile: dict[str, Any]) -> str:
         """Store a profile; ``Rejected`` where OCPP 1.6 (or a quirk) forbids it."""

@@ -32,6 +32,10 @@ class ChargerOwner(Protocol):
     charger_id: str
     quirks: Quirks
 
+    async def transaction_known(self, connector_id: int) -> None:
+        """Return once a StartTransaction answer already received on the connector is taken in."""
+        ...
+
     def set_profile(self, connector_id: int, profile: dict[str, Any]) -> str:
         """SetChargingProfile: the status to answer."""
         ...
@@ -100,10 +104,12 @@ class ChargerSide(QuirkyReceiver, ChargePoint):  # type: ignore[misc]  # the lib
         self._init_quirks(owner)
 
     @on_action(Action.set_charging_profile)
-    def _on_set_charging_profile(
+    async def _on_set_charging_profile(
         self, connector_id: int, cs_charging_profiles: dict[str, Any], **_: Any
     ) -> call_result.SetChargingProfile:
-        """Store the profile if the spec (and the quirks) allow it on this connector."""
+        """Store the profile if the spec (and the quirks) allow it on this connector,
+        once the answer to a StartTransaction read just before it is taken in."""
+        await self._owner.transaction_known(connector_id)
         # Nested keys arrive in snake_case and limits as Decimal: back to the wire's form.
         profile = json.loads(json.dumps(snake_to_camel_case(cs_charging_profiles), default=float))
         return call_result.SetChargingProfile(status=self._owner.set_profile(connector_id, profile))

@@ -73,7 +73,7 @@ class MeterWatch:
     """The rig's own reader of a real meter: the last good reading, for the KPIs."""
 
     def __init__(self, meter: RealMeter, site_id: str, clock: Clock) -> None:
-        from controller.service import meter_adapter
+        from controller.site_adapters import meter_adapter
 
         self.meter = meter
         self.last: MeterReading | None = None

@@ -233,6 +233,14 @@ class ConnectorTable(Mapping[str, ConnectorAllocation]):
         """Current by connector id, without building the entries."""
         return dict(zip(self._ids, self._current_a, strict=True))
 
+    def rows(self) -> Iterator[tuple[str, float, str]]:
+        """(id, current, reason) of every row, in column order, without building the entries
+        (an entry already built gives its own reason: the same words)."""
+        built, reason = self._built, self._reason
+        for row, (key, current_a) in enumerate(zip(self._ids, self._current_a, strict=True)):
+            entry = built.get(key)
+            yield key, current_a, entry.reason if entry is not None else reason(row)
+
     def __repr__(self) -> str:
         return f"ConnectorTable({dict(self.items())!r})"
 
@@ -262,6 +270,14 @@ class Allocation:
 
     connectors: Mapping[str, ConnectorAllocation] = field(default_factory=dict)
     unserved: tuple[Unserved, ...] = ()
+
+    def rows(self) -> Iterator[tuple[str, float, str]]:
+        """(connector id, current, reason) of every entry; read from the columns when the
+        answer is a :class:`ConnectorTable` (a thousand entries cost more than the solve)."""
+        connectors = self.connectors
+        if isinstance(connectors, ConnectorTable):
+            return connectors.rows()
+        return ((key, e.current_a, e.reason) for key, e in connectors.items())
 
     def current_a(self, connector_id: str) -> float:
         """The current given to a connector (0 if it has none)."""

@@ -8,18 +8,11 @@ from dataclasses import dataclass, replace
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from controller.base_load import (
-    REPORT_SKEW_S,
-    SETTLED_WITHIN_S,
-    BaseLoadEstimate,
-    Report,
-    SetpointLog,
-    draw_floor,
-    draw_floors,
-    reading_base_a,
-)
+from controller.base_load import SETTLED_WITHIN_S, BaseLoadEstimate, reading_base_a
+from controller.car_floors import Report, draw_floor, draw_floors
 from controller.learning import EvBelief
-from controller.meter_book import MeterView
+from controller.meter_book import REPORT_SKEW_S, MeterView
+from controller.setpoint_log import SetpointLog
 from controller.snapshot import SessionView
 from tests.helpers import site_config
 
@@ -568,8 +561,11 @@ def _limit_at(c: Car, at: float) -> float:
     return [a for t, a in c.setpoints if t <= at][-1]
 
 
-def _reported(c: Car, now: float, lags: list[float], noise: list[float]) -> SessionView:
-    """The car's reports that have arrived by ``now`` (the last 8, as the state keeps)."""
+def _reported(
+    c: Car, now: float, lags: list[float], noise: list[float], kept: int | None = 8
+) -> SessionView:
+    """The car's reports that have arrived by ``now`` (the last ``kept``, 8 as the state
+    keeps; ``None``: all)."""
     reports: list[Report] = []
     n = 0
     while (sampled := c.report_offset_s + n * c.report_every_s) <= now:
@@ -579,7 +575,7 @@ def _reported(c: Car, now: float, lags: list[float], noise: list[float]) -> Sess
             value = max(c.draw(sampled) + noise[(n + 13 * c.charger) % len(noise)], 0.0)
             reports.append((arrival, (value, value, value)))
         n += 1
-    return sess(c.charger, reports[-8:])
+    return sess(c.charger, reports if kept is None else reports[-kept:])
 
 
 @settings(max_examples=150, deadline=None)
@@ -602,31 +598,43 @@ def test_floors_kept_between_decisions_change_no_estimate(
     noise: list[float],
 ) -> None:
     """An estimate kept from decision to decision (it keeps each car's settled floors) gives,
-    at every decision, exactly what a new estimate over the same readings gives: through
-    histories that run out and a session that ends and starts anew on the same connector."""
+    at every decision, exactly what a new estimate over the same readings gives, through a
+    session that ends and starts anew on the same connector. With the state's bounded report
+    history it lies between the two a new estimate gives with every report and with the
+    reports still held: a floor kept outlives the reports it came from (a new estimate
+    without them counts the car as building load), and is never more than they said."""
     setpoints = SetpointLog()
     changes = sorted({at for c in fleet for at, _ in c.setpoints})
-    kept = BaseLoadEstimate(window_s)
+    kept, bounded = BaseLoadEstimate(window_s), BaseLoadEstimate(window_s)
     readings: list[MeterView] = []
     for k in range(int(15.0 / meter_every_s)):
         good_at = k * meter_every_s + lags[k % len(lags)]
         for at in [c for c in changes if c <= good_at]:
             setpoints.record(at, {f"cp-{c.charger}/1": _limit_at(c, at) for c in fleet})
         changes = [c for c in changes if c > good_at]
-        sessions = [_reported(c, good_at, lags, noise) for c in fleet]
+        held = [_reported(c, good_at, lags, noise) for c in fleet]
+        every = [_reported(c, good_at, lags, noise, None) for c in fleet]
         if restart_at is not None and good_at >= restart_at:  # cp-0 ends, a new session starts
-            later = tuple(r for r in sessions[0].reports if r[0] > restart_at)
-            sessions[0] = replace(sessions[0], transaction_id=99, reports=later)
+            for sessions in (held, every):
+                later = tuple(r for r in sessions[0].reports if r[0] > restart_at)
+                sessions[0] = replace(sessions[0], transaction_id=99, reports=later)
         site = 20.0 + sum(c.draw(k * meter_every_s) for c in fleet)
         readings.append(reading(good_at, site))
         kept.add(readings[-1])
-        fresh = BaseLoadEstimate(window_s)
+        bounded.add(readings[-1])
+        fresh, again = BaseLoadEstimate(window_s), BaseLoadEstimate(window_s)
         for view in readings:
             fresh.add(view)
+            again.add(view)
         over = over_limit_at if over_limit_at is not None and over_limit_at <= good_at else None
-        assert kept.estimate(sessions, CONFIG, setpoints, over) == fresh.estimate(
-            sessions, CONFIG, setpoints, over
-        )
+        low = fresh.estimate(every, CONFIG, setpoints, over)
+        assert kept.estimate(every, CONFIG, setpoints, over) == low
+        got = bounded.estimate(held, CONFIG, setpoints, over)
+        high = again.estimate(held, CONFIG, setpoints, over)
+        assert low is not None
+        assert got is not None
+        assert high is not None
+        assert all(lo - 1e-9 <= g <= hi + 1e-9 for lo, g, hi in zip(low, got, high, strict=True))
 
 
 def test_a_rewired_charger_is_not_planned_with_its_old_wiring() -> None:

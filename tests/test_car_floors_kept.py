@@ -3,7 +3,9 @@
 :func:`controller.car_floors.car_floors` keeps each car's floor at a reading once it
 has settled and shares one floor between readings of the same report span and cap;
 whatever it takes from its cache must equal :func:`draw_floor` computed anew with
-every report and setpoint known at that decision.
+every report and setpoint known at that decision. With the state's bounded report history
+and setpoint log, a kept floor outlives the reports and limits it came from: it lies between
+what a fresh computation gives with what is still held and with everything ever known.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.car_floors import (
-    REPORT_SKEW_S,
+    Kept,
     Phases,
-    SetpointLog,
     _in_site_phases,
     car_floors,
     draw_floor,
 )
 from controller.learning import EvBelief
+from controller.meter_book import REPORT_SKEW_S
+from controller.setpoint_log import SetpointLog
 from controller.snapshot import SessionView
 
 KEY = "cp-0/1"
@@ -76,24 +79,27 @@ def test_kept_floors_equal_floors_computed_anew(
     window: int,
 ) -> None:
     """At every decision the floors car_floors gives (kept from earlier decisions, shared
-    between readings, or new) are exactly draw_floor's with what is known then."""
+    between readings, or new) are exactly draw_floor's with every report and limit known
+    then; with the last 8 reports and a bounded log, between draw_floor's with those and
+    with everything."""
     arrivals = [(i * report_every_s + report_lag_s, draws[i]) for i in range(len(draws))]
     changes = sorted(limits)
-    log = SetpointLog()
-    kept: dict[float, dict[str, tuple[int, float, int, Phases | None]]] = {}
+    log, bounded = SetpointLog(kept=10**6), SetpointLog()
+    kept: dict[float, Kept] = {}
+    held: dict[float, Kept] = {}
     readings: list[float] = []
     now = 0.0
     while now < 12.0:
         while changes and changes[0][0] <= now:  # limits logged by decisions up to now
             at, limit_a = changes.pop(0)
             log.record(max(at, now), {KEY: limit_a})
+            bounded.record(max(at, now), {KEY: limit_a})
         readings = [k * meter_every_s for k in range(int(now / meter_every_s) + 1)]
         times = readings[-window:]
-        reports = tuple(r for r in arrivals if r[0] <= now)[-8:]
-        session = _session(reports)
+        every = tuple(r for r in arrivals if r[0] <= now)
         horizon = readings[-1]
         got = car_floors(
-            session,
+            _session(every),
             times,
             [kept.setdefault(t, {}) for t in times],
             wiring,
@@ -101,5 +107,24 @@ def test_kept_floors_equal_floors_computed_anew(
             REPORT_SKEW_S,
             horizon,
         )
-        assert got == _fresh(reports, times, log, wiring), now
+        full = _fresh(every, times, log, wiring)
+        assert got == full, now
+        got = car_floors(
+            _session(every[-8:]),
+            times,
+            [held.setdefault(t, {}) for t in times],
+            wiring,
+            bounded,
+            REPORT_SKEW_S,
+            horizon,
+        )
+        least = _fresh(every[-8:], times, bounded, wiring)
+        for low, floor, high in zip(least, got, full, strict=True):
+            assert all(
+                lo - 1e-9 <= f <= hi + 1e-9
+                for lo, f, hi in zip(low or _NONE, floor or _NONE, high or _NONE, strict=True)
+            ), now
         now += decide_every_s
+
+
+_NONE = (0.0, 0.0, 0.0)

@@ -17,7 +17,6 @@ import pytest
 
 from controller.clock import ManualClock
 from controller.compliance import checks_due, judge_composite
-from controller.decide import Target
 from controller.dispatch import Change, ChangeKind, Held
 from controller.dispatcher import Dispatcher
 from controller.model import (
@@ -29,6 +28,7 @@ from controller.model import (
 )
 from controller.ocpp.composite import composite_request, read_composite
 from controller.ocpp.profiles import wire_time
+from controller.targets import Target
 from hil.ev import EV
 from hil.quirks import Quirks
 from hil.smart_charging import ProfileStore, best_limit_a, composite_periods

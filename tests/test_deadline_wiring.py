@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 import pytest
 
 from controller.config import ControlSettings, parse_config
-from controller.decide import build_problem, decide
+from controller.decide import decide
 from controller.model import ChargerMeasurement, SessionNeeds, SessionStarted
+from controller.site_problem import build_problem
 from controller.state import SiteState
 from controller.tariff import horizon, slot_prices
 from policies import get_policy

@@ -8,8 +8,9 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.decide import Mode, base_load_a, build_problem, decide, meter_mode
+from controller.decide import Mode, base_load_a, decide, meter_mode
 from controller.learning import EvBelief
+from controller.site_problem import build_problem
 from policies import POLICIES, Allocation, AllocationProblem, ConnectorAllocation, get_policy
 from policies.problem import LimitNode
 from policies.verify import violations
@@ -193,3 +194,18 @@ def test_a_replaced_configs_charger_nodes_leave_with_it() -> None:
         assert any(n.id == "cp-2" for n in build_problem(snap, replaced, (0.0, 0.0, 0.0)).nodes)
         del replaced
     assert nodes_alive() == before
+
+
+def test_the_modes_reason_is_not_a_non_compliant_sessions_reason() -> None:
+    """A flagged session gets its own reason as its target's; the decision's mode keeps the
+    meter's (it showed a session's reason as the site's on the dashboard and in the audit)."""
+    snap = snapshot([session(0), session(1)])
+    flagged = {"cp-0/1": "ignored its profile"}
+    decision = decide(snap, CONFIG, FAIR, {}, noncompliant=flagged)
+    assert (decision.mode, decision.mode_reason) == (Mode.NORMAL, "")
+    assert "ignored its profile" in decision.targets["cp-0/1"].reason
+
+    no_reading = snapshot([session(0)], meter_a=None, meter_at=None)
+    decision = decide(no_reading, CONFIG, FAIR, {}, noncompliant=flagged)
+    assert decision.mode is Mode.FAILSAFE
+    assert "no good meter reading" in decision.mode_reason

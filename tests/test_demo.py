@@ -12,7 +12,7 @@ import pytest
 
 @pytest.mark.slow
 def test_demo_holds_the_limit_and_uses_it(tmp_path: Path) -> None:
-    """Ten chargers for a minute: utilisation ≥ 0.88, and every second over the limit falls
+    """Ten chargers for a minute: utilisation ≥ 0.9, and every second over the limit falls
     within an EV's response delay (plus the time to see it) after an arrival or a load step."""
     report_path = tmp_path / "r.json"
     result = subprocess.run(
@@ -49,10 +49,9 @@ def test_demo_holds_the_limit_and_uses_it(tmp_path: Path) -> None:
         "setpoint_commands",
     ):
         assert key in report
-    # 0.895–0.922 over five runs on a quiet 2-core machine since increases wait until a car
-    # could have followed a change it was told close to another (0.919–0.925 before, when a
-    # car still at the older level counted as following the newer): 0.88 leaves the spread.
-    assert report["utilization"] >= 0.88
+    # 0.917–0.927 over six runs on a 2-core machine (load 0.3–1.3) once a car's doubt lasts
+    # as long as it took to reach a level it was told: 0.9 leaves the spread.
+    assert report["utilization"] >= 0.9
     assert report["seconds_over_limit_unexplained"] == 0.0
     assert report["setpoint_commands"] > 10
     # Every command is accepted, but for at most one refusal per session: a TxProfile that

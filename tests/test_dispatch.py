@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.decide import Target
 from controller.dispatch import ChangeKind, Held, plan_changes
+from controller.targets import Target
 
 
 def target(charger: str, limit_a: float, tx: int = 1) -> Target:

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from controller.clock import SystemClock
-from controller.decide import Target
 from controller.dispatch import Change, ChangeKind, Held
 from controller.dispatcher import Dispatcher
+from controller.targets import Target
 from tests.ocpp_site import Site, running_site
 from tests.test_ocpp_server import raw_charger
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from controller.clock import SystemClock
-from controller.decide import Target
 from controller.dispatch import Change, ChangeKind, Held, plan_changes
 from controller.dispatcher import Dispatcher
+from controller.targets import Target
 from tests.ocpp_site import Site, running_site, wait_until
 from tests.test_ocpp_server import raw_charger
 
@@ -64,16 +64,20 @@ async def test_a_timed_out_increase_counts_until_the_charger_answers(site: Site)
         await sent(dispatcher, change(20.0, ChangeKind.INCREASE, 16.0))  # Rejected: not applied
         assert dispatcher.held[KEY] == accepted
 
+        sent_from = clock.monotonic()
         await sent(dispatcher, change(32.0, ChangeKind.INCREASE, 16.0))  # no answer
         assert dispatcher.results["Timeout"] == 1
         maybe = dispatcher.held[KEY]
         assert (maybe.limit_a, maybe.unsure) == (32.0, True)
-        # Not an acceptance: neither a lease renewed nor a change the car is timed on.
+        # Not an acceptance: no lease renewed, no acceptance time moved.
         assert maybe.acked_at == float("-inf")
         assert (maybe.changed_at, maybe.increased_at) == (
             accepted.changed_at,
             accepted.increased_at,
         )
+        # But a change the car may follow from when its frame went out: the next increase
+        # is paced from there (controller/settling.py), not from the 16 A.
+        assert sent_from <= maybe.change_sent_at <= sent_from + 0.3
         assert dispatcher.held_a()[KEY] == 32.0
 
         # The target back at 16 A: a decrease goes out at once, and its acceptance settles it.

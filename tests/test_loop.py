@@ -137,7 +137,7 @@ def test_transaction_ids_rise_across_restarts() -> None:
     from datetime import UTC, datetime
 
     from controller.clock import ManualClock
-    from controller.service import first_transaction_id
+    from controller.site_adapters import first_transaction_id
 
     early = ManualClock(wall=datetime(2026, 11, 21, 10, 0, tzinfo=UTC))
     late = ManualClock(wall=datetime(2026, 11, 21, 10, 5, tzinfo=UTC))

@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 
 from controller.charger_records import merge_needs
 from controller.config import ControlSettings
-from controller.decide import build_problem, decide
+from controller.decide import decide
 from controller.learning import EvBelief
 from controller.model import SessionNeeds, SessionStarted, SessionStopped
 from controller.ocpp.wire201 import needs_from, session_limits_from
+from controller.site_problem import build_problem
 from controller.state import SiteState
 from hil.ev import EV
 from policies import POLICIES, get_policy

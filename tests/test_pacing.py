@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.decide import Target
 from controller.dispatch import Change, ChangeKind, Held, plan_changes
 from controller.pacing import Pace, imposed, release_at, step_a
+from controller.targets import Target
 
 
 def target(limit_a: float, reason: str = "site L1") -> Target:
@@ -69,6 +69,63 @@ def test_followed_mode_waits_for_the_car_even_when_learned() -> None:
         max_s=60.0,
     )
     assert release_at(pace, "a/1", "a", 100.0, 100.0, False) == 160.0
+
+
+def test_a_new_car_on_a_learned_charger_waits_for_its_own_follow() -> None:
+    """The charger learned 8 s from its last car; the new car (unproven) has not followed
+    its change: its increase waits for it, at most the maximum, not the 8 s; a change it
+    could not show waits at least the default, not a faster predecessor's 2 s."""
+    pace = Pace(
+        response_s={"a": 8.0},
+        default_s=5.0,
+        following=frozenset({"a/1"}),
+        unproven=frozenset({"a/1"}),
+        min_interval_s=2.0,
+        max_s=60.0,
+    )
+    held = Held(16.0, 100.0, 1, changed_at=100.0)
+    assert plan(held, 20.0, 130.0, pace) == []
+    assert [c.target.limit_a for c in plan(held, 20.0, 160.0, pace)] == [20.0]
+    quiet = Pace(
+        response_s={"a": 2.0}, default_s=5.0, quiet=frozenset({"a/1"}), unproven=frozenset({"a/1"})
+    )
+    assert release_at(quiet, "a/1", "a", 100.0, 90.0, False) == 105.0
+    proven = Pace(response_s={"a": 2.0}, default_s=5.0, quiet=frozenset({"a/1"}))
+    assert release_at(proven, "a/1", "a", 100.0, 90.0, False) == 102.0
+
+
+@given(
+    st.floats(1, 60),
+    st.floats(1, 60),
+    st.floats(0, 10),
+    st.floats(0, 200),
+    st.floats(0, 200),
+    st.booleans(),
+)
+def test_an_unproven_car_is_never_released_before_it_follows_or_the_maximum(
+    learned_s: float,
+    default_s: float,
+    min_interval_s: float,
+    changed_at: float,
+    increased_at: float,
+    quiet: bool,
+) -> None:
+    """Whatever its charger learned from other cars, an unproven car still following its
+    change waits until the maximum after it; one whose change it could not show waits at
+    least the default (as on an unlearned charger) and at least its charger's time."""
+    pace = Pace(
+        response_s={"a": learned_s},
+        default_s=default_s,
+        following=frozenset() if quiet else frozenset({"a/1"}),
+        quiet=frozenset({"a/1"}) if quiet else frozenset(),
+        unproven=frozenset({"a/1"}),
+        min_interval_s=min_interval_s,
+        max_s=60.0,
+    )
+    at = release_at(pace, "a/1", "a", changed_at, increased_at, False)
+    assert at >= increased_at + min_interval_s
+    wait_s = max(default_s, learned_s) if quiet else 60.0
+    assert at >= changed_at + wait_s
 
 
 def test_increases_ramp_in_steps() -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from controller.clock import ManualClock
-from controller.decide import Target
 from controller.dispatch import Held
 from controller.fallback import ProfileRoute
 from controller.learning import EvBelief
@@ -24,11 +23,13 @@ from controller.persist import (
     setpoint_record,
 )
 from controller.response import ResponseBook, learned_before, response_s
-from controller.restart import StateWriter, resume
 from controller.restored import Restored
+from controller.resume import resume
 from controller.snapshot import SessionView
 from controller.state import SiteState
+from controller.state_writer import StateWriter
 from controller.store import StateStore
+from controller.targets import Target
 from tests.helpers import session, site_config
 
 CONFIG = site_config()

@@ -107,6 +107,26 @@ def test_allocation_currents_read_the_columns() -> None:
     assert table.current_list() == [16.0, 7.5]
 
 
+def test_allocation_rows_read_the_columns_without_building_entries() -> None:
+    """``rows`` gives each (id, current, reason) as the entries would, from a table or a
+    dict alike, and builds no entry of a table (the loop turns every row into a target)."""
+    table = _table()
+    expected = [("a", 16.0, "session max"), ("b", 7.5, "site L2")]
+    assert list(Allocation(table).rows()) == expected
+    assert not table._built
+    assert list(Allocation(dict(table.items())).rows()) == expected
+
+
+@given(case=problems())
+@settings(max_examples=50, deadline=None)
+def test_rows_of_a_policy_answer_equal_its_entries(case: AllocationProblem) -> None:
+    """Every policy's rows say what its entries say: the same ids, currents and reasons."""
+    for solve in SOLVERS.values():
+        answer = solve(case)
+        rows = list(answer.rows())
+        assert rows == [(k, e.current_a, e.reason) for k, e in answer.connectors.items()]
+
+
 def _site(base_a: float) -> AllocationProblem:
     nodes = (
         LimitNode("site", None, 40.0, base_load_a=(base_a, 0.0, 0.0)),

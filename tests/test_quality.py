@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from controller.config import HeadroomConfig
+from controller.meter_book import MeterBook
 from controller.model import MeterReading, Quality
-from controller.quality import MeterHistory, judge
+from controller.quality import MeterHistory, judge, report_lag_s
 from controller.state import SiteState
 from tests.helpers import site_config
 
@@ -72,3 +74,56 @@ def test_site_state_marks_a_jump_as_a_meter_problem() -> None:
     meter = state.snapshot(2.0).meter
     assert meter.current_a == (20.0, 20.0, 20.0)
     assert meter.problem.startswith("jump of 480 A")
+
+
+def _book(meter_values_interval_s: int, frozen_s: float) -> tuple[MeterBook, HeadroomConfig]:
+    """The meter book of a site whose chargers are asked to report every
+    ``meter_values_interval_s``, its meter doubted after ``frozen_s`` of frozen values."""
+    config = site_config()
+    config = config.model_copy(
+        update={
+            "ocpp": config.ocpp.model_copy(
+                update={"meter_values_interval_s": meter_values_interval_s}
+            ),
+            "control": config.control.model_copy(update={"meter_frozen_s": frozen_s}),
+        }
+    )
+    return MeterBook(config.meter_specs(), config.control.meter_frozen_s), config
+
+
+def _steady_after_a_step(book: MeterBook, report_at: float, until: float) -> list[str]:
+    """The meter steps at 0 s and stands; the chargers report the step ``report_at`` later.
+    The problem the book holds at each reading (one every second)."""
+    problems = []
+    for t in range(int(until)):
+        chargers = 62.0 if t < report_at else 70.0
+        book.apply(MeterReading("grid", float(t), (96.0, 91.0, 86.0), None), chargers)
+        problems.append(book.views(float(t))["site"].problem)
+    return problems
+
+
+def test_a_site_reporting_every_30_s_is_not_taken_for_a_frozen_meter() -> None:
+    """Chargers asked to report every 30 s tell of a step the meter saw 20 s after it: that is
+    no move while the meter stood. With the lag fixed at 10 s it was, and a steady site's meter
+    was doubted after a minute (a hold, then the fail-safe)."""
+    book, _ = _book(30, 60.0)
+    assert _steady_after_a_step(book, 20.0, 90.0) == [""] * 90
+
+
+def test_a_site_reporting_every_2_s_catches_a_frozen_meter_sooner() -> None:
+    """Chargers that report every 2 s and move 3 s after the frozen meter last changed: a move
+    the meter should have seen. Counted from 5 s (the fixed 10 s, cut to half a 10 s window)
+    it was missed."""
+    book, _ = _book(2, 10.0)
+    problems = _steady_after_a_step(book, 3.0, 12.0)
+    assert problems[:10] == [""] * 10
+    assert problems[10].startswith("frozen: the same values for 10 s")
+
+
+def test_the_report_lag_is_one_interval_at_most_half_the_window() -> None:
+    """One MeterValues interval (10 s for chargers left on their own setting), cut to half a
+    frozen window shorter than two intervals: such a window still catches a frozen meter (a
+    late report may be taken for a move: a needless hold, the safe side)."""
+    assert report_lag_s(30, 60.0) == 30.0
+    assert report_lag_s(0, 60.0) == 10.0
+    assert report_lag_s(10, 3.0) == 1.5

@@ -15,12 +15,12 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.car_floors import SetpointLog
-from controller.decide import Target
 from controller.dispatch import ChangeKind, Held, plan_changes
 from controller.model import ChargerBooted, ChargerConnected, ChargerDisconnected
 from controller.rejoin import rejoined, rejoined_held
+from controller.setpoint_log import SetpointLog
 from controller.state import SiteState
+from controller.targets import Target
 from controller.untrusted import NO_LIMIT_YET, unbounded
 from tests.helpers import session, site_config, snapshot
 

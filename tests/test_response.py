@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -101,17 +102,101 @@ def test_a_car_pausing_at_an_earlier_setpoint_has_not_settled() -> None:
 
 def test_a_car_still_at_a_setpoint_close_to_the_newest_has_not_shown_it_followed() -> None:
     """Told 13.8 A, then 12.8 A on top: drawing 13.8 A it may not have moved yet, so it
-    has not followed until its response time after the 13.8 A has passed; then it has,
-    but when is not known: nothing is learned."""
+    has not followed until its response time (6 s) after the 13.8 A has passed, or the
+    10.5 s it was first seen to take to reach the 13.8 A if longer; then it has, but when
+    is not known. What it teaches is the time it took to reach the 13.8 A."""
     book = changed(ResponseBook(), KEY, "cp-1", 10.2, 13.8, 54.0, 10.2)
     book = changed(book, KEY, "cp-1", 13.8, 12.8, 64.0, 15.8)
     book, shown = after(book, (64.5, 13.8))
     assert shown == [False]
     assert following(book, KEY)
+    assert book.pending[KEY].doubt_s(6.0) == 10.5
     book, shown = measured(book, KEY, 12.8, 70.5, 60.0, 6.0)
+    assert not shown
+    book, shown = measured(book, KEY, 12.8, 74.6, 60.0, 6.0)
     assert shown
     assert not following(book, KEY)
-    assert "cp-1" not in book.observed_s
+    assert book.observed_s["cp-1"] == (10.5,)
+
+
+def test_a_car_slower_than_the_doubt_is_doubted_as_long_as_it_took() -> None:
+    """slow_evs: a car 13.4 s slow, from 0 A told 11.1 A at 100.4 s, reported at it at
+    115 s, after it was told 10.4 A at 114 s. Drawing 11.1 A it may be at either, and it
+    took up to 14.6 s to reach the 11.1 A: it has not shown it followed the 10.4 A until
+    14.6 s after 114 s, not after the 5 s default (it follows at 127.4 s; the increase
+    judged on the default went at 119.5 s, 8 s before the car could follow). Reaching the
+    11.1 A, it has shown what it takes to follow one setpoint: at most 14.6 s."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 11.1, 100.4, 0.0)
+    for at, drawn in ((105.0, 0.0), (110.0, 0.0)):
+        book, _ = measured(book, KEY, drawn, at, 60.0, 5.0)
+    book = changed(book, KEY, "cp-1", 11.1, 10.4, 114.0, 0.0)
+    for at, drawn in ((115.0, 11.1), (120.0, 11.1), (125.0, 11.1), (128.0, 10.4)):
+        book, shown = measured(book, KEY, drawn, at, 60.0, 5.0)
+        assert not shown, at
+        seen = book.observed_s.get("cp-1")
+        assert seen == ((pytest.approx(14.6),) if at >= 115.0 else None)
+    assert book.pending[KEY].doubt_s(5.0) == pytest.approx(14.6)
+    book, shown = measured(book, KEY, 10.4, 128.7, 60.0, 5.0)
+    assert shown
+    assert book.observed_s["cp-1"] == (pytest.approx(14.6),)
+
+
+def test_only_a_level_told_before_the_report_is_reached() -> None:
+    """A draw at a level it was told only later, or at the level it came from, shows
+    nothing of how long the car takes to reach one."""
+    book = changed(ResponseBook(), KEY, "cp-1", 10.0, 20.0, 0.0, 10.0)
+    book = changed(book, KEY, "cp-1", 20.0, 14.0, 1.0, None)
+    book, _ = after(book, (0.5, 10.2), (0.8, 14.0))  # the 14 A was sent at 1 s
+    assert book.pending[KEY].reached_at is None
+    book, _ = after(book, (1.5, 19.8))
+    assert book.pending[KEY].reached_at == 1.5
+    assert book.pending[KEY].doubt_s(1.0) == 1.5
+
+
+def test_a_car_not_yet_at_a_setpoint_it_was_told_has_not_left_it() -> None:
+    """From 0 A told 11.1 A, then 10.4 A, reported at 0 A after the cut: it has not started,
+    and may still draw the 11.1 A, so drawing it later it has not followed the 10.4 A.
+    Told 20 A, 10.4 A and 15 A, reported at the 10.4 A: it has left the 20 A."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 11.1, 100.0, 0.0)
+    book = changed(book, KEY, "cp-1", 11.1, 10.4, 101.5, 0.0)
+    book, _ = after(book, (102.0, 0.0))
+    assert book.pending[KEY].left == frozenset()
+    book, shown = after(book, (103.0, 11.1))
+    assert shown == [False]
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 20.0, 100.0, 0.0)
+    book = changed(book, KEY, "cp-1", 20.0, 10.4, 101.0, 0.0)
+    book = changed(book, KEY, "cp-1", 10.4, 15.0, 102.0, 0.0)
+    book, _ = after(book, (102.5, 10.4))
+    assert book.pending[KEY].left == {100.0, 101.0}
+
+
+@given(st.floats(1, 30), st.floats(0.2, 10), st.floats(0, 1), st.floats(1, 60))
+def test_a_car_cut_on_its_way_is_never_taken_to_have_followed_before_it_could(
+    delay_s: float, report_s: float, cut_share: float, window_s: float
+) -> None:
+    """A car that follows each offer ``delay_s`` late, reported every ``report_s``, told
+    11.1 A from 0 A and then 10.4 A before it could follow: whatever the response time
+    assumed (``window_s``), no report shows it followed the 10.4 A before it could have
+    (``delay_s`` after it was sent)."""
+    first_at = 100.0
+    cut_at = first_at + cut_share * delay_s
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 11.1, first_at, 0.0)
+    cut = False
+    at = first_at
+    while at < cut_at + 3 * delay_s + 2 * report_s:
+        at += report_s
+        if not cut and at > cut_at:
+            book = changed(book, KEY, "cp-1", 11.1, 10.4, cut_at, None)
+            cut = True
+        draw = 0.0
+        if at - cut_at >= delay_s and cut:
+            draw = 10.4
+        elif at - first_at >= delay_s:
+            draw = 11.1
+        book, shown = measured(book, KEY, draw, at, 60.0, window_s)
+        if shown or KEY not in book.pending:
+            assert at >= cut_at + delay_s or not cut
+            break
 
 
 def test_a_car_that_has_not_moved_is_not_taken_for_one_back_where_it_was() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.decide import Target
 from controller.dispatch import Change, ChangeKind
 from controller.room import committed_a, fit_increases
+from controller.targets import Target
 from policies import AllocationProblem, LimitNode
 from policies.problem import SessionDemand
 

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from controller.clock import SystemClock
 from controller.config import ControlSettings
-from controller.decide import Target
 from controller.dispatch import Change, ChangeKind, Held, plan_changes
 from controller.dispatcher import Dispatcher
 from controller.settling import Settling
+from controller.targets import Target
 from tests.ocpp_site import Site, running_site
 from tests.test_ocpp_server import raw_charger
 from tests.test_settling import session

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.car_floors import SetpointLog
 from controller.dispatch import Held
 from controller.rejoin import rejoined_held
+from controller.setpoint_log import SetpointLog
 
 KEY = "cp/1"
 TX = 7

@@ -6,11 +6,14 @@ from controller.config import ControlSettings
 from controller.dispatch import Held
 from controller.learning import EvBelief
 from controller.pacing import release_at
+from controller.response import learned_before
 from controller.settling import Settling
 from controller.snapshot import SessionView
 
 
-def session(reports: list[tuple[float, float]], tx: int = 1) -> SessionView:
+def session(
+    reports: list[tuple[float, float]], tx: int = 1, started_at: float = 0.0
+) -> SessionView:
     """cp-1/1 with reports of (arrival, A on each phase)."""
     last = reports[-1] if reports else None
     return SessionView(
@@ -18,7 +21,7 @@ def session(reports: list[tuple[float, float]], tx: int = 1) -> SessionView:
         charger_id="cp-1",
         connector_id=1,
         transaction_id=tx,
-        started_at=0.0,
+        started_at=started_at,
         status="Charging",
         measured_a=(last[1],) * 3 if last else None,
         measured_at=last[0] if last else None,
@@ -119,15 +122,94 @@ def test_an_unlearned_cars_draw_at_an_older_level_too_counts_after_the_default_t
     may still be at the 13.8 A, so it has not shown it followed the 12.8 A. Its charger has
     learned no response time: that doubt lasts the configured default (5 s) after the
     13.8 A was replaced, not the longest response time (60 s), which held the car's next
-    increase a minute on the demo site."""
+    increase a minute on the demo site. Its first report at the 13.8 A teaches no more than
+    the 11 s it took to get there (reported at 65 s): the doubt lasts that long."""
+    settling = Settling(ControlSettings(response_time_s=5.0, response_time_max_s=60.0))
+    up = {"cp-1/1": Held(13.8, 54.0, 1, changed_at=54.0, increased_at=54.0)}
+    settling.observe([session([(53.0, 10.2)])], up, 6.0)
+    down = {"cp-1/1": Held(12.8, 56.0, 1, changed_at=56.0, increased_at=54.0)}
+    settling.observe([session([(53.0, 10.2), (55.5, 10.2)])], down, 6.0)
+    assert settling.learned() == {}
+    settling.observe([session([(53.0, 10.2), (55.5, 10.2), (60.5, 10.2)])], down, 6.0)
+    assert "cp-1/1" in settling.book.pending  # not moved yet
+    reports = [(53.0, 10.2), (55.5, 10.2), (60.5, 10.2), (65.0, 13.8)]
+    settling.observe([session(reports)], down, 6.0)
+    assert settling.learned() == {"cp-1": 11.0}  # the 13.8 A reached 11 s after it was sent
+    settling.observe([session([*reports, (66.5, 13.5)])], down, 6.0)
+    assert "cp-1/1" in settling.book.pending  # 10.5 s after the 13.8 A was replaced
+    settling.observe([session([*reports, (66.5, 13.5), (67.5, 13.4)])], down, 6.0)
+    assert "cp-1/1" not in settling.book.pending  # 11.5 s after: it has left it
+    assert settling.learned() == {"cp-1": 11.0}  # when it got to the 12.8 A is not known
+
+
+def test_a_car_quick_to_its_first_setpoint_is_doubted_as_long_as_it_took() -> None:
+    """Told 13.8 A (from 10.2 A), then 12.8 A, first reported at 13.8 A 3 s after the 13.8 A
+    went out: it takes at most 3 s to follow, so drawing 13.5 A 4.5 s after the 12.8 A
+    it has left the 13.8 A (before, nothing was learned and the doubt lasted the default
+    5 s, or the longest response time before that)."""
     settling = Settling(ControlSettings(response_time_s=5.0, response_time_max_s=60.0))
     up = {"cp-1/1": Held(13.8, 54.0, 1, changed_at=54.0, increased_at=54.0)}
     settling.observe([session([(53.0, 10.2)])], up, 6.0)
     down = {"cp-1/1": Held(12.8, 56.0, 1, changed_at=56.0, increased_at=54.0)}
     settling.observe([session([(53.0, 10.2), (57.0, 13.8)])], down, 6.0)
     assert "cp-1/1" in settling.book.pending  # not shown yet
+    assert settling.learned() == {"cp-1": 3.0}
     settling.observe([session([(53.0, 10.2), (57.0, 13.8), (60.5, 13.5)])], down, 6.0)
-    assert "cp-1/1" in settling.book.pending  # 4.5 s after: still within the default
-    settling.observe([session([(53.0, 10.2), (57.0, 13.8), (60.5, 13.5), (61.5, 13.4)])], down, 6.0)
-    assert "cp-1/1" not in settling.book.pending  # 5.5 s after the 13.8 A was replaced
-    assert settling.learned() == {}  # when it got there is not known: nothing learned
+    assert "cp-1/1" not in settling.book.pending  # 4.5 s after: the car takes 3 s
+
+
+def test_a_new_car_is_paced_as_unlearned_until_it_has_followed_once() -> None:
+    """The charger's last car taught 3 s. The next car (a new transaction) is 22 s slow: its
+    increase waits for its own follow (at most response_time_max_s), not the 3 s, and its
+    charger's settle time is the maximum; once it has followed (22 s) it is paced by what
+    its charger learned, now its own time."""
+    settling = Settling(ControlSettings(response_time_s=5.0, response_time_max_s=60.0))
+    settling.observe([], {}, 6.0, 0.0)
+    first = {"cp-1/1": Held(20.0, 10.0, 1, changed_at=10.0, increased_at=10.0)}
+    settling.observe([session([(9.0, 6.0)], started_at=5.0)], first, 6.0, 11.0)
+    settling.observe([session([(9.0, 6.0), (13.0, 19.6)], started_at=5.0)], first, 6.0, 14.0)
+    assert settling.learned() == {"cp-1": 3.0}
+    settling.observe([], first, 6.0, 40.0)  # it leaves
+    car = {"tx": 2, "started_at": 50.0}
+    new = {"cp-1/1": Held(16.0, 60.0, 2, changed_at=60.0, increased_at=60.0)}
+    settling.observe([session([(59.0, 0.0)], **car)], new, 6.0, 61.0)
+    assert release_at(settling.pace(), "cp-1/1", "cp-1", 60.0, 60.0, False) == 120.0
+    assert settling.settle_times(["cp-1"]) == {"cp-1": 60.0}
+    settling.observe([session([(59.0, 0.0), (70.0, 0.0)], **car)], new, 6.0, 71.0)
+    assert release_at(settling.pace(), "cp-1/1", "cp-1", 60.0, 60.0, False) == 120.0
+    settling.observe([session([(59.0, 0.0), (70.0, 0.0), (82.0, 16.0)], **car)], new, 6.0, 83.0)
+    assert settling.learned() == {"cp-1": 22.0}
+    assert settling.settle_times(["cp-1"]) == {"cp-1": 22.0}
+    down = {"cp-1/1": Held(12.0, 90.0, 2, changed_at=90.0, increased_at=60.0)}
+    settling.observe([session([(82.0, 16.0)], **car)], down, 6.0, 91.0)
+    assert release_at(settling.pace(), "cp-1/1", "cp-1", 90.0, 60.0, False) == 112.0
+
+
+def test_a_car_there_before_a_restart_keeps_the_time_learned_before() -> None:
+    """A session running when the loop began may be the one that taught the restored time:
+    paced by it at once. A car that arrives afterwards has to show its own."""
+    settling = Settling(ControlSettings(response_time_s=5.0, response_time_max_s=60.0))
+    settling.book = learned_before(settling.book, {"cp-1": (8.0,)})
+    held = {"cp-1/1": Held(16.0, 100.0, 1, changed_at=100.0, increased_at=100.0)}
+    settling.observe([session([(99.0, 6.0)], started_at=50.0)], held, 6.0, 99.5)
+    assert release_at(settling.pace(), "cp-1/1", "cp-1", 100.0, 100.0, False) == 108.0
+    later = {"cp-1/1": Held(16.0, 200.0, 2, changed_at=200.0, increased_at=200.0)}
+    settling.observe([session([(199.0, 6.0)], tx=2, started_at=150.0)], later, 6.0, 201.0)
+    assert release_at(settling.pace(), "cp-1/1", "cp-1", 200.0, 200.0, False) == 260.0
+
+
+def test_a_timed_out_increase_is_paced_as_a_change_sent_then() -> None:
+    """An increase without an answer (``Held.unsure``, its frame sent at 20 s) may have been
+    applied: the car is timed on it from its send, so the next increase waits for the car
+    or its response time (3 s) after 20 s, not only the minimum interval after the last
+    accepted increase."""
+    settling = Settling(ControlSettings(response_time_s=5.0, min_increase_interval_s=1.0))
+    held = {"cp-1/1": Held(16.0, 10.0, 1, changed_at=10.0, increased_at=10.0)}
+    settling.observe([session([(9.0, 6.0)])], held, 6.0)
+    settling.observe([session([(9.0, 6.0), (13.0, 16.0)])], held, 6.0)
+    assert settling.learned() == {"cp-1": 3.0}
+    maybe = Held(32.0, float("-inf"), 1, 10.0, 10.0, unsure=True, sent_at=20.0)
+    settling.observe([session([(13.0, 16.0), (20.5, 16.0)])], {"cp-1/1": maybe}, 6.0)
+    assert settling.pace().following == {"cp-1/1"}
+    pace = settling.pace()
+    assert release_at(pace, "cp-1/1", "cp-1", maybe.change_sent_at, 10.0, False) == 23.0

@@ -8,6 +8,7 @@ controller's job, tested elsewhere.)
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -15,6 +16,8 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.typing import Subprotocol
 
 from controller.model import (
     ChargerBooted,
@@ -243,3 +246,46 @@ def test_default_quirks_are_a_compliant_charger() -> None:
     profile = {"chargingProfilePurpose": "TxProfile", "chargingSchedule": {"chargingRateUnit": "W"}}
     assert quirks.refusal(profile) is None
     assert SimulatedChargePoint("cp-1", "ws://x/ocpp").quirks == quirks
+
+
+# --- the charger's own ordering -----------------------------------------------------
+
+
+async def test_a_tx_profile_right_behind_the_start_answer_is_taken() -> None:
+    """A TxProfile the central system sends right behind its StartTransaction answer is Accepted.
+
+    A charger reads the answer (its transaction id) before the next frame; the
+    simulated one answered that frame before its plug-in had stored the session
+    and rejected the first setpoint of every car the controller served at once.
+    """
+    answers: list[Any] = []
+
+    async def central_system(ws: ServerConnection) -> None:
+        async for frame in ws:
+            message = json.loads(frame)
+            if message[0] == 3:  # the answer to our SetChargingProfile
+                answers.append(message[2])
+                continue
+            _, unique_id, action, _payload = message
+            now = datetime.now(UTC).isoformat()
+            reply = {
+                "BootNotification": {"status": "Accepted", "currentTime": now, "interval": 30},
+                "Heartbeat": {"currentTime": now},
+                "StartTransaction": {"transactionId": 7, "idTagInfo": {"status": "Accepted"}},
+            }.get(action, {})
+            await ws.send(json.dumps([3, unique_id, reply]))
+            if action == "StartTransaction":  # both frames in one go, as a busy server sends them
+                payload = set_charging_profile_payload(tx(7), datetime.now(UTC))
+                await ws.send(json.dumps([2, "p-1", "SetChargingProfile", payload]))
+
+    async with serve(central_system, "127.0.0.1", 0, subprotocols=[Subprotocol("ocpp1.6")]) as cs:
+        port = cs.sockets[0].getsockname()[1]
+        sim = SimulatedChargePoint("cp-1", f"ws://127.0.0.1:{port}/ocpp")
+        await sim.start()
+        try:
+            await sim.plug_in(1, EV())
+            await wait_until(lambda: bool(answers))
+            assert answers == [{"status": "Accepted"}]
+            assert sim.offered_a(1) == 8.0
+        finally:
+            await sim.stop()

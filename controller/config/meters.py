@@ -68,6 +68,7 @@ def meter_specs(config: HeadroomConfig) -> dict[str, MeterSpec]:
             meter_max_step_a(config, node),
             seen,
             phase_map,
+            config.ocpp.meter_values_interval_s,
         )
     return specs
 

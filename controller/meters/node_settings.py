@@ -92,6 +92,9 @@ class MeterSpec:
     """The chargers whose draw it sees (none: every charger of the site)."""
     phase_map: tuple[int, ...] = (0, 1, 2)
     """Site phase of each of the source's L1..L3 (a charger's own meter follows its wiring)."""
+    meter_values_interval_s: float = 10.0
+    """How often the chargers report their draw (``ocpp.meter_values_interval_s``; 0: their
+    own setting): the frozen-meter check waits that long for their reports of a change."""
 
 
 def check_meters(

@@ -1,4 +1,4 @@
-"""Restart state through the state store: written after each decision, read back on start.
+"""Restart state written to the state store after each decision: :class:`StateWriter`.
 
 :class:`StateWriter` is the one write path. After each decision it compares
 every running session with what it last wrote (cheap marks, no record is built
@@ -12,13 +12,7 @@ A charger's learned response time is written in the same transaction when it
 changes (a new observation that leaves the slowest of the kept ones as it was
 is not written: the stored observations still give the time in use).
 
-:func:`resume` runs on start, before the OCPP server listens: it loads the
-sessions into the site state as restored (unconfirmed, see
-:mod:`controller.restored`), each charger's learned profile route into the
-dispatcher, 2.0.1 chargers' transaction names into the OCPP server, each
-charger's learned response time into the loop's pacing, and seeds the writer,
-so that an unchanged record is not written again. Unreadable records and those
-of chargers the config no longer has are dropped, with a log line.
+On start, :func:`controller.resume.resume` reads it back and seeds the writer.
 """
 
 from __future__ import annotations
@@ -27,11 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-from pydantic import ValidationError
-
 from controller.clock import Clock
-from controller.decide import Target
 from controller.dispatch import Held
 from controller.fallback import ProfileRoute
 from controller.model import ProfilePurpose
@@ -40,24 +30,17 @@ from controller.persist import (
     ROUTE_KIND,
     SESSION_KIND,
     Instant,
-    ResponseRecord,
-    RouteRecord,
     SessionRecord,
     SetpointRecord,
     kind,
     response_record,
-    restored_observations,
-    restored_route,
-    restored_view,
     route_record,
     session_record,
     setpoint_record,
 )
 from controller.snapshot import SessionView
-from controller.state import SiteState
 from controller.store import StateStore
-
-log = structlog.get_logger(__name__)
+from controller.targets import Target
 
 Mark = tuple[Any, ...]
 """What of a session a record depends on, apart from its target."""
@@ -209,113 +192,3 @@ def _within(target_a: float, stored: SetpointRecord) -> bool:
     and, where it knows a floor, no lower than that."""
     floor_a = stored.floor_a
     return target_a <= stored.ceiling_a and (floor_a is None or target_a >= floor_a)
-
-
-def resume(
-    store: StateStore,
-    site_id: str,
-    state: SiteState,
-    routes: dict[str, ProfileRoute],
-    writer: StateWriter,
-    clock: Clock,
-    known: Callable[[str], bool],
-    adopt: Callable[[str, str, int, int], None] = lambda _c, _theirs, _ours, _evse: None,
-    flag: Callable[[str, int, str], None] = lambda _key, _tx, _why: None,
-    learned: Callable[[Mapping[str, tuple[float, ...]]], None] = lambda _observed: None,
-) -> int:
-    """Load the stored sessions, routes and response times of ``site_id``; returns the
-    sessions restored.
-
-    ``known`` tells whether a charger may still connect (is in the config, or unknown
-    chargers are admitted). ``adopt(charger, theirs, ours, evse)`` binds a 2.0.1
-    charger's transaction name to ours again, so its next report continues the session.
-    ``flag(key, transaction, why)`` marks a session whose charger did not follow;
-    ``learned(observations by charger)`` gives the response times back to the loop.
-    """
-    now = Instant(clock.monotonic(), clock.now().timestamp())
-    sessions_kind = kind(SESSION_KIND, site_id)
-    restored = 0
-    for key, value in store.items(sessions_kind).items():
-        try:
-            record = SessionRecord.model_validate(value)
-        except ValidationError as exc:
-            _drop(store, sessions_kind, key, f"unreadable: {_first_error(exc)}")
-            continue
-        if record.key != key:
-            _drop(store, sessions_kind, key, f"stored under {key} but names {record.key}")
-            continue
-        if not known(record.charger_id):
-            _drop(store, sessions_kind, key, f"charger {record.charger_id} is not configured")
-            continue
-        view = restored_view(record, now)
-        if record.charger_transaction_id is not None:
-            adopt(
-                record.charger_id,
-                record.charger_transaction_id,
-                record.transaction_id,
-                record.connector_id,
-            )
-        if record.noncompliant is not None:
-            flag(record.key, record.transaction_id, record.noncompliant)
-        state.restore(view)
-        writer.seed(view, record)
-        restored += 1
-        setpoint = record.setpoint
-        log.info(
-            "session restored",
-            charger_id=record.charger_id,
-            connector_id=record.connector_id,
-            transaction_id=record.transaction_id,
-            phases=list(record.belief.phases) if record.belief.phases else None,
-            ev_max_a=record.belief.ev_max_a,
-            setpoint_a=setpoint.limit_a if setpoint else None,
-            ceiling_a=setpoint.ceiling_a if setpoint else None,
-            noncompliant=record.noncompliant,
-            lease_left_s=None
-            if setpoint is None or setpoint.lease_until is None
-            else round(setpoint.lease_until - now.wall, 1),
-        )
-    routes_kind = kind(ROUTE_KIND, site_id)
-    for charger_id, value in store.items(routes_kind).items():
-        try:
-            route = restored_route(RouteRecord.model_validate(value))
-        except ValidationError as exc:
-            _drop(store, routes_kind, charger_id, f"unreadable: {_first_error(exc)}")
-            continue
-        routes[charger_id] = route
-        writer.seed_route(charger_id, route.purpose)
-        log.info("profile route restored", charger_id=charger_id, purpose=route.purpose.value)
-    learned(_resume_responses(store, site_id, writer, known))
-    return restored
-
-
-def _resume_responses(
-    store: StateStore, site_id: str, writer: StateWriter, known: Callable[[str], bool]
-) -> dict[str, tuple[float, ...]]:
-    """The stored response-time observations of the chargers that may still connect."""
-    responses_kind = kind(RESPONSE_KIND, site_id)
-    observed: dict[str, tuple[float, ...]] = {}
-    for charger_id, value in store.items(responses_kind).items():
-        try:
-            seen = restored_observations(ResponseRecord.model_validate(value))
-        except ValidationError as exc:
-            _drop(store, responses_kind, charger_id, f"unreadable: {_first_error(exc)}")
-            continue
-        if not known(charger_id):
-            _drop(store, responses_kind, charger_id, f"charger {charger_id} is not configured")
-            continue
-        observed[charger_id] = seen
-        writer.seed_response(charger_id, seen)
-        log.info("response time restored", charger_id=charger_id, observed_s=list(seen))
-    return observed
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"]) or "record"
-    return f"{where}: {error['msg']}"
-
-
-def _drop(store: StateStore, kind_: str, key: str, why: str) -> None:
-    log.error("stored record dropped", kind=kind_, key=key, reason=why)
-    store.delete(kind_, key)
