@@ -122,22 +122,23 @@ def small_site(time_scale: float) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-async def test_five_times_faster_gives_the_same_run_in_a_fifth_of_the_time() -> None:
-    """At time_scale 5 (the largest this 2-core machine runs reliably, docs/hil.md) the run
-    takes about a fifth of its real-time wall time, its safety assertions pass, and its KPIs
-    agree with the real-time run within the largest gaps measured between 1× and 10× over
-    18 paired runs of the CI scenarios: time over the limit within 2 s, utilisation within
-    0.08, recovery within 3 s. Scaled, the controller's CPU time counts N times: it reads as
-    a slightly slower controller (a test machine loaded by other runs made 10× flaky)."""
+async def test_three_times_faster_gives_the_same_run_in_a_third_of_the_time() -> None:
+    """At time_scale 3 the run takes about a third of its real-time wall time, its safety
+    assertions pass, and its KPIs agree with the real-time run within the largest gaps
+    measured between 1× and 10× over 18 paired runs of the CI scenarios: time over the
+    limit within 2 s, utilisation within 0.08, recovery within 3 s. Scaled, the
+    controller's CPU time counts N times: it reads as a slightly slower controller. With
+    both cores busy with other work, 5× ran up to 0.095 lower in utilisation than 1× (a CI
+    run failed so); 3× stayed within 0.04 (docs/hil.md, *time_scale*)."""
     results, walls = {}, {}
-    for scale in (1.0, 5.0):
+    for scale in (1.0, 3.0):
         started = time.perf_counter()
         result = await run_scenario(parse_scenario(small_site(scale)), out=lambda _line: None)
         walls[scale] = time.perf_counter() - started
         assert result.passed, (scale, [(v.text, v.actual) for v in result.assertions])
         results[scale] = result.kpis
-    assert walls[5.0] < walls[1.0] / 3  # a fifth, plus the start and stop that do not scale
-    real, fast = results[1.0], results[5.0]
+    assert walls[3.0] < walls[1.0] / 2  # a third, plus the start and stop that do not scale
+    real, fast = results[1.0], results[3.0]
     assert fast["seconds_over_limit"] == pytest.approx(real["seconds_over_limit"], abs=2.0)
     assert fast["utilization"] == pytest.approx(real["utilization"], abs=0.08)
     assert fast["max_recovery_s"] == pytest.approx(real["max_recovery_s"], abs=3.0)
