@@ -204,8 +204,8 @@ STEPS = (
     ("controller.loop:fit_increases", "fit_increases"),
     ("controller.loop:plan_changes", "plan_changes"),
     ("controller.dispatcher:Dispatcher.submit", "dispatcher submit"),
-    ("controller.car_floors:SetpointLog.record", "setpoint log: record"),
-    ("controller.car_floors:SetpointLog.accepted", "setpoint log: accepted"),
+    ("controller.setpoint_log:SetpointLog.record", "setpoint log: record"),
+    ("controller.setpoint_log:SetpointLog.accepted", "setpoint log: accepted"),
     ("controller.loop:ControlLoop._check_compliance", "compliance"),
 )
 """The steps ``--steps`` times: ``module:attribute`` (a function the loop's module

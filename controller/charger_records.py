@@ -34,10 +34,29 @@ class ConnectorRecord:
     resumed: Restored | None = None
     """From the state store, kept past the confirmation until the loop takes it, the
     session ends or the charger boots (it may have lost its profiles)."""
+    _reports: tuple[tuple[float, PhaseValues], ...] | None = field(default=None, repr=False)
 
     @property
     def measurement(self) -> ChargerMeasurement | None:
         return self.history[-1] if self.history else None
+
+    def add_report(self, measurement: ChargerMeasurement) -> None:
+        """Keep the charger's report (the oldest leaves a full history)."""
+        self.history.append(measurement)
+        self._reports = None
+
+    def clear_reports(self) -> None:
+        """Forget the reports (a session starts or ends)."""
+        self.history.clear()
+        self._reports = None
+
+    @property
+    def reports(self) -> tuple[tuple[float, PhaseValues], ...]:
+        """The reports as (arrival time, draw per phase), oldest first: built once per new
+        report, not once per snapshot (every decision takes one per session)."""
+        if self._reports is None:
+            self._reports = tuple((m.at, m.current_a) for m in self.history)
+        return self._reports
 
     def draw_at(self, at: float | None) -> PhaseValues | None:
         """The draw per phase at ``at``, interpolated between the reports around it.

@@ -110,7 +110,7 @@ class SiteState:
                 connector.meter_start_wh = event.meter_start_wh
                 connector.transaction_id = event.transaction_id
                 connector.started_at = event.at
-                connector.history.clear()
+                connector.clear_reports()
                 connector.belief = EvBelief()
             case SessionStopped():
                 self._stop(event)
@@ -188,7 +188,7 @@ class SiteState:
             if connector.transaction_id == event.transaction_id:
                 connector.transaction_id, connector.restored = None, None
                 connector.resumed, connector.reported_at = None, None
-                connector.history.clear()
+                connector.clear_reports()
                 connector.needs, connector.needs_register_wh = None, None
                 return
         self._problem(
@@ -213,7 +213,7 @@ class SiteState:
             connector.started_at = event.at
             connector.belief = EvBelief()
             connector.meter_start_wh = None
-        connector.history.append(event)
+        connector.add_report(event)
         if connector.needs is not None and connector.needs_register_wh is None:
             connector.needs_register_wh = event.energy_wh  # the first register after the need
         if connector.transaction_id is not None:
@@ -234,6 +234,7 @@ class SiteState:
         """Freeze the state as of ``at``."""
         meters = self._meters.views(at)
         meter = meters.get(self._site_node, MeterView())
+        groups = [(node, view.good_at) for node, view in meters.items() if node != self._site_node]
         sessions = []
         for cid, charger in self._chargers.items():
             for conn_id, c in charger.connectors.items():
@@ -253,18 +254,14 @@ class SiteState:
                         offered_a=m.offered_a if m else None,
                         belief=c.belief,
                         draw_at_meter_a=c.draw_at(meter.good_at),
-                        draw_at_node_meter_a={
-                            node: c.draw_at(view.good_at)
-                            for node, view in meters.items()
-                            if node != self._site_node
-                        },
+                        draw_at_node_meter_a={node: c.draw_at(at) for node, at in groups},
                         needs=c.needs,
                         external_limit_a=charger.external_limit_a(conn_id),
                         delivered_since_needs_wh=delivered_wh(c),
                         needs_register_wh=c.needs_register_wh,
                         meter_start_wh=c.meter_start_wh,
                         restored=c.restored,
-                        reports=tuple((r.at, r.current_a) for r in c.history),
+                        reports=c.reports,
                     )
                 )
         return SiteSnapshot(
