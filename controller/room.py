@@ -50,7 +50,7 @@ def committed_a(
 ) -> float:
     """What a car may draw now: its setpoint ``level_a``, an increase in flight, and while
     it is ``settling`` (not followed, response time not passed) its measured draw and
-    ``told_a``, the most it may draw on its way (:meth:`controller.response.Pending.most_a`)."""
+    ``told_a``, the most it may draw on its way (:meth:`controller.follow.Pending.most_a`)."""
     value = level_a
     if in_flight_a is not None:
         value = max(value, in_flight_a)

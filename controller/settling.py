@@ -26,16 +26,10 @@ from collections.abc import Iterable, Mapping
 
 from controller.config import ControlSettings
 from controller.dispatch import Held
+from controller.follow import FOLLOW_TOLERANCE_A, follows
 from controller.model import PhaseValues
 from controller.pacing import Pace, release_at
-from controller.response import (
-    FOLLOW_TOLERANCE_A,
-    ResponseBook,
-    WorkingBook,
-    follows,
-    forget,
-    response_s,
-)
+from controller.response import ResponseBook, WorkingBook, forget, response_s
 from controller.room import committed_a
 from controller.snapshot import SessionView
 from controller.targets import Target

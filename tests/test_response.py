@@ -1,4 +1,5 @@
-"""Learning each charger's response time from the measured current (controller/response.py)."""
+"""Learning each charger's response time from the measured current (controller/follow.py,
+controller/response.py)."""
 
 from __future__ import annotations
 
