@@ -221,7 +221,12 @@ class Profile:
         self.out = out or f"/tmp/bench-profile.{suffix}"
         self._profiler: Any = None
         if kind == "pyinstrument":
-            from pyinstrument import Profiler
+            try:
+                from pyinstrument import Profiler
+            except ImportError as exc:
+                raise SystemExit(
+                    "--profile pyinstrument needs pyinstrument: pip install -e '.[bench]'"
+                ) from exc
 
             self._profiler = Profiler(interval=0.0005, async_mode="disabled")
         elif kind == "cprofile":
