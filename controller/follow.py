@@ -33,6 +33,12 @@ teaches is kept per charger by :mod:`controller.response`. The rules:
   judged it had followed the 10.4 A, and its next increase went 8 s early);
 * a change the car was already inside of when it was made (within the tolerance
   of what it draws, or a decrease to above what it draws) teaches nothing;
+* a report of 0 A from a car whose draw was not known when the change was made,
+  and that no report has shown drawing since, teaches nothing either: the car may
+  not have started (:attr:`Pending.unseen`). It still shows a pause followed (the
+  car is where it was told) and the levels it is away from. A car paused on arrival
+  before its first report taught its charger 0.4 s that way, for a car taking 2.2 s
+  (``building_load_step``), and the next increases on that charger went early;
 * a change the car has not followed within ``max_s`` teaches nothing either
   (a full battery, a sleeping car): it is dropped, not counted as slow.
 """
@@ -71,6 +77,9 @@ class Pending:
     reached_at: float | None = None
     """When a report first showed the car at a level it had been told since ``at``, away
     from ``from_a``: it took at most that long to start to follow."""
+    unseen: bool = False
+    """The car's draw was not known when the change was made (no report yet), and no
+    report since has shown it drawing: at 0 A it may not have started."""
 
     @property
     def increase(self) -> bool:
@@ -108,7 +117,7 @@ def changed_entry(
         passed = (*before.passed, (before.new_a, at))
         return replace(before, new_a=new_a, last_a=None, latest_at=at, passed=passed)
     if drawn_a is None:
-        return Pending(charger_id, old_a, new_a, at)
+        return Pending(charger_id, old_a, new_a, at, unseen=True)
     if not _inside(new_a, old_a, drawn_a):
         return Pending(charger_id, drawn_a, new_a, at)
     return None
@@ -131,7 +140,15 @@ def measured_entry(
     followed just now."""
     if at <= change.at:
         return change, None, False
-    seen = _reached(_seen_off(change, drawn_a, at), drawn_a, at)
+    if change.unseen and drawn_a > FOLLOW_TOLERANCE_A:
+        change = replace(change, unseen=False)  # seen drawing: its reports tell from now on
+    seen = _seen_off(change, drawn_a, at)
+    if change.unseen:
+        # At 0 A, never seen drawing: perhaps not started, which shows nothing of when it
+        # follows. A pause it keeps to is followed; no time is learned, no level reached.
+        entry, _, followed = _judged(seen, drawn_a, at, max_s, window_s)
+        return entry, None, followed
+    seen = _reached(seen, drawn_a, at)
     entry, learned_s, followed = _judged(seen, drawn_a, at, max_s, window_s)
     if learned_s is None and seen.reached_at is not None and change.reached_at is None:
         learned_s = _first_reached_s(seen, drawn_a, at)

@@ -226,6 +226,40 @@ def test_a_car_seen_away_from_an_older_level_and_back_at_it_has_followed() -> No
     assert not following(book, KEY)
 
 
+def test_a_car_paused_before_its_first_report_teaches_nothing_by_reporting_0_a() -> None:
+    """On its 6 A fail-safe, paused before any report of it (building_load_step: cp-06):
+    its first report, 0 A, shows the pause followed, but the car may never have started,
+    so no time is learned (it taught 0.4 s for a car taking 2.2 s)."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 0.0, 10.0, None)
+    book, shown = after(book, (10.4, 0.0))
+    assert shown == [True]
+    assert not following(book, KEY)
+    assert "cp-1" not in book.observed_s
+
+
+def test_a_car_seen_drawing_teaches_by_reporting_0_a() -> None:
+    """The same pause of a car that has been reported drawing since the change is a car
+    following it: its 0 A report teaches the time."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 0.0, 10.0, None)
+    book, shown = after(book, (10.5, 6.0), (12.2, 0.0))
+    assert shown == [False, True]
+    assert response_s(book, "cp-1", 5.0, 60.0) == pytest.approx(2.2)
+
+
+def test_a_car_resumed_before_its_first_report_is_timed_from_its_pause() -> None:
+    """Paused and resumed before any report: 0 A says nothing (not following yet, nothing
+    learned); reaching the resumed level does, timed from the first change."""
+    book = changed(ResponseBook(), KEY, "cp-1", 6.0, 0.0, 10.0, None)
+    book = changed(book, KEY, "cp-1", 0.0, 12.0, 11.0, None)
+    book, shown = after(book, (11.5, 0.0))
+    assert shown == [False]
+    assert following(book, KEY)
+    assert "cp-1" not in book.observed_s
+    book, shown = after(book, (13.4, 12.0))
+    assert shown == [True]
+    assert response_s(book, "cp-1", 5.0, 60.0) == pytest.approx(3.4)
+
+
 def test_a_report_before_the_newest_change_still_shows_the_levels_left() -> None:
     """A report between two changes says nothing of the newest, but it does show the car
     away from the level before the first: back at that level later, it has followed."""
