@@ -25,6 +25,8 @@ class ConnectorRecord:
     transaction_id: int | None = None
     started_at: float = 0.0
     history: deque[ChargerMeasurement] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    """The charger's last reports, oldest first: changed only by :meth:`add_report` and
+    :meth:`clear_reports` (they keep :attr:`reports` in step)."""
     belief: EvBelief = field(default_factory=EvBelief)
     needs: SessionNeeds | None = None
     needs_register_wh: float | None = None  # the energy register when the need was said

@@ -254,7 +254,7 @@ class SiteState:
                         offered_a=m.offered_a if m else None,
                         belief=c.belief,
                         draw_at_meter_a=c.draw_at(meter.good_at),
-                        draw_at_node_meter_a={node: c.draw_at(at) for node, at in groups},
+                        draw_at_node_meter_a={node: c.draw_at(t) for node, t in groups},
                         needs=c.needs,
                         external_limit_a=charger.external_limit_a(conn_id),
                         delivered_since_needs_wh=delivered_wh(c),
